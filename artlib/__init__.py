@@ -1,0 +1,11 @@
+"""artlib: reproducible genre-aware emotion classification of artworks.
+
+Importing ``artlib`` is cheap (no torch); import submodules for the work itself:
+``artlib.manifest`` (prepare), ``artlib.runner`` (training stages), ``artlib.compare`` …
+"""
+
+__version__ = "0.1.0"
+
+from artlib.errors import DataError  # noqa: E402  (re-exported: the one error users catch)
+
+__all__ = ["DataError", "__version__"]

@@ -1,0 +1,7 @@
+"""``python -m artlib``: see :mod:`artlib.cli`."""
+
+import sys
+
+from artlib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,154 @@
+"""Finding paintings on disk under archive/: safe relative paths, name-tolerant lookup, image checks.
+
+Paths come from CSVs, so they are untrusted: absolute paths, ``..`` and anything that
+resolves (through symlinks) outside the archive are refused. Names are matched through
+:func:`artlib.names.canonical_name` (mojibake repaired, NFC), then case-insensitively.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from artlib import atomic
+from artlib.images import ImageCheck, check_image
+from artlib.names import canonical_name
+
+
+def unsafe_reason(rel: str) -> str | None:
+    """Why a CSV-supplied relative path is unsafe (absolute, '..', NUL, empty), or None if it is fine."""
+    if not rel or "\x00" in rel:
+        return "empty or contains NUL"
+    norm = rel.replace("\\", "/")
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
+        return "absolute path"
+    parts = PurePosixPath(norm).parts
+    if any(p == ".." for p in parts):
+        return "contains '..'"
+    if any(p in ("", ".") for p in norm.split("/")):
+        return "empty or '.' path component"
+    return None
+
+
+class ArchiveIndex:
+    """Looks up CSV paths on disk, tolerant of mojibake, NFC/NFD and case, listing each folder once."""
+
+    def __init__(self, archive: str | os.PathLike[str]):
+        self.archive = Path(archive)
+        self._real = os.path.realpath(self.archive)
+        self._listings: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+        self._links: set[str] = set()  # relative paths of entries that are symlinks
+
+    def _listing(self, rel_dir: str) -> tuple[dict[str, str], dict[str, str]]:
+        """canonical name → actual name, and casefolded canonical → actual, for one folder."""
+        if rel_dir not in self._listings:
+            exact: dict[str, str] = {}
+            folded: dict[str, str] = {}
+            try:
+                with os.scandir(self.archive / rel_dir) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except (FileNotFoundError, NotADirectoryError):
+                entries = []
+            prefix = f"{rel_dir}/" if rel_dir else ""
+            self._links.update(prefix + e.name for e in entries if e.is_symlink())
+            names = [e.name for e in entries]
+            for name in names:
+                key = canonical_name(name)
+                exact.setdefault(key, name)
+                folded.setdefault(key.casefold(), name)
+            self._listings[rel_dir] = (exact, folded)
+        return self._listings[rel_dir]
+
+    def find(self, rel: str) -> str | None:
+        """The on-disk relative path (forward slashes) matching ``rel``, or None if nothing matches."""
+        actual: list[str] = []
+        for part in rel.replace("\\", "/").split("/"):
+            exact, folded = self._listing("/".join(actual))
+            key = canonical_name(part)
+            hit = exact.get(key) or folded.get(key.casefold())
+            if hit is None:
+                return None
+            actual.append(hit)
+        return "/".join(actual)
+
+    def escapes(self, rel: str) -> bool:
+        """True when ``rel`` (as returned by :meth:`find`) resolves through a symlink to outside the archive."""
+        parts = rel.split("/")
+        if not any("/".join(parts[: i + 1]) in self._links for i in range(len(parts))):
+            return False  # no symlink on the way and no '..' (find never returns one): it stays inside
+        real = os.path.realpath(self.archive / rel)
+        return os.path.commonpath([real, self._real]) != self._real
+
+    def styles_on_disk(self) -> list[str]:
+        """The folder names directly under the archive."""
+        return [n for n in self._listing("")[0].values() if (self.archive / n).is_dir()]
+
+
+def _check_one(args: tuple[str, str]) -> tuple[str, ImageCheck]:
+    """Worker: check one image (module level, so it pickles into worker processes)."""
+    rel, full = args
+    return rel, check_image(full)
+
+
+def check_images(
+    archive: Path,
+    rels: Iterable[str],
+    cache_file: Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Check every image once (in parallel), reusing earlier results for files whose size and mtime match.
+
+    Returns a frame indexed by relative path with reason, detail, width, height.
+    """
+    rels = list(dict.fromkeys(rels))
+    stats: dict[str, tuple[int, int]] = {}
+    for rel in rels:
+        try:
+            st = os.stat(archive / rel)
+            stats[rel] = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            stats[rel] = (-1, -1)
+    previous = pd.DataFrame()
+    if cache_file is not None and cache_file.is_file():
+        try:
+            previous = pd.read_csv(cache_file, dtype={"path": str, "reason": str, "detail": str},
+                                   keep_default_na=False).set_index("path")
+        except (pd.errors.ParserError, KeyError, ValueError, UnicodeDecodeError):
+            previous = pd.DataFrame()  # a damaged cache is rebuilt, never trusted
+    results: dict[str, ImageCheck] = {}
+    todo = []
+    for rel in rels:
+        size, mtime = stats[rel]
+        if rel in previous.index and size >= 0:
+            row = previous.loc[rel]
+            if int(row["size"]) == size and int(row["mtime_ns"]) == mtime:
+                results[rel] = ImageCheck(row["reason"] or None, row["detail"], int(row["width"]), int(row["height"]))
+                continue
+        todo.append((rel, str(archive / rel)))
+    n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    bar = tqdm(total=len(todo), desc="checking images", unit="img", disable=not progress or not todo)
+    if n_workers > 1 and len(todo) >= 200:
+        with ProcessPoolExecutor(max_workers=n_workers) as pool:
+            for rel, res in pool.map(_check_one, todo, chunksize=64):
+                results[rel] = res
+                bar.update()
+    else:
+        for item in todo:
+            rel, res = _check_one(item)
+            results[rel] = res
+            bar.update()
+    bar.close()
+    frame = pd.DataFrame(
+        [(rel, stats[rel][0], stats[rel][1], r.reason or "", r.detail, r.width, r.height) for rel, r in results.items()],
+        columns=["path", "size", "mtime_ns", "reason", "detail", "width", "height"],
+    ).set_index("path")
+    if cache_file is not None and todo:
+        merged = pd.concat([previous[~previous.index.isin(frame.index)], frame]) if len(previous) else frame
+        atomic.write_csv(cache_file, merged.reset_index())
+    return frame.reindex(rels)
