@@ -43,6 +43,18 @@ def _is_jpeg(path: Path) -> bool:
         return fh.read(3) == b"\xff\xd8\xff"
 
 
+def _draft_scale(w: int, h: int, min_size: int | None, limit: int | None) -> int:
+    """The JPEG reduction (1, 2, 4 or 8) to decode at: as small as ``min_size`` allows, within the pixel limit."""
+    scales = (1, 2, 4, 8)
+    allowed = max((s for s in scales if min_size is not None and min(w, h) // s >= min_size), default=1)
+    if limit is None:
+        return allowed
+    needed = next((s for s in scales if -(-w // s) * -(-h // s) <= limit), None)
+    if needed is None:
+        raise Image.DecompressionBombError(f"{w}x{h} pixels is too large even at 1/8 scale (limit {limit} pixels)")
+    return max(allowed, needed)
+
+
 def open_image(path: str | os.PathLike[str], min_size: int | None = None) -> Image.Image:
     """Open an image lazily; JPEGs get a draft scale so decoding stays small and within the bomb limit.
 
@@ -65,15 +77,9 @@ def open_image(path: str | os.PathLike[str], min_size: int | None = None) -> Ima
             im: Image.Image = JpegImagePlugin.JpegImageFile(path)
             w, h = im.size
             im.info["artlib_full_size"] = (w, h)
-            limit = _pixel_limit()
-            if min_size is not None:
-                im.draft("RGB", (max(1, min(w, min_size * w // max(1, min(w, h)))),
-                                 max(1, min(h, min_size * h // max(1, min(w, h))))))
-            if limit is not None and im.size[0] * im.size[1] > limit:
-                im.draft("RGB", (max(1, w // 8), max(1, h // 8)))
-                if im.size[0] * im.size[1] > limit:
-                    raise Image.DecompressionBombError(
-                        f"{w}x{h} pixels is too large even at 1/8 scale (limit {limit} pixels)")
+            scale = _draft_scale(w, h, min_size, _pixel_limit())
+            if scale > 1:
+                im.draft("RGB", (max(1, w // scale), max(1, h // scale)))  # Pillow honours one draft() call only
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)

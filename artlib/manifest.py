@@ -143,7 +143,7 @@ def _annotation_counts(artemis: pd.DataFrame, path: Path, funnel: Funnel, report
     keep = ~(no_name | unknown | duplicate)
     kept = artemis.loc[keep]
     funnel.add("annotations", "rows used", len(kept))
-    declared = (kept["art_style"].str.strip() + "/" + kept["painting"].str.strip() + ".jpg")
+    declared = (kept["art_style"].str.strip() + "/" + kept["painting"].str.strip() + ".jpg").str.replace("\\", "/", regex=False)
     uniq = pd.unique(declared)
     key_of = {d: canonical_name(d) for d in uniq}
     keys = declared.map(key_of)
@@ -166,7 +166,7 @@ def _classes_table(classes: pd.DataFrame, path: Path, funnel: Funnel, report: di
     classes = classes.loc[~dup]
     genre_of = {g: ";".join(parse_genre_list(g)) for g in pd.unique(classes["genre"].fillna(""))}
     table = pd.DataFrame({
-        "classes_path": classes["filename"].str.strip().to_numpy(),
+        "classes_path": classes["filename"].str.strip().str.replace("\\", "/", regex=False).to_numpy(),
         "artist": classes["artist"].fillna("").str.strip().to_numpy(),
         "phash": classes["phash"].fillna("").str.strip().to_numpy(),
         "genres": classes["genre"].fillna("").map(genre_of).to_numpy(),
@@ -274,7 +274,7 @@ def prepare(
     index = ArchiveIndex(paths.archive)
     frame["image_path"] = frame["declared_path"].map(index.find)
     not_found = frame["image_path"].isna()
-    escaping = ~not_found & frame["image_path"].fillna("").map(lambda p: bool(p) and index.escapes(p))
+    escaping = ~not_found & frame["image_path"].fillna("").map(lambda p: bool(p) and index.escapes(p)).astype(bool)
     report["excluded"]["missing_image"] = sorted(frame.loc[not_found, "declared_path"])
     report["excluded"]["unsafe_path"] = sorted(report["excluded"]["unsafe_path"] + frame.loc[escaping, "declared_path"].tolist())
     funnel.add("images", "excluded: missing image", not_found.sum())

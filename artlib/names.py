@@ -28,6 +28,18 @@ def _byte_of(ch: str) -> int | None:
     return _CP1252_TO_BYTE.get(ch)
 
 
+# Lower-casing cp1252 mojibake turns the continuation characters Š Œ Ž Ÿ into š œ ž ÿ.
+_LOWERED_CONTINUATION = {"š": 0x8A, "œ": 0x8C, "ž": 0x8E, "ÿ": 0x9F}
+
+
+def _continuation_of(ch: str) -> int | None:
+    """The UTF-8 continuation byte a mojibake character stands for, also after lower-casing, or None."""
+    b = _byte_of(ch)
+    if _is_continuation(b):
+        return b
+    return _LOWERED_CONTINUATION.get(ch)
+
+
 def _is_continuation(b: int | None) -> bool:
     """True for a UTF-8 continuation byte (10xxxxxx)."""
     return b is not None and 0x80 <= b <= 0xBF
@@ -58,7 +70,9 @@ def _repair_once(text: str) -> str:
             for cand in candidates:
                 length = _seq_len(cand)
                 if length and i + length <= n:
-                    tail = [_byte_of(c) for c in text[i + 1 : i + length]]
+                    lowered = cand != lead  # lower-cased mojibake: its continuation letters were lowered too
+                    tail = [(_LOWERED_CONTINUATION.get(c) if lowered else None) or _continuation_of(c)
+                            for c in text[i + 1 : i + length]]
                     if all(_is_continuation(b) for b in tail):
                         try:
                             out.append(bytes([cand, *tail]).decode("utf-8"))  # type: ignore[list-item]

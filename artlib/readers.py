@@ -112,24 +112,31 @@ def read_table(
     _check_columns(path, found, required, what)
     wanted = [c for c in found if c in required or c in optional]
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=notes.delimiter,
-            usecols=lambda c: c.strip() in wanted,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            engine="c",
-        )
-    except (pd.errors.ParserError, ValueError) as exc:
-        line = re.search(r"line (\d+)", str(exc))
-        where = f" near line {line.group(1)}" if line else ""
-        raise DataError(f"{path}: cannot parse the CSV{where}: {exc}. Check quoting and the delimiter.") from None
+        with warnings.catch_warnings():
+            # a row with more fields than the header (an unquoted comma) must not shift or vanish silently
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text), sep=notes.delimiter, dtype=str, keep_default_na=False,
+                                na_values=[""], engine="c", index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as exc:
+        line = _first_bad_line(text, notes.delimiter, len(found))
+        where = f" line {line}" if line else ""
+        raise DataError(f"{path}:{where}: cannot parse the CSV ({str(exc).strip()[:200]}). A field probably holds an "
+                        f"unquoted '{notes.delimiter}' or quote; quote that field or fix the row.") from None
     frame.columns = [c.strip() for c in frame.columns]
+    frame = frame.loc[:, wanted]
     notes.rows = len(frame)
     if frame.empty:
         raise DataError(f"{path}: has a header but no rows. Download the {what} again.")
     return frame, notes
+
+
+def _first_bad_line(text: str, delimiter: str, n_fields: int) -> int | None:
+    """1-based line number of the first CSV record whose field count differs from the header's."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    for record in reader:
+        if record and len(record) != n_fields and reader.line_num > 1:
+            return reader.line_num
+    return None
 
 
 def read_classes(path: str | Path) -> tuple[pd.DataFrame, ReadNotes]:

@@ -28,15 +28,18 @@ def assign_splits(
 ) -> pd.Series:
     """Assign 'train'/'val'/'test' to each row so that groups stay whole and strata keep their fractions.
 
+    ``strata`` and ``groups`` are aligned by position; the result has ``strata``'s index.
+
     Greedy and deterministic for a given seed: groups are visited largest first (ties in a
     seeded random order) and each goes to the split whose share of the group's strata is
     furthest below its target.
     """
     target = check_fractions(fractions)
+    index = strata.index
     strata = strata.astype(str).to_numpy()
     groups = groups.astype(str).to_numpy()
     if len(strata) == 0:
-        return pd.Series([], dtype=str)
+        return pd.Series([], dtype=str, index=index)
     stratum_codes, stratum_ids = np.unique(strata, return_inverse=True)
     group_codes, group_ids = np.unique(groups, return_inverse=True)
     n_groups, n_strata = len(group_codes), len(stratum_codes)
@@ -75,4 +78,4 @@ def assign_splits(
         quota[np.argsort(-(want - quota), kind="stable")[:rest]] += 1
         group_split[members] = np.repeat(np.arange(3), quota)
         assigned[:, k] += quota
-    return pd.Series(np.asarray(SPLITS)[group_split[group_ids]])
+    return pd.Series(np.asarray(SPLITS)[group_split[group_ids]], index=index, name="split")

@@ -1,0 +1,73 @@
+"""Saving and loading checkpoints safely: atomic writes, ``weights_only=True``, validated metadata.
+
+Every checkpoint carries a ``meta`` dict (format, architecture, task, classes, stage, seed,
+artlib version, configuration hash). Loading checks it against what the caller expects and
+refuses, with a message saying what the file is and what was expected, instead of
+silently loading the wrong model. No pickle of arbitrary objects is ever loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from artlib import __version__, atomic
+from artlib.errors import CheckpointError
+
+ARCH = "torchvision.resnet50"
+FORMAT = "artlib-checkpoint-v1"
+
+
+def make_meta(**fields: Any) -> dict[str, Any]:
+    """Standard metadata plus the caller's fields (task, classes, stage, seed, kind, …)."""
+    return {"format": FORMAT, "arch": ARCH, "artlib_version": __version__, **fields}
+
+
+def save(path: str | os.PathLike[str], payload: dict[str, Any]) -> str:
+    """Atomically write a checkpoint (must contain 'meta'); returns the file's sha256."""
+    if "meta" not in payload:
+        raise ValueError("a checkpoint needs a 'meta' entry")
+    with atomic.atomic_path(path, ".pt") as tmp:
+        torch.save(payload, tmp)
+    return file_sha256(path)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes (recorded in metrics.json to detect tampering or corruption)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load(path: str | os.PathLike[str], expect: dict[str, Any] | None = None, sha256: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True`` and check its metadata (and, if given, its hash)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found.")
+    if sha256 is not None and file_sha256(path) != sha256:
+        raise CheckpointError(f"{path}: its content does not match the hash recorded when it was written "
+                              f"(modified or corrupted). Delete the stage folder and rerun the stage.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 (truncated zip, pickle with code, anything: refuse)
+        raise CheckpointError(f"{path}: cannot be loaded safely ({type(exc).__name__}: {str(exc)[:200]}). "
+                              f"It is damaged or not an artlib checkpoint; delete it and rerun the stage.") from None
+    meta = payload.get("meta") if isinstance(payload, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an artlib checkpoint (no '{FORMAT}' metadata).")
+    if meta.get("arch") != ARCH:
+        raise CheckpointError(f"{path}: architecture {meta.get('arch')!r}, expected {ARCH!r}.")
+    for key, want in (expect or {}).items():
+        have = meta.get(key)
+        if isinstance(want, (list, tuple)):
+            want, have = list(want), list(have) if isinstance(have, (list, tuple)) else have
+        if have != want:
+            raise CheckpointError(f"{path}: is a checkpoint for {key}={have!r}, but {key}={want!r} was expected. "
+                                  f"Point to the right stage's checkpoint (or rerun the stage).")
+    return payload

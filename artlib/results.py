@@ -1,0 +1,88 @@
+"""run_dir/results.csv: one row per (stage, seed), upserted under a file lock.
+
+Rows are replaced, never duplicated, when a stage is rerun, also when two processes write
+at once. Every row also lives in its stage folder's metrics.json, so a damaged results.csv
+is set aside and rebuilt from those, never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+from filelock import FileLock
+
+from artlib import atomic
+
+RESULT_COLUMNS = (
+    "configuration", "stage", "task", "trained_blocks", "init_from", "seed", "accuracy", "f1", "balanced_accuracy",
+    "n_test", "majority_baseline_accuracy", "majority_baseline_f1", "majority_class", "backbone_weights",
+    "best_epoch", "epochs_run", "train_seconds", "cache_seconds", "n_train", "n_val", "skipped_images",
+    "image_size", "epochs", "batch_size", "lr", "monitor", "augment", "feature_cache", "device", "precision",
+    "config_hash",
+)
+KEY = ("stage", "seed")
+
+
+def results_path(run_dir: str | Path) -> Path:
+    """Where a run directory keeps its results table."""
+    return Path(run_dir) / "results.csv"
+
+
+def _order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sort rows by the study's stage order, then seed; contract columns first."""
+    from artlib.stages import STAGES
+
+    rank = {name: i for i, name in enumerate(STAGES)}
+    frame = frame.assign(_r=frame["stage"].map(rank).fillna(len(rank))).sort_values(["_r", "seed"]).drop(columns="_r")
+    cols = [c for c in RESULT_COLUMNS if c in frame.columns] + [c for c in frame.columns if c not in RESULT_COLUMNS]
+    return frame.loc[:, cols].reset_index(drop=True)
+
+
+def read_results(run_dir: str | Path) -> pd.DataFrame:
+    """The results table (empty with the contract's columns if there is none yet)."""
+    path = results_path(run_dir)
+    if not path.is_file():
+        return pd.DataFrame(columns=list(RESULT_COLUMNS))
+    return pd.read_csv(path)
+
+
+def upsert(run_dir: str | Path, rows: Iterable[dict]) -> pd.DataFrame:
+    """Insert or replace rows keyed by (stage, seed), atomically and under a lock; returns the table."""
+    path = results_path(run_dir)
+    new = pd.DataFrame(list(rows))
+    with FileLock(str(path) + ".lock"):
+        try:
+            old = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=list(RESULT_COLUMNS))
+            if len(old) and not set(KEY) <= set(old.columns):
+                raise ValueError("key columns missing")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError) as exc:
+            aside = path.with_name(f"results.csv.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            path.rename(aside)
+            print(f"{path} was unreadable ({exc}); kept it as {aside.name} and rebuilt it from the stage folders")
+            old = collect_rows(Path(run_dir))
+        if len(new):
+            keys = set(zip(new["stage"], new["seed"].astype(int)))
+            keep = [(s, int(d)) not in keys for s, d in zip(old["stage"], old["seed"])] if len(old) else []
+            old = old.loc[keep] if len(old) else old
+            frames = [f for f in (old, new) if len(f)]
+            table = pd.concat(frames, ignore_index=True) if frames else new
+        else:
+            table = old
+        table = _order(table) if len(table) else table
+        atomic.write_csv(path, table)
+    return table
+
+
+def collect_rows(run_dir: Path) -> pd.DataFrame:
+    """Rebuild the results table from every finished stage's metrics.json."""
+    rows = []
+    for metrics in sorted(run_dir.glob("stages/*/seed_*/metrics.json")):
+        try:
+            rows.append(json.loads(metrics.read_text())["result"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(RESULT_COLUMNS))

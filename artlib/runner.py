@@ -1,0 +1,338 @@
+"""Running stages: manifest → task rows → model → caches → training → run_dir/stages/<stage>/seed_<n>/.
+
+    run_stages(["genre_conv4", "genre_conv4_then_emotion_conv5"], run_dir, TrainConfig(), seeds=[0, 1])
+
+A stage whose starting stage is missing runs that one first. A finished stage (same
+settings, same data) is not retrained unless ``force``; an interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from artlib import atomic, checkpoints, results
+from artlib.backbone import ArtNet, Weights, pick_device, pick_precision, resolve_weights
+from artlib.errors import DataError
+from artlib.features import build_feature_cache, cache_bytes
+from artlib.imagecache import ImageCache, build_image_cache
+from artlib.images import ImageLoadError, load_square
+from artlib.manifest import read_manifest
+from artlib.metrics import class_weights, classification_metrics, majority_class
+from artlib.stages import TASK_COLUMN, Stage, dependency_chain, get_stage
+from artlib.training import TrainConfig, set_seeds, train_loop
+
+
+# ---- inputs ------------------------------------------------------------------------------
+class FeatureSource:
+    """Inputs from a feature cache (rows aligned with task positions)."""
+
+    def __init__(self, array: np.ndarray, start: str):
+        self.array, self.start = array, start
+
+    def get(self, positions: np.ndarray, epoch: int) -> torch.Tensor:
+        """float32 features for these positions."""
+        order = np.argsort(positions)
+        block = np.asarray(self.array[positions[order]], dtype=np.float32)
+        return torch.from_numpy(block[np.argsort(order)])
+
+
+class ImageSource:
+    """Inputs from the decoded-image cache, optionally augmented (flip, small rotation/shift/zoom)."""
+
+    start = None
+
+    def __init__(self, cache: ImageCache, rows: np.ndarray, augment: bool = False, seed: int = 0):
+        self.cache, self.rows, self.augment, self.seed = cache, rows, augment, seed
+        self._transform = None
+        if augment:
+            from torchvision.transforms import v2
+
+            self._transform = v2.Compose([v2.RandomHorizontalFlip(),
+                                          v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1))])
+
+    def get(self, positions: np.ndarray, epoch: int) -> torch.Tensor:
+        """uint8 NHWC images for these positions (augmented during training epochs)."""
+        idx = self.rows[positions]
+        order = np.argsort(idx)
+        x = torch.from_numpy(np.ascontiguousarray(self.cache.array[idx[order]][np.argsort(order)]))
+        if self._transform is None or epoch < 0:
+            return x
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(hash((self.seed, epoch, int(positions[0]))) % (2**31))
+            chw = x.permute(0, 3, 1, 2)
+            out = torch.stack([self._transform(img) for img in chw])
+        return out.permute(0, 2, 3, 1).contiguous()
+
+
+class FileSource:
+    """Inputs decoded from the files every time (the naive pipeline, for benchmarks)."""
+
+    start = None
+
+    def __init__(self, archive: Path, image_paths: list[str], rows: np.ndarray, size: int, threads: int = 2,
+                 draft: bool = False):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.paths = [str(archive / image_paths[r]) for r in rows]
+        self.size, self.draft = size, draft
+        self._pool = ThreadPoolExecutor(max_workers=max(1, threads))
+
+    def get(self, positions: np.ndarray, epoch: int) -> torch.Tensor:
+        """Decode these images now (Pillow releases the GIL, so threads decode in parallel)."""
+        arrays = list(self._pool.map(lambda p: load_square(self.paths[p], self.size, draft=self.draft), positions))
+        return torch.from_numpy(np.stack(arrays))
+
+
+# ---- task data ---------------------------------------------------------------------------
+@dataclass
+class TaskData:
+    """The manifest rows of one task with integer labels and split positions."""
+
+    rows: np.ndarray  # manifest row indices
+    labels: np.ndarray  # class index per task position
+    positions: dict[str, np.ndarray]  # split → task positions
+    frame: pd.DataFrame  # the task's manifest rows
+
+
+def task_data(manifest: pd.DataFrame, stage: Stage, manifest_path: Path | str = "manifest.csv") -> TaskData:
+    """Select the rows labelled for the stage's task and check every split can be used."""
+    column = TASK_COLUMN[stage.task]
+    mask = manifest[column].astype(str) != ""
+    frame = manifest.loc[mask]
+    unknown = sorted(set(frame[column]) - set(stage.classes))
+    if unknown:
+        raise DataError(f"{manifest_path}: column '{column}' has values {unknown}; expected {stage.classes}.")
+    labels = frame[column].map({c: i for i, c in enumerate(stage.classes)}).to_numpy(np.int64)
+    split = frame["split"].to_numpy()
+    positions = {s: np.flatnonzero(split == s) for s in ("train", "val", "test")}
+    for s, pos in positions.items():
+        if len(pos) == 0:
+            raise DataError(f"{manifest_path}: no '{s}' paintings for the {stage.task} task; use more data or "
+                            f"other split fractions in notebook 02.")
+    present = np.unique(labels[positions["train"]])
+    if len(present) < 2:
+        raise DataError(f"{manifest_path}: the {stage.task} task has a single class in train "
+                        f"({stage.classes[present[0]]}); nothing to learn.")
+    return TaskData(rows=np.flatnonzero(mask.to_numpy()), labels=labels, positions=positions, frame=frame)
+
+
+def data_root_of(run_dir: Path) -> Path:
+    """The data root the run directory's manifest was prepared from (recorded in prepare_report.json)."""
+    report = run_dir / "prepare_report.json"
+    if not report.is_file():
+        raise DataError(f"{report}: missing; run notebook 02 (or `python -m artlib prepare`) for this run directory.")
+    return Path(json.loads(report.read_text())["data_root"])
+
+
+def _digest(*parts: Any) -> str:
+    """Short stable hash of JSON-able parts."""
+    return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
+
+
+def stage_dir(run_dir: Path, stage: str, seed: int) -> Path:
+    """run_dir/stages/<stage>/seed_<seed>/."""
+    return Path(run_dir) / "stages" / stage / f"seed_{seed}"
+
+
+def load_stage_model(run_dir: Path, stage: str, seed: int, task: str | None = None) -> tuple[ArtNet, dict]:
+    """A finished stage's best model (validated: architecture, task, recorded hash) and its metrics."""
+    folder = stage_dir(run_dir, stage, seed)
+    metrics_file = folder / "metrics.json"
+    if not metrics_file.is_file():
+        raise FileNotFoundError(f"{folder}: stage {stage} (seed {seed}) has not finished; run it first.")
+    metrics = json.loads(metrics_file.read_text())
+    expect = {"kind": "model", "stage": stage}
+    if task is not None:
+        expect["task"] = task
+    payload = checkpoints.load(folder / "model.pt", expect=expect, sha256=metrics.get("model_sha256"))
+    meta = payload["meta"]
+    model = ArtNet.build(len(meta["classes"]), None, seed=seed)
+    model.mean.copy_(torch.tensor(meta["mean"]).view(1, 3, 1, 1))
+    model.std.copy_(torch.tensor(meta["std"]).view(1, 3, 1, 1))
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), metrics
+
+
+# ---- one stage ---------------------------------------------------------------------------
+def run_stage(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(), seed: int = 0,
+              force: bool = False, progress: bool = True, data_root: str | Path | None = None,
+              fail_after_epoch: int | None = None) -> dict:
+    """Train one stage for one seed (its source stage first if missing); returns its results row.
+
+    ``fail_after_epoch`` raises after that epoch's checkpoint, to test resumption.
+    """
+    run_dir = Path(run_dir)
+    stage = get_stage(name)
+    for dep in dependency_chain(name)[:-1]:
+        run_stage(dep.name, run_dir, config, seed, force=False, progress=progress, data_root=data_root)
+    manifest_path = run_dir / "manifest.csv"
+    manifest = read_manifest(manifest_path)
+    archive = Path(data_root) / "archive" if data_root is not None else data_root_of(run_dir) / "archive"
+    data = task_data(manifest, stage, manifest_path)
+    device = pick_device(config.device)
+    precision = pick_precision(config.precision, device)
+    if stage.init_from is None:
+        weights: Weights | None = resolve_weights(config.weights, verbose=progress)
+        origin = {"weights": weights.label, "digest": weights.digest}
+        backbone_label = weights.label
+    else:
+        weights = None
+        source_metrics = json.loads((stage_dir(run_dir, stage.init_from, seed) / "metrics.json").read_text())
+        origin = {"stage": stage.init_from, "config_hash": source_metrics["config_hash"],
+                  "model_sha256": source_metrics["model_sha256"]}
+        backbone_label = source_metrics["result"]["backbone_weights"]
+    task_rows = data.frame[["image_path", TASK_COLUMN[stage.task], "split"]].to_numpy().tolist()
+    config_hash = _digest(asdict(stage), seed, config.result_fields() | {"precision": precision}, origin,
+                          _digest(task_rows))
+    folder = stage_dir(run_dir, name, seed)
+    metrics_file = folder / "metrics.json"
+    if metrics_file.is_file() and not force:
+        try:
+            done = json.loads(metrics_file.read_text())
+            if done.get("config_hash") == config_hash and (folder / "model.pt").is_file():
+                results.upsert(run_dir, [done["result"]])
+                if progress:
+                    print(f"{name} (seed {seed}): finished earlier with these settings — reusing it "
+                          f"(accuracy {done['result']['accuracy']:.3f}); pass force=True to retrain")
+                return done["result"]
+        except (ValueError, KeyError):
+            pass  # unreadable metrics: train again
+    if force:
+        (folder / "checkpoint.pt").unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    _check_writable(folder)
+    atomic.write_json(folder / "config.json", {"stage": asdict(stage), "seed": seed, "config": asdict(config),
+                                               "precision": precision, "device": str(device), "origin": origin,
+                                               "config_hash": config_hash})
+    # Model: pretrained backbone or the source stage's, a fresh seeded head, the stage's blocks trainable.
+    set_seeds(seed)
+    if stage.init_from is None:
+        model = ArtNet.build(len(stage.classes), weights, seed=seed)
+    else:
+        source, _ = load_stage_model(run_dir, stage.init_from, seed)
+        model = ArtNet.build(len(stage.classes), None, seed=seed)
+        model.mean.copy_(source.mean)
+        model.std.copy_(source.std)
+        model.backbone.load_state_dict(source.backbone_state())
+        del source
+    model.freeze_all().unfreeze(*stage.blocks)
+    # Inputs: decoded-image cache, then (no augmentation) the frozen-prefix feature cache.
+    cache_dir = run_dir / "cache"
+    t_cache = time.perf_counter()
+    images = build_image_cache(archive, manifest["image_path"].tolist(), config.image_size, cache_dir,
+                               workers=config.workers, progress=progress)
+    ok = images.ok[data.rows]
+    skipped = {str(data.frame["image_path"].iloc[p]): images.errors.get(int(data.rows[p]), "")
+               for p in np.flatnonzero(~ok)}
+    if len(skipped) > config.max_skipped_fraction * len(data.rows):
+        raise DataError(f"{len(skipped)} of {len(data.rows)} images of the {stage.task} task could not be loaded "
+                        f"(e.g. {next(iter(skipped.items()))}); above the {config.max_skipped_fraction:.0%} limit. "
+                        f"Check {archive}, then rerun notebook 02 to re-check the images.")
+    if skipped:
+        print(f"skipping {len(skipped)} image(s) that failed to load: {list(skipped)[:3]} …")
+    pos = {s: p[ok[p]] for s, p in data.positions.items()}
+    start = model.first_trainable()
+    if config.use_feature_cache and start not in (None, "stem"):
+        need = cache_bytes(model, start, config.image_size, len(data.rows), config.cache_dtype)
+        _check_free_space(cache_dir, need)
+        features = build_feature_cache(model, images.array, data.rows, images.key, cache_dir, device, precision,
+                                       config.cache_dtype, batch_size=max(config.batch_size, 64), progress=progress)
+        source_in: Any = FeatureSource(features.array, features.start)
+    else:
+        source_in = ImageSource(images, data.rows, augment=config.augment, seed=seed)
+    cache_seconds = time.perf_counter() - t_cache
+    # Train.
+    y_train = data.labels[pos["train"]]
+    weights_vec = class_weights(y_train, len(stage.classes)) if config.class_weights else None
+    meta = checkpoints.make_meta(kind="checkpoint", stage=name, task=stage.task, classes=list(stage.classes),
+                                 seed=seed, config_hash=config_hash)
+
+    def _maybe_fail(epoch: int) -> None:
+        if fail_after_epoch is not None and epoch >= fail_after_epoch:
+            raise RuntimeError(f"simulated failure after epoch {epoch}")
+
+    loop = train_loop(model, source_in, data.labels, pos["train"], pos["val"], config, seed, device, precision,
+                      weights_vec, folder / "checkpoint.pt", meta, progress=progress, on_epoch_end=_maybe_fail)
+    # Evaluate the best epoch's weights on the test split.
+    import torch.nn as nn
+
+    crit = nn.CrossEntropyLoss(weight=None if weights_vec is None else torch.tensor(weights_vec, dtype=torch.float32,
+                                                                                     device=device))
+    from artlib.training import evaluate
+
+    test_loss, probs = evaluate(model, source_in, pos["test"], data.labels, crit, device, precision, config.batch_size)
+    y_test = data.labels[pos["test"]]
+    pred = probs.argmax(1)
+    baseline = majority_class(y_train, len(stage.classes))
+    m = classification_metrics(y_test, pred, len(stage.classes), baseline)
+    # Outputs: predictions, history, model, metrics (written last: it marks the stage finished).
+    test_frame = data.frame.iloc[pos["test"]]
+    preds = pd.DataFrame({"image_path": test_frame["image_path"].to_numpy(),
+                          "era": test_frame["era"].to_numpy(),
+                          "label": [stage.classes[i] for i in y_test],
+                          "predicted": [stage.classes[i] for i in pred],
+                          "probability": probs[np.arange(len(pred)), pred],
+                          **{f"p_{c}": probs[:, i] for i, c in enumerate(stage.classes)}})
+    atomic.write_csv(folder / "predictions.csv", preds)
+    atomic.write_csv(folder / "history.csv", pd.DataFrame(loop.history))
+    model_meta = checkpoints.make_meta(kind="model", stage=name, task=stage.task, classes=list(stage.classes), seed=seed,
+                                       config_hash=config_hash, image_size=config.image_size,
+                                       mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
+                                       backbone_weights=backbone_label, trained_blocks=list(stage.blocks))
+    sha = checkpoints.save(folder / "model.pt", {"meta": model_meta,
+                                                  "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
+    row = {
+        "configuration": stage.configuration_name, "stage": name, "task": stage.task,
+        "trained_blocks": stage.trained_blocks, "init_from": stage.init_from or "pretrained", "seed": seed,
+        "accuracy": m["accuracy"], "f1": m["f1"], "balanced_accuracy": m["balanced_accuracy"], "n_test": m["n"],
+        "majority_baseline_accuracy": m["majority_baseline_accuracy"], "majority_baseline_f1": m["majority_baseline_f1"],
+        "majority_class": stage.classes[baseline], "backbone_weights": backbone_label, "best_epoch": loop.best_epoch,
+        "epochs_run": loop.epochs_run, "train_seconds": round(loop.seconds, 2), "cache_seconds": round(cache_seconds, 2),
+        "n_train": int(len(pos["train"])), "n_val": int(len(pos["val"])), "skipped_images": len(skipped),
+        "image_size": config.image_size, "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
+        "monitor": config.monitor, "augment": config.augment, "feature_cache": isinstance(source_in, FeatureSource),
+        "device": str(device), "precision": precision, "config_hash": config_hash,
+    }
+    atomic.write_json(metrics_file, {"result": row, "metrics": m, "test_loss": test_loss, "config_hash": config_hash,
+                                     "model_sha256": sha, "classes": list(stage.classes),
+                                     "skipped_images": skipped, "resumed_from_epoch": loop.resumed_from})
+    (folder / "checkpoint.pt").unlink(missing_ok=True)
+    results.upsert(run_dir, [row])
+    return row
+
+
+def run_stages(names: list[str] | tuple[str, ...], run_dir: str | Path, config: TrainConfig = TrainConfig(),
+               seeds: list[int] | tuple[int, ...] = (0,), force: bool = False, progress: bool = True,
+               data_root: str | Path | None = None) -> pd.DataFrame:
+    """Run stages for every seed (sources first); returns their results rows."""
+    rows = [run_stage(n, run_dir, config, seed, force=force, progress=progress, data_root=data_root)
+            for seed in seeds for n in names]
+    return pd.DataFrame(rows)
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before training when the run directory cannot be written."""
+    probe = folder / ".write-test"
+    try:
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot write here ({exc.strerror}); choose another run_dir.") from None
+
+
+def _check_free_space(folder: Path, need: int) -> None:
+    """Fail before building a cache that would not fit on the disk."""
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise DataError(f"{folder}: the feature cache needs {need / 1e9:.1f} GB but only {free / 1e9:.1f} GB are free; "
+                        f"free space, use a smaller image_size, or set feature_cache=False.")

@@ -1,0 +1,86 @@
+"""The study's eight training stages as data, grouped into its three configurations.
+
+A stage is a name, a task, the blocks it trains and where its backbone starts from: the
+pretrained weights, or another stage's trained backbone (carried over with a fresh head).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from artlib.labels import EMOTION_CLASSES, ERAS
+
+TASK_CLASSES: dict[str, tuple[str, ...]] = {"genre": ERAS, "emotion": EMOTION_CLASSES}
+TASK_COLUMN = {"genre": "era", "emotion": "emotion"}
+CONFIGURATION_NAMES = {1: "sequential", 2: "simultaneous", 3: "emotion only"}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage of the study (design.md §1)."""
+
+    name: str
+    configuration: int
+    task: str  # 'genre' or 'emotion'
+    blocks: tuple[str, ...]  # trainable backbone blocks
+    init_from: str | None = None  # None: the pretrained backbone; else the stage whose backbone is carried
+    process: str = ""  # the original tables' "Fine-tuning Process" text
+    layers: str = ""  # the original tables' "Layers Fine Tuned" text
+    compare_with: str | None = None  # the emotion-only baseline this stage is judged against
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names of the stage's task, in label-index order."""
+        return TASK_CLASSES[self.task]
+
+    @property
+    def output(self) -> str:
+        """The original tables' "Output Observed" text."""
+        return "Genre" if self.task == "genre" else "Emotions Evoked"
+
+    @property
+    def trained_blocks(self) -> str:
+        """'conv4', 'conv5' or 'conv4+conv5' (results.csv)."""
+        return "+".join(self.blocks)
+
+    @property
+    def configuration_name(self) -> str:
+        """'1 sequential', '2 simultaneous' or '3 emotion only'."""
+        return f"{self.configuration} {CONFIGURATION_NAMES[self.configuration]}"
+
+
+_ALL = (
+    Stage("genre_conv4", 1, "genre", ("conv4",), None, "Trained on Genre (transient)", "Conv4"),
+    Stage("emotion_conv5", 1, "emotion", ("conv5",), None, "Trained on Emotions", "Conv5"),
+    Stage("genre_conv4_then_emotion_conv5", 1, "emotion", ("conv5",), "genre_conv4", "Trained on Genre then Emotions",
+          "Conv4 then Conv5", compare_with="emotion_conv5"),
+    Stage("genre_conv45", 2, "genre", ("conv4", "conv5"), None, "Trained on Genre (transient)", "Conv4 & Conv5"),
+    Stage("emotion_conv45", 2, "emotion", ("conv4", "conv5"), None, "Trained on Emotions", "Conv4 & Conv5"),
+    Stage("genre_conv45_then_emotion_conv45", 2, "emotion", ("conv4", "conv5"), "genre_conv45",
+          "Trained on Genre then Emotions", "Conv4 & Conv5", compare_with="emotion_conv45"),
+    Stage("emotion_conv4", 3, "emotion", ("conv4",), None, "Trained on Emotions", "Conv4"),
+    Stage("emotion_conv4_then_emotion_conv5", 3, "emotion", ("conv5",), "emotion_conv4", "Trained on Emotions",
+          "Conv4 then Conv5", compare_with="emotion_conv4"),
+)
+STAGES: dict[str, Stage] = {s.name: s for s in _ALL}
+"""All eight stages by name, in the study's order."""
+CONFIGURATIONS: dict[int, tuple[str, ...]] = {
+    c: tuple(s.name for s in _ALL if s.configuration == c) for c in CONFIGURATION_NAMES
+}
+
+
+def get_stage(name: str) -> Stage:
+    """The stage called ``name``, with the valid names in the error if there is none."""
+    if name not in STAGES:
+        raise KeyError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
+    return STAGES[name]
+
+
+def dependency_chain(name: str) -> list[Stage]:
+    """The stages that must exist before ``name`` can run, then ``name`` itself (sources first)."""
+    chain: list[Stage] = []
+    stage: Stage | None = get_stage(name)
+    while stage is not None:
+        chain.insert(0, stage)
+        stage = get_stage(stage.init_from) if stage.init_from else None
+    return chain

@@ -1,0 +1,172 @@
+"""Shared fixtures: tiny data roots built in tmp_path, and the generated demo data root.
+
+Builders are plain functions (importable as ``from conftest import ...``) so a test can
+write exactly the case it needs: a classes.csv, an ArtEmis CSV and small seeded JPEGs
+under ``archive/<Style>/<painting>.jpg``.
+"""
+
+from __future__ import annotations
+
+import csv
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from artlib.manifest import PrepareResult
+
+CLASSES_HEADER = ("filename", "artist", "genre", "description", "phash", "width", "height", "genre_count", "subset")
+ARTEMIS_HEADER = ("art_style", "painting", "emotion", "utterance", "repetition")
+CLASSES_CSV = Path("data_gen") / "classes.csv"
+ARTEMIS_CSV = Path("data_em") / "artemis_dataset_release_v0.csv"
+
+# Image kinds a fixture painting can have on disk.
+IMAGE_KINDS = ("rgb", "gray", "cmyk", "none", "zero", "truncated", "text")
+
+
+@dataclass
+class Painting:
+    """One painting of a fixture root: what goes into each CSV and what lies on disk."""
+
+    style: str
+    name: str
+    emotions: Sequence[str] = ("awe",)
+    image: str = "rgb"
+    size: tuple[int, int] = (40, 32)
+    in_classes: bool = True
+    in_artemis: bool = True
+    artist: str | None = None
+    phash: str | None = None
+    genre: str | None = None
+    artemis_name: str | None = None
+    artemis_style: str | None = None
+    filename: str | None = None
+    disk_name: str | None = None
+    seed: int = 0
+
+    @property
+    def path(self) -> str:
+        """The classes.csv filename (Style/painting.jpg) unless overridden."""
+        return self.filename if self.filename is not None else f"{self.style}/{self.name}.jpg"
+
+
+def seed_of(text: str) -> int:
+    """A stable per-name seed (crc32), so every fixture image is reproducible."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def write_jpeg(path: Path, size: tuple[int, int] = (40, 32), mode: str = "RGB", seed: int = 0, quality: int = 85) -> Path:
+    """Write a seeded random-noise JPEG of ``size`` (w, h) in ``mode`` (RGB, L or CMYK)."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    im = Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8), mode="RGB")
+    if mode != "RGB":
+        im = im.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path, format="JPEG", quality=quality)
+    return path
+
+
+def write_image_kind(path: Path, kind: str, size: tuple[int, int] = (40, 32), seed: int = 0) -> None:
+    """Put a file of the given kind at ``path`` (see IMAGE_KINDS); 'none' writes nothing."""
+    if kind not in IMAGE_KINDS:
+        raise ValueError(f"unknown image kind {kind!r}")
+    if kind == "none":
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind in ("rgb", "gray", "cmyk"):
+        write_jpeg(path, size, {"rgb": "RGB", "gray": "L", "cmyk": "CMYK"}[kind], seed)
+    elif kind == "zero":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        write_jpeg(path, size, "RGB", seed)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    else:  # text
+        path.write_text("<html>403 Forbidden</html>\n", encoding="utf-8")
+
+
+def write_csv_rows(path: Path, header: Sequence[str], rows: Iterable[dict], encoding: str = "utf-8",
+                   delimiter: str = ",") -> Path:
+    """Write ``rows`` (dicts keyed by header names, missing keys empty) as a CSV file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding=encoding) as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(header), delimiter=delimiter, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in header})
+    return path
+
+
+def classes_row(p: Painting) -> dict:
+    """The classes.csv row of a fixture painting."""
+    genre = p.genre if p.genre is not None else str([p.style.replace("_", " ")])
+    return {"filename": p.path, "artist": p.artist if p.artist is not None else p.name.split("_", 1)[0],
+            "genre": genre, "description": p.name.split("_", 1)[-1],
+            "phash": p.phash if p.phash is not None else f"{seed_of(p.path):016x}",
+            "width": p.size[0], "height": p.size[1], "genre_count": 1, "subset": "train"}
+
+
+def annotation_rows(style: str, painting: str, emotions: Sequence[str], tag: str = "") -> list[dict]:
+    """ArtEmis rows for one painting, one per emotion, each with a distinct utterance."""
+    return [{"art_style": style, "painting": painting, "emotion": e, "utterance": f"{painting}{tag} says {i}",
+             "repetition": len(emotions)} for i, e in enumerate(emotions)]
+
+
+def write_classes(root: Path, rows: Iterable[dict], **kw: str) -> Path:
+    """Write data_gen/classes.csv under ``root``."""
+    return write_csv_rows(root / CLASSES_CSV, CLASSES_HEADER, rows, **kw)
+
+
+def write_artemis(root: Path, rows: Iterable[dict], **kw: str) -> Path:
+    """Write data_em/artemis_dataset_release_v0.csv under ``root``."""
+    return write_csv_rows(root / ARTEMIS_CSV, ARTEMIS_HEADER, rows, **kw)
+
+
+def build_root(root: Path, paintings: Sequence[Painting], extra_annotations: Sequence[dict] = (),
+               extra_classes: Sequence[dict] = ()) -> Path:
+    """Write a complete data root (archive/, both CSVs) for ``paintings`` plus any extra CSV rows."""
+    (root / "archive").mkdir(parents=True, exist_ok=True)
+    classes, artemis = [], []
+    for p in paintings:
+        if p.in_classes:
+            classes.append(classes_row(p))
+        if p.in_artemis:
+            artemis += annotation_rows(p.artemis_style or p.style, p.artemis_name or p.name, p.emotions)
+        disk = p.disk_name if p.disk_name is not None else p.path
+        write_image_kind(root / "archive" / disk, p.image, p.size, p.seed or seed_of(p.path))
+    write_classes(root, [*classes, *extra_classes])
+    write_artemis(root, [*artemis, *extra_annotations])
+    return root
+
+
+@pytest.fixture
+def make_root(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: ``make_root(paintings, extra_annotations=(), extra_classes=(), name='root')`` → data root path."""
+    def _make(paintings: Sequence[Painting], extra_annotations: Sequence[dict] = (),
+              extra_classes: Sequence[dict] = (), name: str = "root") -> Path:
+        return build_root(tmp_path / name, paintings, extra_annotations, extra_classes)
+    return _make
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in synthetic demo data root, generated once per test session."""
+    from artlib.demo import generate
+
+    root = tmp_path_factory.mktemp("demo") / "root"
+    generate(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_prepared(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[PrepareResult, Path]:
+    """prepare() on the demo root with default settings (one worker), run once per session."""
+    from artlib.manifest import PrepareConfig, prepare
+
+    out = tmp_path_factory.mktemp("demo-out")
+    return prepare(demo_root, out, PrepareConfig(workers=1), progress=False), out
