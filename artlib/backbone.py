@@ -223,6 +223,15 @@ class ArtNet(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self._trainable: tuple[str, ...] = BLOCK_ORDER
+        self.memory_format = torch.channels_last
+
+    def use_channels_last(self, enabled: bool = True) -> ArtNet:
+        """Run convolutions in channels_last (NHWC) layout, as cached images and features are stored; returns self.
+
+        Inputs are always brought to the same layout, so cached and full forward passes compute identically.
+        """
+        self.memory_format = torch.channels_last if enabled else torch.contiguous_format
+        return self.to(memory_format=self.memory_format)
 
     @classmethod
     def build(cls, num_classes: int, weights: Weights | None = None, seed: int = 0) -> ArtNet:
@@ -234,7 +243,7 @@ class ArtNet(nn.Module):
         state = None if weights is None else weights.load_state_dict()
         if state is not None:
             model.backbone.load_state_dict(state, strict=False)
-        return model
+        return model.use_channels_last(True)
 
     # ---- blocks -------------------------------------------------------------------------
     def block(self, name: str) -> nn.Module:
@@ -318,6 +327,7 @@ class ArtNet(nn.Module):
         i1 = len(names) if stop is None else names.index(stop)
         if start is None:
             x = self.normalise(x)
+        x = x.contiguous(memory_format=self.memory_format)
         for name in names[i0:i1]:
             x = self._run_block(name, x)
         if stop is None:

@@ -27,13 +27,13 @@ def make_meta(**fields: Any) -> dict[str, Any]:
     return {"format": FORMAT, "arch": ARCH, "artlib_version": __version__, **fields}
 
 
-def save(path: str | os.PathLike[str], payload: dict[str, Any]) -> str:
-    """Atomically write a checkpoint (must contain 'meta'); returns the file's sha256."""
+def save(path: str | os.PathLike[str], payload: dict[str, Any], digest: bool = False) -> str | None:
+    """Atomically write a checkpoint (must contain 'meta'); returns the file's sha256 if ``digest``."""
     if "meta" not in payload:
         raise ValueError("a checkpoint needs a 'meta' entry")
     with atomic.atomic_path(path, ".pt") as tmp:
         torch.save(payload, tmp)
-    return file_sha256(path)
+    return file_sha256(path) if digest else None
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

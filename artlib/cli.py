@@ -51,6 +51,84 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """Run the whole notebook series on the demo data (or --data-root), then summarise."""
+    from artlib.paths import display_path, resolve_path
+    from artlib.series import run_series
+
+    run_dir = resolve_path(args.run_dir)
+    params: dict = {}
+    if args.params is not None:
+        import yaml
+
+        params.update(yaml.safe_load(Path(args.params).read_text()) or {})
+        if "run_dir" in params and args.run_dir == "runs/demo":
+            run_dir = resolve_path(params["run_dir"])
+    params["run_dir"] = str(run_dir)
+    if args.data_root is not None:
+        params["data_root"] = args.data_root
+    if args.seeds is not None:
+        params["seeds"] = args.seeds
+    t0 = time.perf_counter()
+    result = run_series(run_dir, params, html=not args.no_html)
+    if result.failed is not None:
+        return 1
+    print(f"\nall {len(result.executed)} notebooks ran in {time.perf_counter() - t0:.0f} s")
+    comparison = run_dir / "comparison.csv"
+    if comparison.is_file():
+        import pandas as pd
+
+        table = pd.read_csv(comparison)
+        cols = [c for c in ("stage", "accuracy_mean", "accuracy_std", "f1_mean", "majority_baseline_accuracy",
+                            "vs_baseline_p_value") if c in table.columns]
+        with pd.option_context("display.width", 160, "display.precision", 3):
+            print(table.loc[table["task"] == "emotion", cols].to_string(index=False))
+    print(f"results:   {display_path(run_dir / 'results.csv')}")
+    print(f"notebooks: {display_path(run_dir / 'notebooks')}")
+    if result.html:
+        print(f"report:    {display_path(run_dir / 'report' / 'index.html')}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Train stages (sources first) into a run directory that holds a manifest."""
+    from artlib.paths import resolve_path
+    from artlib.runner import run_stages
+    from artlib.stages import CONFIGURATIONS
+    from artlib.training import TrainConfig
+
+    names = [s for c in args.configuration for s in CONFIGURATIONS[c]] if args.configuration else args.stages
+    if not names:
+        raise ValueError("name stages (e.g. genre_conv4) or --configuration 1/2/3")
+    config = TrainConfig(image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         weights=args.weights, device=args.device, precision=args.precision, augment=args.augment,
+                         monitor=args.monitor, patience=args.patience)
+    rows = run_stages(names, resolve_path(args.run_dir), config, seeds=args.seeds, force=args.force,
+                      progress=not args.quiet)
+    print(rows[["stage", "seed", "accuracy", "f1", "majority_baseline_accuracy", "best_epoch"]].to_string(index=False))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    """Emotion (and era) probabilities for image files; exit 1 if any file could not be read."""
+    import pandas as pd
+
+    from artlib.paths import resolve_path
+    from artlib.predict import predict_images, write_predictions
+
+    frame = predict_images(resolve_path(args.run_dir), args.images, stage=args.stage, seed=args.seed,
+                           gradcam_dir=args.gradcam_dir)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
+        ok = frame[frame["error"] == ""].drop(columns=["error"])
+        if len(ok):
+            print(ok.to_string(index=False))
+    for row in frame[frame["error"] != ""].itertuples():
+        print(f"error: {row.image}: {row.error}", file=sys.stderr)
+    if args.out:
+        write_predictions(frame, args.out)
+    return 1 if (frame["error"] != "").any() else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(prog="python -m artlib", description=__doc__)
@@ -79,6 +157,42 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also symlink the original's folder layout (one folder per era / emotion) here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("demo", help="run every notebook in order with papermill (what `make demo` does)")
+    p.add_argument("--run-dir", default="runs/demo")
+    p.add_argument("--data-root", default=None, help="'demo' (the default: synthetic data) or a data root")
+    p.add_argument("--params", type=Path, default=None, help="a YAML file of notebook parameters (params/*.yaml)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the training notebooks' seeds")
+    p.add_argument("--no-html", action="store_true", help="skip the HTML report")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("train", help="train stages into a run directory holding manifest.csv")
+    p.add_argument("stages", nargs="*", help="stage names (sources run first when missing)")
+    p.add_argument("--configuration", type=int, nargs="+", choices=[1, 2, 3], default=None)
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--image-size", type=int, default=96)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--weights", default="auto")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--augment", action="store_true")
+    p.add_argument("--monitor", default="val_loss")
+    p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--force", action="store_true", help="retrain finished stages")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("predict", help="emotion (and era) probabilities for new images, optional Grad-CAM")
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--stage", default=None, help="an emotion stage (default: the run's most accurate one)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--gradcam-dir", type=Path, default=None, help="write <image>_gradcam.png overlays here")
+    p.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
+    p.set_defaults(func=_cmd_predict)
     return parser
 
 

@@ -32,11 +32,11 @@ from artlib import atomic
 from artlib.labels import ERA_MAPS, NEGATIVE_EMOTIONS, POSITIVE_EMOTIONS, SOMETHING_ELSE
 from artlib.readers import ARTEMIS_RELPATH, CLASSES_RELPATH
 
-DEMO_VERSION = "1"
+DEMO_VERSION = "3"
 """Bump when the generator's output changes, so stale demo roots are regenerated."""
 
 POSITIVE_RATE = {"Renaissance": 0.55, "Post-Renaissance": 0.40, "Modern": 0.70, "Contemporary": 0.60}
-PAINTINGS_PER_ERA = {"Renaissance": 112, "Post-Renaissance": 110, "Modern": 110, "Contemporary": 112}
+PAINTINGS_PER_ERA = {"Renaissance": 96, "Post-Renaissance": 94, "Modern": 94, "Contemporary": 96}
 PATTERN_RATES = {"unanimous": 0.58, "majority": 0.22, "tie": 0.10, "only_something_else": 0.10}
 
 _ACCENTED_ARTISTS = ("joaquín-sorolla", "zdzisław-beksiński", "józef-mehoffer", "édouard-vuillard", "mikalojus-čiurlionis")
@@ -109,6 +109,7 @@ def _draw(era: str, style: str, emotion: str, intensity: float, w: int, h: int, 
             color = rng.choice([[220, 30, 30], [20, 60, 200], [250, 210, 20], [20, 20, 20], [240, 240, 240]])
             img = np.where(mask, np.asarray(color, np.float32), img)
     img += _style_tint(style)
+    img *= rng.uniform(0.8, 1.2)  # lighting that has nothing to do with emotion: brightness alone is not enough
     if emotion == "positive":
         img = img * (1 + 0.30 * intensity) + intensity * np.array([40, 25, -25])
     elif emotion == "negative":
@@ -165,7 +166,7 @@ def generate(out: str | os.PathLike[str], spec: DemoSpec = DemoSpec()) -> dict[s
             pattern = str(rng.choice(list(PATTERN_RATES), p=list(PATTERN_RATES.values())))
             name = f"{artist}_{_slug(rng, 2)}-{int(rng.integers(1400, 2020))}"
             paintings.append(dict(era=era, style=style, artist=artist, painting=name, emotion=emotion,
-                                  pattern=pattern, intensity=float(rng.uniform(0.3, 1.0)),
+                                  pattern=pattern, intensity=float(rng.uniform(0.15, 0.8)),
                                   phash=f"{int(rng.integers(0, 2**62)):016x}"))
     frame = pd.DataFrame(paintings).drop_duplicates("painting").reset_index(drop=True)
     n = len(frame)

@@ -25,7 +25,7 @@ from artlib.backbone import ArtNet, autocast
 
 @dataclass
 class FeatureCache:
-    """Prefix outputs [n_rows, C, H, W] for the given image-cache rows, and where they start in the net."""
+    """Prefix outputs [n_rows, H, W, C] (channels-last, like the images) and the block they enter."""
 
     array: np.ndarray
     start: str  # the first trainable block: features are its input
@@ -84,7 +84,7 @@ def build_feature_cache(model: ArtNet, images: np.ndarray, rows: np.ndarray, ima
                     x = torch.from_numpy(np.ascontiguousarray(images[np.sort(idx)][np.argsort(np.argsort(idx))]))
                     with autocast(device, precision):
                         f = model.forward_blocks(x.to(device), None, start)
-                    f = f.float().cpu().numpy().astype(DTYPES[dtype])
+                    f = f.float().permute(0, 2, 3, 1).cpu().numpy().astype(DTYPES[dtype])  # stored NHWC
                     if out is None:
                         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=DTYPES[dtype], shape=(len(rows), *f.shape[1:]))
                     out[lo: lo + len(idx)] = f
@@ -109,3 +109,8 @@ def cache_bytes(model: ArtNet, start: str, image_size: int, n_rows: int, dtype: 
         shape = model.eval().forward_blocks(torch.zeros(1, image_size, image_size, 3, dtype=torch.uint8), None, start).shape
     model.train(was_training)
     return int(np.prod(shape[1:])) * n_rows * np.dtype(DTYPES[dtype]).itemsize
+
+
+def as_input(block: np.ndarray) -> torch.Tensor:
+    """Cached NHWC features as the NCHW (channels_last) float tensor the next block takes."""
+    return torch.from_numpy(np.array(block, dtype=np.float32)).permute(0, 3, 1, 2)

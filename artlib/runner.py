@@ -23,7 +23,7 @@ import torch
 from artlib import atomic, checkpoints, results
 from artlib.backbone import ArtNet, Weights, pick_device, pick_precision, resolve_weights
 from artlib.errors import DataError
-from artlib.features import build_feature_cache, cache_bytes
+from artlib.features import as_input, build_feature_cache, cache_bytes
 from artlib.imagecache import ImageCache, build_image_cache
 from artlib.images import ImageLoadError, load_square
 from artlib.manifest import read_manifest
@@ -42,8 +42,7 @@ class FeatureSource:
     def get(self, positions: np.ndarray, epoch: int) -> torch.Tensor:
         """float32 features for these positions."""
         order = np.argsort(positions)
-        block = np.asarray(self.array[positions[order]], dtype=np.float32)
-        return torch.from_numpy(block[np.argsort(order)])
+        return as_input(self.array[positions[order]][np.argsort(order)])
 
 
 class ImageSource:
@@ -289,8 +288,8 @@ def run_stage(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(
                                        config_hash=config_hash, image_size=config.image_size,
                                        mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
                                        backbone_weights=backbone_label, trained_blocks=list(stage.blocks))
-    sha = checkpoints.save(folder / "model.pt", {"meta": model_meta,
-                                                  "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
+    sha = checkpoints.save(folder / "model.pt", {"meta": model_meta, "state_dict": {
+        k: v.detach().cpu() for k, v in model.state_dict().items()}}, digest=True)
     row = {
         "configuration": stage.configuration_name, "stage": name, "task": stage.task,
         "trained_blocks": stage.trained_blocks, "init_from": stage.init_from or "pretrained", "seed": seed,

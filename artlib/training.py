@@ -170,7 +170,7 @@ def train_loop(model: ArtNet, source: Source, labels: np.ndarray, train_pos: np.
     criterion = nn.CrossEntropyLoss(weight=w)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     mode = MONITORS[config.monitor]
     history: list[dict[str, float]] = []
     best = {"epoch": 0, "score": None, "state": None}

@@ -1,0 +1,170 @@
+"""Figures for the notebooks: every function returns a matplotlib Figure and can save it as PNG atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from artlib import atomic
+from artlib.labels import ERAS
+
+ERA_PALETTE = dict(zip(ERAS, sns.color_palette("colorblind", 4)))
+EMOTION_PALETTE = {"positive": "#E69F00", "negative": "#0072B2", "something_else": "#999999", "unknown": "#CC79A7"}
+
+
+def save(fig: plt.Figure, path: str | os.PathLike[str] | None, dpi: int = 110) -> None:
+    """Write a figure as PNG atomically (nothing if ``path`` is None)."""
+    if path is None:
+        return
+    with atomic.atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+
+
+def style_bars(styles: pd.DataFrame, path: str | Path | None = None) -> plt.Figure:
+    """Paintings per style, coloured by era."""
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.28 * len(styles))))
+    palette = {**ERA_PALETTE, "(unknown style)": "#BBBBBB", "(no era in this map)": "#DDDDDD"}
+    sns.barplot(data=styles, y="style", x="paintings", hue="era", dodge=False, palette=palette, ax=ax)
+    ax.set(title="Paintings per style (classes.csv)", xlabel="paintings", ylabel="")
+    ax.legend(title="era", loc="lower right", fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def annotation_histogram(counts: pd.Series, path: str | Path | None = None) -> plt.Figure:
+    """Distribution of the number of annotations per painting."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    bins = np.arange(counts.min() - 0.5, counts.max() + 1.5) if len(counts) else 10
+    ax.hist(counts, bins=bins, color="#56B4E9", edgecolor="white")
+    ax.set(title=f"Annotations per painting (mean {counts.mean():.2f})", xlabel="annotations", ylabel="paintings")
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def emotion_bars(distribution: pd.DataFrame, path: str | Path | None = None) -> plt.Figure:
+    """Annotations per emotion overall, and the polarity mix per era."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    overall = distribution.groupby(["emotion", "polarity"], as_index=False)["annotations"].sum()
+    overall = overall.sort_values("annotations", ascending=False)
+    sns.barplot(data=overall, x="emotion", y="annotations", hue="polarity", dodge=False, palette=EMOTION_PALETTE,
+                ax=axes[0])
+    axes[0].tick_params(axis="x", rotation=45)
+    axes[0].set(title="Annotations per emotion", xlabel="")
+    per_era = distribution.pivot_table(index="era", columns="polarity", values="annotations", aggfunc="sum",
+                                       fill_value=0)
+    per_era = per_era.reindex([e for e in ERAS if e in per_era.index] +
+                              [e for e in per_era.index if e not in ERAS])
+    share = per_era.div(per_era.sum(axis=1), axis=0)
+    share.plot.barh(stacked=True, ax=axes[1], color=[EMOTION_PALETTE.get(c, "#333") for c in share.columns])
+    axes[1].set(title="Polarity of annotations per era", xlabel="share", ylabel="")
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def image_grid(images: list[np.ndarray], titles: list[str], rows: int, cols: int, row_labels: list[str] | None = None,
+               path: str | Path | None = None, size: float = 1.8) -> plt.Figure:
+    """A grid of images (row-major) with small titles and optional row labels."""
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size * 1.05), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (img, title) in enumerate(zip(images, titles)):
+        ax = axes[i // cols][i % cols]
+        ax.imshow(img)
+        ax.set_title(title, fontsize=7)
+    if row_labels:
+        for r, label in enumerate(row_labels):
+            axes[r][0].text(-0.08, 0.5, label, transform=axes[r][0].transAxes, ha="right", va="center",
+                            fontsize=9, rotation=90)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def split_balance(manifest: pd.DataFrame, path: str | Path | None = None) -> plt.Figure:
+    """Paintings per split for each task's classes (eras; emotions)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, column, title in ((axes[0], "era", "Genre task: eras per split"),
+                              (axes[1], "emotion", "Emotion task: labels per split")):
+        data = manifest[manifest[column] != ""]
+        table = pd.crosstab(data["split"], data[column]).reindex(["train", "val", "test"]).fillna(0)
+        palette = ERA_PALETTE if column == "era" else EMOTION_PALETTE
+        table.plot.bar(ax=ax, color=[palette.get(c, "#333") for c in table.columns], rot=0)
+        ax.set(title=title, xlabel="", ylabel="paintings")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def loss_curves(histories: dict[str, pd.DataFrame], path: str | Path | None = None) -> plt.Figure:
+    """Train and validation loss per epoch (the original's train_val_loss_vis), best epoch marked."""
+    n = len(histories)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.2), squeeze=False)
+    for ax, (label, h) in zip(axes[0], histories.items()):
+        ax.plot(h["epoch"], h["train_loss"], "o-", label="train", color="#0072B2")
+        ax.plot(h["epoch"], h["val_loss"], "s-", label="validation", color="#D55E00")
+        best = int(h["epoch"][h["val_loss"].to_numpy().argmin()])
+        ax.axvline(best, color="#999", ls=":", lw=1)
+        ax.set(title=label, xlabel="epoch", ylabel="loss")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def confusion_matrices(matrices: dict[str, tuple[np.ndarray, list[str]]], path: str | Path | None = None,
+                       normalise: bool = True) -> plt.Figure:
+    """Confusion matrices side by side (rows: true class; row-normalised by default)."""
+    n = len(matrices)
+    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.2), squeeze=False)
+    for ax, (title, (cm, classes)) in zip(axes[0], matrices.items()):
+        cm = np.asarray(cm, dtype=float)
+        shown = cm / np.clip(cm.sum(axis=1, keepdims=True), 1, None) if normalise else cm
+        sns.heatmap(shown, annot=cm.astype(int), fmt="d", cmap="Blues", vmin=0, vmax=1 if normalise else None,
+                    xticklabels=classes, yticklabels=classes, cbar=False, ax=ax)
+        ax.set(title=title, xlabel="predicted", ylabel="true")
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def metric_bars(summary: pd.DataFrame, metric: str = "accuracy", baseline: float | None = None,
+                path: str | Path | None = None) -> plt.Figure:
+    """Mean metric per stage with 95% CI error bars (columns <metric>_mean, <metric>_ci_low/high)."""
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(summary)), 3.8))
+    mean = summary[f"{metric}_mean"].to_numpy()
+    low = mean - summary[f"{metric}_ci_low"].to_numpy()
+    high = summary[f"{metric}_ci_high"].to_numpy() - mean
+    colors = [sns.color_palette("colorblind")[int(c[0]) - 1] for c in summary["configuration"].astype(str)]
+    ax.bar(range(len(summary)), mean, yerr=[low, high], capsize=4, color=colors, edgecolor="black", lw=0.5)
+    if baseline is not None:
+        ax.axhline(baseline, color="#D55E00", ls="--", lw=1.2, label=f"always majority class ({baseline:.1%})")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xticks(range(len(summary)), summary["stage"], rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel=metric.replace("_", " "), ylim=(0, 1), title=f"Emotion stages: test {metric} (95% CI)")
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def per_era_bars(per_era: pd.DataFrame, path: str | Path | None = None) -> plt.Figure:
+    """Emotion accuracy per era for each emotion stage (columns stage, era, accuracy)."""
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    sns.barplot(data=per_era, x="stage", y="accuracy", hue="era", palette=ERA_PALETTE, ax=ax,
+                hue_order=[e for e in ERAS if e in set(per_era["era"])])
+    ax.tick_params(axis="x", rotation=30, labelsize=8)
+    ax.set(ylim=(0, 1), xlabel="", title="Emotion accuracy per era")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    save(fig, path)
+    return fig

@@ -1,0 +1,112 @@
+"""Applying trained stages to new artworks: emotion (and era) probabilities, optional Grad-CAM overlays.
+
+    predict_images("runs/demo", ["my_painting.jpg"])                 # best emotion stage of the run
+    python -m artlib predict --run-dir runs/demo my_painting.jpg --gradcam-dir out/
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from artlib import atomic
+from artlib.errors import DataError
+from artlib.images import ImageLoadError, load_square
+from artlib.results import read_results
+from artlib.runner import load_stage_model, stage_dir
+from artlib.stages import STAGES, dependency_chain
+
+
+def default_stage(run_dir: Path, task: str = "emotion") -> tuple[str, int]:
+    """The finished stage of ``task`` with the best mean test accuracy, and its lowest seed."""
+    res = read_results(run_dir)
+    res = res[res["task"] == task] if len(res) else res
+    if res.empty:
+        raise DataError(f"{run_dir}: no finished {task} stage (results.csv); train one first (notebooks 03–05).")
+    best = res.groupby("stage")["accuracy"].mean().sort_values(ascending=False).index[0]
+    return str(best), int(res.loc[res["stage"] == best, "seed"].min())
+
+
+def _genre_stage_for(run_dir: Path, stage: str, seed: int) -> str | None:
+    """A finished genre stage to report eras with: the emotion stage's own source if it has one, else any."""
+    chain = [s.name for s in dependency_chain(stage) if s.task == "genre"]
+    others = [s for s, st in STAGES.items() if st.task == "genre"]
+    for name in chain + others:
+        if (stage_dir(run_dir, name, seed) / "metrics.json").is_file():
+            return name
+    return None
+
+
+def _probabilities(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
+    """Softmax class probabilities of one uint8 HWC image."""
+    with torch.no_grad():
+        return torch.softmax(model(torch.from_numpy(image[None])).float(), dim=1)[0].numpy()
+
+
+def predict_images(run_dir: str | os.PathLike[str], images: list[str | os.PathLike[str]], stage: str | None = None,
+                   seed: int | None = None, gradcam_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Emotion (and, if a genre stage exists, era) probabilities per image; unreadable files get an error row."""
+    run_dir = Path(run_dir)
+    if stage is None:
+        stage, best_seed = default_stage(run_dir)
+        seed = best_seed if seed is None else seed
+    seed = 0 if seed is None else seed
+    if STAGES[stage].task != "emotion":
+        raise ValueError(f"{stage} is a genre stage; pass an emotion stage (its genre source is used for eras)")
+    model, metrics = load_stage_model(run_dir, stage, seed, task="emotion")
+    payload_size = int(metrics["result"]["image_size"])
+    genre_name = _genre_stage_for(run_dir, stage, seed)
+    genre_model = load_stage_model(run_dir, genre_name, seed, task="genre")[0] if genre_name else None
+    rows = []
+    for path in images:
+        path = Path(path)
+        row: dict = {"image": str(path), "stage": stage, "seed": seed, "error": ""}
+        try:
+            image = load_square(path, payload_size)
+        except ImageLoadError as exc:
+            row["error"] = f"{exc.reason}: {exc.detail}"
+            rows.append(row)
+            continue
+        probs = _probabilities(model, image)
+        classes = STAGES[stage].classes
+        row.update({"emotion": classes[int(probs.argmax())], **{f"p_{c}": float(p) for c, p in zip(classes, probs)}})
+        if genre_model is not None:
+            era_probs = _probabilities(genre_model, image)
+            eras = STAGES[genre_name].classes
+            row.update({"era": eras[int(era_probs.argmax())], "genre_stage": genre_name,
+                        **{f"p_{e}": float(p) for e, p in zip(eras, era_probs)}})
+        if gradcam_dir is not None:
+            row["gradcam"] = str(write_gradcam(model, image, int(probs.argmax()), Path(gradcam_dir) /
+                                               f"{path.stem}_gradcam.png", f"{stage}: {row['emotion']} "
+                                               f"({probs.max():.0%})"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_gradcam(model: torch.nn.Module, image: np.ndarray, target: int, out: Path, title: str) -> Path:
+    """Save the image and its Grad-CAM overlay side by side as a PNG (atomically)."""
+    import matplotlib.pyplot as plt
+
+    from artlib.explain import gradcam, overlay
+    from artlib.plots import save
+
+    heat = gradcam(model, image[None], target)[0]
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
+    axes[0].imshow(image)
+    axes[1].imshow(overlay(image, heat))
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save(fig, out)
+    plt.close(fig)
+    return out
+
+
+def write_predictions(frame: pd.DataFrame, out: str | os.PathLike[str]) -> None:
+    """Save predictions as CSV atomically."""
+    atomic.write_csv(out, frame)

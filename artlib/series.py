@@ -1,0 +1,112 @@
+"""Running the numbered notebook series headlessly with papermill (what `make demo` does).
+
+Executed copies go to ``run_dir/notebooks/``; the committed notebooks stay untouched. The
+series stops at the first failing notebook, keeps its partially executed copy and prints
+the failing cell's error. At the end the comparison table is printed and the executed
+notebooks are rendered to HTML in ``run_dir/report/`` for sharing without Jupyter.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from artlib.paths import display_path, repo_root
+
+
+@dataclass
+class SeriesResult:
+    """Which notebooks ran, how long each took, and where the first failure (if any) is."""
+
+    executed: list[Path] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    failed: Path | None = None
+    error: str = ""
+    html: list[Path] = field(default_factory=list)
+
+
+def notebook_paths(folder: Path | None = None) -> list[Path]:
+    """The numbered notebooks (NN_name.ipynb) in order."""
+    folder = folder or repo_root() / "notebooks"
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _cell_error(nb_path: Path) -> str:
+    """The error of the first failed cell of an executed notebook, as 'cell N: Name: message'."""
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return f"cell {i}: {out.get('ename')}: {out.get('evalue')}"
+    return "unknown error (see the notebook)"
+
+
+def run_series(run_dir: str | os.PathLike[str], parameters: dict[str, Any] | None = None,
+               notebooks: list[Path] | None = None, html: bool = True, kernel: str = "python3") -> SeriesResult:
+    """Execute the notebooks in order into run_dir/notebooks/, stopping at the first failure."""
+    import papermill
+
+    run_dir = Path(run_dir)
+    out_dir = run_dir / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = SeriesResult()
+    params = {**(parameters or {}), "run_dir": str(run_dir)}
+    for nb in notebooks or notebook_paths():
+        target = out_dir / nb.name
+        print(f"▶ {nb.name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(nb), str(target), parameters=_accepted(nb, params), kernel_name=kernel,
+                                       cwd=str(nb.parent), progress_bar=False)
+        except Exception as exc:  # noqa: BLE001 (papermill wraps the cell's error)
+            result.failed = target
+            result.error = _cell_error(target) if target.is_file() else f"{type(exc).__name__}: {exc}"
+            print(f"✗ {nb.name} failed — {result.error}\n  the partially executed notebook is kept at "
+                  f"{display_path(target)}")
+            return result
+        result.seconds[nb.name] = time.perf_counter() - t0
+        result.executed.append(target)
+        print(f"  done in {result.seconds[nb.name]:.0f} s → {display_path(target)}", flush=True)
+    if html:
+        result.html = export_html(result.executed, run_dir / "report")
+    return result
+
+
+def _accepted(nb: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Only the parameters this notebook's parameters cell defines (papermill would add the rest blindly)."""
+    import ast
+
+    import nbformat
+
+    cells = nbformat.read(nb, as_version=4).cells
+    names: set[str] = set()
+    for cell in cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.Assign):
+                    names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return {k: v for k, v in params.items() if k in names}
+
+
+def export_html(executed: list[Path], out_dir: Path) -> list[Path]:
+    """Render executed notebooks to standalone HTML files (written atomically)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from artlib import atomic
+
+    exporter = HTMLExporter()
+    written = []
+    for nb in executed:
+        body, _ = exporter.from_notebook_node(nbformat.read(nb, as_version=4))
+        target = out_dir / (nb.stem + ".html")
+        atomic.write_text(target, body)
+        written.append(target)
+    index = "\n".join(f'<li><a href="{p.name}">{p.stem}</a></li>' for p in written)
+    atomic.write_text(out_dir / "index.html", f"<html><body><h1>artlib report</h1><ul>{index}</ul></body></html>\n")
+    return written

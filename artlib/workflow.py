@@ -1,0 +1,122 @@
+"""What the notebooks call: resolve the parameters cell into paths, make sure inputs exist, gather tables.
+
+Each notebook's second cell is ``session = workflow.start(data_root, run_dir)``; everything
+after it reads and writes files in ``session.run_dir``, so notebooks hand results to each
+other through files, never hidden state.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from artlib.labels import ERAS
+from artlib.manifest import PrepareConfig, prepare, read_manifest
+from artlib.paths import display_path, resolve_data_root, resolve_run_dir
+
+
+@dataclass(frozen=True)
+class Session:
+    """Resolved locations for one notebook run."""
+
+    data_root: Path
+    run_dir: Path
+
+    @property
+    def archive(self) -> Path:
+        """The painting images."""
+        return self.data_root / "archive"
+
+    @property
+    def manifest_path(self) -> Path:
+        """Where notebook 02 writes (and 03–07 read) the manifest."""
+        return self.run_dir / "manifest.csv"
+
+    @property
+    def figures(self) -> Path:
+        """Where notebooks save their figures as PNG."""
+        out = self.run_dir / "figures"
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+
+    def __str__(self) -> str:
+        """Both locations, short."""
+        return f"data root: {display_path(self.data_root)}\nrun dir:   {display_path(self.run_dir)}"
+
+
+def start(data_root: str, run_dir: str) -> Session:
+    """Resolve a notebook's data_root ('demo' = built-in synthetic data) and run_dir ($ARTLIB_RUN_DIR wins)."""
+    session = Session(data_root=resolve_data_root(data_root), run_dir=resolve_run_dir(run_dir))
+    print(session)
+    return session
+
+
+def ensure_manifest(session: Session, progress: bool = False) -> pd.DataFrame:
+    """The run's manifest; prepared with default settings if notebook 02 has not written one yet."""
+    if not session.manifest_path.is_file():
+        print(f"no manifest in {display_path(session.run_dir)} yet: preparing one with default settings "
+              f"(run notebook 02 to choose them)")
+        prepare(session.data_root, session.run_dir, PrepareConfig(), progress=progress)
+    return read_manifest(session.manifest_path)
+
+
+def split_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Paintings per split and class for both tasks, with each split's share."""
+    parts = []
+    for task, column, classes in (("genre", "era", ERAS), ("emotion", "emotion", ("negative", "positive"))):
+        data = manifest[manifest[column] != ""]
+        table = pd.crosstab(data[column], data["split"]).reindex(index=list(classes), columns=["train", "val", "test"],
+                                                                  fill_value=0)
+        table.index = pd.MultiIndex.from_product([[task], table.index], names=["task", "class"])
+        parts.append(table)
+    table = pd.concat(parts)
+    table["total"] = table.sum(axis=1)
+    return table
+
+
+def era_emotion_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Paintings per era × emotion label ('' shown as 'no label'), with totals."""
+    data = manifest.replace({"era": {"": "no era"}, "emotion": {"": "no label"}})
+    table = pd.crosstab(data["era"], data["emotion"], margins=True, margins_name="total")
+    rows = [e for e in (*ERAS, "no era", "total") if e in table.index]
+    cols = [c for c in ("positive", "negative", "no label", "total") if c in table.columns]
+    return table.loc[rows, cols]
+
+
+def stage_histories(run_dir: Path, stage: str, seeds: list[int]) -> dict[str, pd.DataFrame]:
+    """history.csv of a stage per seed, labelled for plotting."""
+    out = {}
+    for seed in seeds:
+        path = Path(run_dir) / "stages" / stage / f"seed_{seed}" / "history.csv"
+        if path.is_file():
+            out[f"{stage} (seed {seed})"] = pd.read_csv(path)
+    return out
+
+
+def stage_metrics(run_dir: Path, stage: str) -> pd.DataFrame:
+    """A stage's test metrics per seed next to the always-majority baseline."""
+    from artlib.results import read_results
+
+    res = read_results(run_dir)
+    res = res[res["stage"] == stage]
+    cols = ["stage", "seed", "accuracy", "f1", "balanced_accuracy", "majority_baseline_accuracy",
+            "majority_class", "best_epoch", "epochs_run", "n_test", "backbone_weights"]
+    return res.loc[:, [c for c in cols if c in res.columns]].reset_index(drop=True)
+
+
+def prepare_summary(run_dir: Path) -> dict:
+    """The counts and exclusions notebook 02 reports (from prepare_report.json)."""
+    report = json.loads((Path(run_dir) / "prepare_report.json").read_text())
+    return {"excluded": {k: len(v) for k, v in report["excluded"].items()},
+            "names_repaired": report.get("names_repaired", 0), "config": report["config"]}
+
+
+def load_samples(session: Session, sample: pd.DataFrame, size: int = 160) -> list[np.ndarray]:
+    """Load sample paintings as square RGB arrays (decoded with artlib's safe image loader)."""
+    from artlib.images import load_square
+
+    return [load_square(session.archive / p, size) for p in sample["image_path"]]

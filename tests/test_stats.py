@@ -1,0 +1,215 @@
+"""artlib.stats: hand-computed cases for spread, bootstrap intervals and exact paired tests."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
+
+from artlib.metrics import f1_for_task
+from artlib.stats import (binomial_tail_half, bootstrap_ci, bootstrap_metric_ci, confusion_metric, exact_two_sided_p,
+                          mcnemar_exact, mean_std, paired_permutation_test, paired_predictions)
+
+
+# ---- mean_std ----------------------------------------------------------------------------
+def test_mean_std_small_lists() -> None:
+    """Sample std (ddof=1): [1, 2, 3, 4] → mean 2.5, std sqrt(5/3); [0.6, 0.8] → 0.7, sqrt(0.02)."""
+    mean, std = mean_std([1, 2, 3, 4])
+    assert mean == 2.5 and std == pytest.approx(math.sqrt(5 / 3))
+    mean, std = mean_std(np.array([0.6, 0.8]))
+    assert mean == pytest.approx(0.7) and std == pytest.approx(math.sqrt(0.02))
+
+
+def test_mean_std_one_value_has_unknown_spread() -> None:
+    """One seed: the mean is the value, the std is NaN (not 0: spread is unknown)."""
+    mean, std = mean_std([0.689])
+    assert mean == 0.689 and math.isnan(std)
+    assert all(math.isnan(v) for v in mean_std([]))
+
+
+# ---- McNemar -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("b", "c", "p"), [
+    (1, 6, 0.125),  # 2 · (1 + 7) / 2**7
+    (10, 2, 0.0386),  # 2 · (1 + 12 + 66) / 2**12 = 0.03857…
+    (0, 0, 1.0),  # no discordant pairs
+    (5, 5, 1.0),  # capped at 1
+    (3, 0, 0.25),  # 2 / 2**3
+])
+def test_exact_two_sided_p_textbook(b: int, c: int, p: float) -> None:
+    """The exact binomial McNemar p matches hand computation (and is symmetric in b, c)."""
+    assert exact_two_sided_p(b, c) == pytest.approx(p, abs=5e-5)
+    assert exact_two_sided_p(c, b) == exact_two_sided_p(b, c)
+    assert exact_two_sided_p(10, 2) == pytest.approx(2 * 79 / 4096, rel=1e-12)
+
+
+def test_mcnemar_from_correctness_vectors() -> None:
+    """b counts 'only A right', c 'only B right'; concordant paintings do not matter."""
+    a = np.array([1, 0, 0, 0, 0, 0, 0, 1, 1, 0])
+    b = np.array([0, 1, 1, 1, 1, 1, 1, 1, 0, 0])
+    out = mcnemar_exact(a, b)
+    assert (out["b"], out["c"], out["n"], out["n_discordant"]) == (2, 6, 10, 8)
+    assert out["p_value"] == pytest.approx(2 * (1 + 8 + 28) / 256)
+    assert mcnemar_exact([True, False], [True, False])["p_value"] == 1.0
+    with pytest.raises(ValueError, match="paired"):
+        mcnemar_exact([1, 0], [1, 0, 1])
+    with pytest.raises(ValueError, match="0/1"):
+        mcnemar_exact([2, 0], [1, 0])
+
+
+def test_binomial_tail_exact_and_log_space_agree() -> None:
+    """The log-space branch (n > 5000) continues the exact one smoothly, and big n never overflows."""
+    assert binomial_tail_half(2, 4) == pytest.approx(11 / 16)
+    assert binomial_tail_half(5, 5) == 1.0
+    exact = binomial_tail_half(2400, 5000)
+    logged = binomial_tail_half(2400, 5001)
+    assert 0.0020 < logged < exact < 0.0026
+    assert exact_two_sided_p(4000, 3000) == pytest.approx(5.7143e-33, rel=1e-4)
+    assert exact_two_sided_p(30000, 30500) < 0.05
+
+
+def test_exact_p_agrees_with_scipy_when_available() -> None:
+    """Cross-check against scipy's binomtest (scipy is optional; skipped without it)."""
+    stats = pytest.importorskip("scipy.stats")
+    for b, c in [(1, 6), (17, 30), (100, 130), (2600, 2800), (6000, 6300)]:
+        assert exact_two_sided_p(b, c) == pytest.approx(stats.binomtest(b, b + c, 0.5).pvalue, rel=1e-9)
+
+
+def test_paired_permutation_test_is_mcnemar_for_one_seed_and_counts_paintings_once() -> None:
+    """With one seed the pooled test equals McNemar; two identical seeds give the same, not a smaller, p."""
+    a = np.array([1, 1, 1, 0, 1, 1, 0, 1])
+    b = np.array([0, 0, 1, 0, 0, 1, 1, 0])
+    one = paired_permutation_test(a, b)
+    assert {k: one[k] for k in ("b", "c", "p_value")} == {k: mcnemar_exact(a, b)[k] for k in ("b", "c", "p_value")}
+    assert one["mean_difference"] == pytest.approx(3 / 8)
+    two = paired_permutation_test(np.stack([a, a]), np.stack([b, b]))
+    assert (two["b"], two["c"], two["p_value"]) == (one["b"], one["c"], one["p_value"])
+
+
+def test_paired_permutation_test_hand_enumerated() -> None:
+    """d = (1, 1, ½, −½) over 4 paintings: 6 of the 16 sign flips reach |Σd| ≥ 2 → p = 0.375."""
+    a = np.array([[1, 1, 1, 0], [1, 1, 0, 0]])  # seed means 1, 1, .5, 0
+    b = np.array([[0, 0, 0, 1], [0, 0, 0, 0]])  # seed means 0, 0, 0, .5
+    out = paired_permutation_test(a, b)
+    assert (out["b"], out["c"], out["n_discordant"]) == (3, 1, 4)
+    assert out["p_value"] == pytest.approx(6 / 16)
+    assert out["mean_difference"] == pytest.approx((1 + 1 + 0.5 - 0.5) / 4)
+    # A constant comparator (always-majority) against two seeds; all ahead → p = 2 · (1/2)**3.
+    ahead = paired_permutation_test(np.array([[1, 1, 1], [1, 0, 1]]), np.array([0, 0, 0]))
+    assert ahead["p_value"] == pytest.approx(0.25)
+
+
+def test_paired_permutation_agrees_with_monte_carlo() -> None:
+    """On a larger mixed-magnitude case the exact p matches brute-force random sign flips."""
+    rng = np.random.default_rng(11)
+    a = (rng.random((3, 150)) < 0.66).astype(int)
+    b = (rng.random((3, 150)) < 0.58).astype(int)
+    exact = paired_permutation_test(a, b)["p_value"]
+    d = a.mean(0) - b.mean(0)
+    flips = rng.choice([-1.0, 1.0], size=(20000, d.size))
+    mc = np.mean(np.abs(flips @ d) >= abs(d.sum()) - 1e-9)
+    assert exact == pytest.approx(mc, abs=0.01)
+
+
+# ---- bootstrap ---------------------------------------------------------------------------
+def test_bootstrap_constant_vector_gives_point_interval() -> None:
+    """Every resample of a constant has the same mean: the CI is (c, c), exactly."""
+    assert bootstrap_ci(np.full(25, 0.3)) == (0.3, 0.3)
+    assert bootstrap_ci([1, 1, 1, 1]) == (1.0, 1.0)
+    assert bootstrap_ci(np.zeros((2, 7))) == (0.0, 0.0)
+    assert bootstrap_metric_ci([0, 1, 1, 0], [0, 1, 1, 0], "accuracy") == (1.0, 1.0)
+
+
+def test_bootstrap_is_seeded_and_sensible() -> None:
+    """Same seed ⇒ identical interval; another seed ⇒ (slightly) different; it brackets the estimate."""
+    correct = (np.arange(200) % 10 < 7).astype(int)  # accuracy 0.7
+    ci = bootstrap_ci(correct, n_boot=1000, seed=3)
+    assert ci == bootstrap_ci(correct, n_boot=1000, seed=3)
+    assert ci != bootstrap_ci(correct, n_boot=1000, seed=4)
+    low, high = ci
+    assert 0.6 < low < 0.7 < high < 0.8
+    # Normal approximation: half-width ≈ 1.96 · sqrt(0.7 · 0.3 / 200) ≈ 0.0635.
+    assert (high - low) / 2 == pytest.approx(0.0635, abs=0.012)
+    assert bootstrap_ci(correct, confidence=0.5, n_boot=1000)[1] - bootstrap_ci(correct, confidence=0.5,
+                                                                                 n_boot=1000)[0] < high - low
+
+
+def test_bootstrap_statistics_and_errors() -> None:
+    """'median' and callables work; bad settings are refused."""
+    values = np.arange(11, dtype=float)
+    low, high = bootstrap_ci(values, "median", n_boot=300)
+    assert low <= 5 <= high
+    assert bootstrap_ci(values, np.max, n_boot=300)[1] == 10.0
+    with pytest.raises(ValueError):
+        bootstrap_ci(values, "mode")
+    with pytest.raises(ValueError):
+        bootstrap_ci(values, n_boot=0)
+    with pytest.raises(ValueError):
+        bootstrap_ci(values, confidence=1.5)
+    assert all(math.isnan(v) for v in bootstrap_ci([]))
+
+
+def test_bootstrap_metric_matches_accuracy_bootstrap_and_callable() -> None:
+    """Named 'accuracy' uses the same resamples as bootstrap_ci; named 'f1' equals the sklearn callable."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 120)
+    pred = np.where(rng.random(120) < 0.75, y, 1 - y)
+    assert bootstrap_metric_ci(y, pred, "accuracy", n_boot=500, seed=1) == pytest.approx(
+        bootstrap_ci(y == pred, n_boot=500, seed=1))
+    named = bootstrap_metric_ci(y, pred, "f1", n_boot=300, seed=2, n_classes=2)
+    called = bootstrap_metric_ci(y, pred, lambda t, p: f1_for_task(t, p, 2), n_boot=300, seed=2)
+    assert named == pytest.approx(called)
+    # Two seeds (seeds × paintings): CI of the seed-averaged metric.
+    pred2 = np.stack([pred, np.where(rng.random(120) < 0.6, y, 1 - y)])
+    named2 = bootstrap_metric_ci(y, pred2, "f1", n_boot=200, seed=2, n_classes=2)
+    called2 = bootstrap_metric_ci(y, pred2, lambda t, p: f1_for_task(t, p, 2), n_boot=200, seed=2)
+    assert named2 == pytest.approx(called2)
+    with pytest.raises(ValueError, match="paintings"):
+        bootstrap_metric_ci(y, pred[:10], "f1")
+
+
+def test_confusion_metric_matches_sklearn() -> None:
+    """Vectorised accuracy/F1/balanced accuracy equal scikit-learn's (binary positive-class F1, 4-class macro)."""
+    rng = np.random.default_rng(5)
+    for k in (2, 4):
+        y = rng.integers(0, k, 60)
+        p = rng.integers(0, k - 1, 60)  # one class never predicted: zero_division path
+        conf = confusion_matrix(y, p, labels=list(range(k)))
+        assert confusion_metric(conf, "accuracy", k) == pytest.approx(np.mean(y == p))
+        assert confusion_metric(conf, "f1", k) == pytest.approx(f1_for_task(y, p, k))
+        assert confusion_metric(conf, "balanced_accuracy", k) == pytest.approx(balanced_accuracy_score(y, p))
+    y = np.array([0, 0, 1, 1])
+    conf = confusion_matrix(y, [0, 0, 0, 0], labels=[0, 1])
+    assert confusion_metric(conf, "f1", 2) == 0.0 == f1_score(y, [0, 0, 0, 0], zero_division=0)
+    with pytest.raises(ValueError, match="unknown metric"):
+        confusion_metric(conf, "auc", 2)
+
+
+# ---- paired_predictions ------------------------------------------------------------------
+def _preds(paths: list[str], labels: list[str], predicted: list[str]) -> pd.DataFrame:
+    """A minimal predictions.csv frame."""
+    return pd.DataFrame({"image_path": paths, "label": labels, "predicted": predicted})
+
+
+def test_paired_predictions_aligns_on_image_path() -> None:
+    """Rows in different orders are aligned by image_path before correctness is compared."""
+    a = _preds(["x.jpg", "y.jpg", "z.jpg"], ["positive", "negative", "positive"], ["positive", "positive", "positive"])
+    b = _preds(["z.jpg", "x.jpg", "y.jpg"], ["positive", "positive", "negative"], ["negative", "positive", "negative"])
+    ca, cb = paired_predictions(a, b)
+    assert ca.tolist() == [True, False, True]  # x, y, z
+    assert cb.tolist() == [True, True, False]
+
+
+def test_paired_predictions_refuses_different_paintings_naming_stages() -> None:
+    """Different test sets, repeated paintings or disagreeing labels are errors that name both stages."""
+    a = _preds(["x.jpg", "y.jpg"], ["positive", "negative"], ["positive", "positive"])
+    b = _preds(["x.jpg", "w.jpg"], ["positive", "negative"], ["positive", "positive"])
+    with pytest.raises(ValueError, match=r"emotion_conv5.*genre_conv4_then_emotion_conv5.*different paintings"):
+        paired_predictions(a, b, "emotion_conv5", "genre_conv4_then_emotion_conv5")
+    with pytest.raises(ValueError, match="repeat"):
+        paired_predictions(pd.concat([a, a]), a, "s1", "s2")
+    c = _preds(["x.jpg", "y.jpg"], ["positive", "positive"], ["positive", "positive"])
+    with pytest.raises(ValueError, match="s1 and s2 disagree"):
+        paired_predictions(a, c, "s1", "s2")

@@ -1,0 +1,310 @@
+"""The fine-tuning engine on tiny data: freezing, carrying, the feature cache, resume, determinism, refusal."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from artlib import backbone, checkpoints
+from artlib.backbone import ArtNet, resolve_weights
+from artlib.demo import DemoSpec, generate
+from artlib.errors import CheckpointError
+from artlib.features import as_input, build_feature_cache
+from artlib.imagecache import build_image_cache
+from artlib.manifest import PrepareConfig, prepare, read_manifest
+from artlib.results import read_results
+from artlib.runner import load_stage_model, run_stage, stage_dir
+from artlib.stages import CONFIGURATIONS, STAGES
+from artlib.training import TrainConfig
+
+TINY = TrainConfig(image_size=32, epochs=3, batch_size=16, lr=1e-3, weights="none", precision="fp32", workers=1,
+                   patience=None)
+CONV4, CONV5 = 7_098_368, 14_964_736
+HEAD = {"genre": 2048 * 4 + 4, "emotion": 2048 * 2 + 2}
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo root (about 150 paintings, small images) prepared once; tests copy its manifest."""
+    root = tmp_path_factory.mktemp("tiny-data") / "root"
+    generate(root, DemoSpec(seed=3, scale=0.35, min_side=40, max_side=64, large_side=300))
+    out = tmp_path_factory.mktemp("tiny-prepared")
+    prepare(root, out, PrepareConfig(seed=0), progress=False)
+    return out
+
+
+@pytest.fixture
+def run_dir(tiny_prepared: Path, tmp_path: Path) -> Path:
+    """A fresh run directory holding the tiny manifest (no caches, no stages)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("manifest.csv", "prepare_report.json"):
+        shutil.copy(tiny_prepared / name, out / name)
+    return out
+
+
+@pytest.mark.parametrize("blocks, expected", [
+    ((), 0), (("conv4",), CONV4), (("conv5",), CONV5), (("conv4", "conv5"), CONV4 + CONV5),
+])
+@pytest.mark.parametrize("task", ["genre", "emotion"])
+def test_trainable_parameter_counts(blocks: tuple[str, ...], expected: int, task: str) -> None:
+    """Exactly the named blocks plus the head train: conv4 7,098,368, conv5 14,964,736."""
+    model = ArtNet.build(len(STAGES["genre_conv4" if task == "genre" else "emotion_conv5"].classes))
+    model.freeze_all().unfreeze(*blocks)
+    assert model.trainable_parameter_count() == expected + HEAD[task]
+    table = model.parameter_table().set_index("block")
+    assert table.loc["conv4", "parameters"] == CONV4 and table.loc["conv5", "parameters"] == CONV5
+    assert table.loc["total trainable", "parameters"] == expected + HEAD[task]
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_every_stage_trains_exactly_its_blocks(name: str) -> None:
+    """Each of the eight stages unfreezes exactly its listed blocks (one test over all variants)."""
+    stage = STAGES[name]
+    model = ArtNet.build(len(stage.classes)).freeze_all().unfreeze(*stage.blocks)
+    expected = {"conv4": CONV4, "conv5": CONV5}
+    assert model.trainable_parameter_count() == sum(expected[b] for b in stage.blocks) + HEAD[stage.task]
+    assert model.trainable_blocks == stage.blocks
+
+
+def test_configurations_group_the_eight_stages() -> None:
+    """Three configurations, eight stages, sources defined before their dependants."""
+    assert sum(len(v) for v in CONFIGURATIONS.values()) == 8
+    order = list(STAGES)
+    for stage in STAGES.values():
+        if stage.init_from:
+            assert order.index(stage.init_from) < order.index(stage.name)
+
+
+def test_unknown_block_is_refused() -> None:
+    """A typo in a block name is an error naming the valid blocks."""
+    with pytest.raises(ValueError, match="conv4 = layer3"):
+        ArtNet.build(2).freeze_all().unfreeze("layer3")
+
+
+def test_frozen_weights_and_batchnorm_stats_do_not_change() -> None:
+    """After training steps, frozen blocks (weights and BN running stats) are bit-identical; trainable ones moved."""
+    torch.manual_seed(0)
+    model = ArtNet.build(2, seed=0).freeze_all().unfreeze("conv5")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    assert not model.backbone.layer3[0].bn1.training and model.backbone.layer4[0].bn1.training
+    for _ in range(3):
+        x = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
+        loss = torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 0, 1]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = model.state_dict()
+    frozen = [k for k in before if not k.startswith(("backbone.layer4.", "head."))]
+    trainable = [k for k in before if k.startswith(("backbone.layer4.", "head."))]
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any("running_mean" in k for k in frozen)
+    moved = [k for k in trainable if not torch.equal(before[k], after[k])]
+    assert any(k.endswith("conv1.weight") for k in moved) and "head.weight" in moved
+    assert any("running_mean" in k for k in moved)  # trainable BN keeps learning its statistics
+
+
+def _loss_and_grads(model: ArtNet, x: torch.Tensor, start: str | None, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """Loss and the flattened gradient of every trainable parameter for one batch."""
+    model.zero_grad()
+    loss = torch.nn.functional.cross_entropy(model.forward_blocks(x, start, None), y)
+    loss.backward()
+    return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
+
+
+@pytest.mark.parametrize("blocks", [("conv5",), ("conv4", "conv5")])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_feature_cache_matches_full_forward(run_dir: Path, blocks: tuple[str, ...], dtype: str) -> None:
+    """Loss and gradients computed from cached prefix features equal those of the full forward pass.
+
+    fp32 storage: equal to rounding (1e-6). fp16 storage on a random-init network (whose gradients
+    amplify any rounding chaotically): loss within 2e-3 and gradient direction preserved; with trained
+    weights (the self-supervised ResNet50, when installed) the gradients agree within 1%.
+    """
+    manifest = read_manifest(run_dir / "manifest.csv")
+    archive = Path(json.loads((run_dir / "prepare_report.json").read_text())["data_root"]) / "archive"
+    images = build_image_cache(archive, manifest["image_path"].tolist(), 48, run_dir / "cache", workers=1,
+                               progress=False)
+    rows = np.arange(12)
+    y = torch.tensor([0, 1] * 6)
+    candidates = [None] + ([resolve_weights("self-supervised", verbose=False)]
+                           if backbone.self_supervised_path() and dtype == "float16" else [])
+    for weights in candidates:
+        model = ArtNet.build(2, weights, seed=1).freeze_all().unfreeze(*blocks).train()
+        feats = build_feature_cache(model, images.array, rows, images.key, run_dir / "cache", torch.device("cpu"),
+                                    "fp32", dtype, batch_size=5, progress=False)
+        assert feats.start == blocks[0]
+        loss_full, grad_full = _loss_and_grads(model, torch.from_numpy(np.asarray(images.array[rows])), None, y)
+        loss_cached, grad_cached = _loss_and_grads(model, as_input(feats.array), feats.start, y)
+        rel = float((grad_full - grad_cached).norm() / grad_full.norm())
+        cosine = float(torch.nn.functional.cosine_similarity(grad_full, grad_cached, dim=0))
+        if dtype == "float32":
+            assert loss_cached == pytest.approx(loss_full, abs=1e-6) and rel < 1e-6
+        elif weights is None:
+            assert loss_cached == pytest.approx(loss_full, abs=2e-3) and cosine > 0.98
+        else:
+            assert loss_cached == pytest.approx(loss_full, abs=1e-4) and rel < 1e-2
+
+
+def test_carried_stage_starts_from_source_backbone(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """genre_conv4 → emotion_conv5 starts with every backbone weight of genre_conv4 and a fresh 2-class head."""
+    import artlib.runner as runner
+
+    captured = {}
+    original = runner.train_loop
+
+    def spy(model, *args, **kwargs):  # noqa: ANN001, ANN202
+        captured.setdefault("states", []).append({k: v.clone() for k, v in model.backbone_state().items()})
+        captured.setdefault("heads", []).append(model.head.out_features)
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "train_loop", spy)
+    run_stage("genre_conv4_then_emotion_conv5", run_dir, TINY, seed=0, progress=False)  # runs genre_conv4 first
+    source, _ = load_stage_model(run_dir, "genre_conv4", 0, task="genre")
+    start_state = captured["states"][1]
+    assert captured["heads"] == [4, 2]
+    assert all(torch.equal(start_state[k], v) for k, v in source.backbone_state().items())
+    carried, _ = load_stage_model(run_dir, "genre_conv4_then_emotion_conv5", 0, task="emotion")
+    # conv4 (frozen in the carried stage) is still genre_conv4's; conv5 has trained away from it.
+    src, dst = source.backbone_state(), carried.backbone_state()
+    assert all(torch.equal(src[k], dst[k]) for k in src if k.startswith("layer3."))
+    assert any(not torch.equal(src[k], dst[k]) for k in src if k.startswith("layer4."))
+
+
+def _row(run_dir: Path, stage: str, seed: int = 0) -> dict:
+    """The stage's results row without timing columns."""
+    row = read_results(run_dir).set_index(["stage", "seed"]).loc[(stage, seed)].to_dict()
+    return {k: v for k, v in row.items() if not k.endswith("_seconds")}
+
+
+def test_resume_after_failure_gives_the_same_result(run_dir: Path, tmp_path: Path, tiny_prepared: Path) -> None:
+    """A stage that dies after epoch 1 resumes at epoch 2 and ends exactly as an uninterrupted run."""
+    with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):
+        run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False, fail_after_epoch=1)
+    folder = stage_dir(run_dir, "emotion_conv5", 0)
+    assert (folder / "checkpoint.pt").is_file() and not (folder / "metrics.json").exists()
+    run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["resumed_from_epoch"] == 1
+    assert not (folder / "checkpoint.pt").exists()
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for name in ("manifest.csv", "prepare_report.json"):
+        shutil.copy(tiny_prepared / name, clean / name)
+    run_stage("emotion_conv5", clean, TINY, seed=0, progress=False)
+    assert _row(run_dir, "emotion_conv5") == _row(clean, "emotion_conv5")
+    h1 = pd.read_csv(folder / "history.csv").drop(columns="seconds")
+    h2 = pd.read_csv(stage_dir(clean, "emotion_conv5", 0) / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(h1, h2)
+
+
+def test_same_seed_same_row_and_finished_stage_is_reused(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    """Same seed ⇒ identical results row; rerunning does not retrain or duplicate; force retrains identically."""
+    run_stage("emotion_conv4", run_dir, TINY, seed=5, progress=False)
+    first = _row(run_dir, "emotion_conv4", 5)
+    model_file = stage_dir(run_dir, "emotion_conv4", 5) / "model.pt"
+    mtime = model_file.stat().st_mtime_ns
+    run_stage("emotion_conv4", run_dir, TINY, seed=5, progress=True)
+    assert "reusing it" in capsys.readouterr().out
+    assert model_file.stat().st_mtime_ns == mtime
+    run_stage("emotion_conv4", run_dir, TINY, seed=5, progress=False, force=True)
+    assert _row(run_dir, "emotion_conv4", 5) == first
+    assert len(read_results(run_dir)) == 1
+    other = run_stage("emotion_conv4", run_dir, TINY, seed=6, progress=False)
+    assert len(read_results(run_dir)) == 2 and other["seed"] == 6
+
+
+def test_outputs_follow_the_contract(run_dir: Path) -> None:
+    """Stage folder files, results.csv columns, metrics consistent with predictions."""
+    row = run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    folder = stage_dir(run_dir, "emotion_conv5", 0)
+    for name in ("history.csv", "metrics.json", "model.pt", "predictions.csv", "config.json"):
+        assert (folder / name).is_file()
+    contract = ["configuration", "stage", "task", "trained_blocks", "init_from", "seed", "accuracy", "f1",
+                "balanced_accuracy", "n_test", "majority_baseline_accuracy", "backbone_weights", "best_epoch",
+                "epochs_run", "train_seconds"]
+    assert set(contract) <= set(read_results(run_dir).columns)
+    preds = pd.read_csv(folder / "predictions.csv")
+    assert len(preds) == row["n_test"]
+    assert row["accuracy"] == pytest.approx((preds["label"] == preds["predicted"]).mean())
+    history = pd.read_csv(folder / "history.csv")
+    assert len(history) == row["epochs_run"] == 3
+    assert row["best_epoch"] == int(history["val_loss"].idxmin()) + 1  # monitor val_loss, minimised
+    assert row["backbone_weights"] == "random" and row["configuration"] == "1 sequential"
+
+
+def test_early_stopping_direction_and_best_epoch(run_dir: Path) -> None:
+    """Monitoring a metric to maximise keeps the epoch with the highest value; test metrics come from it."""
+    cfg = TrainConfig(**{**TINY.__dict__, "monitor": "val_accuracy", "epochs": 4, "patience": 2})
+    row = run_stage("emotion_conv5", run_dir, cfg, seed=0, progress=False)
+    history = pd.read_csv(stage_dir(run_dir, "emotion_conv5", 0) / "history.csv")
+    best = int(history["epoch"][history["val_accuracy"].to_numpy().argmax()])
+    assert row["best_epoch"] == best
+    assert row["epochs_run"] == len(history) <= 4
+    if len(history) < 4:  # stopped early: patience epochs without improvement
+        assert len(history) - best >= 2
+
+
+def test_wrong_task_checkpoint_is_refused(run_dir: Path) -> None:
+    """Loading a genre model as an emotion model, or a tampered file, is refused with a clear message."""
+    run_stage("genre_conv4", run_dir, TINY, seed=0, progress=False)
+    with pytest.raises(CheckpointError, match="task='genre'.*task='emotion'"):
+        load_stage_model(run_dir, "genre_conv4", 0, task="emotion")
+    model_file = stage_dir(run_dir, "genre_conv4", 0) / "model.pt"
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match the hash"):
+        load_stage_model(run_dir, "genre_conv4", 0, task="genre")
+    torch.save({"meta": {"format": "something else"}}, run_dir / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not an artlib checkpoint"):
+        checkpoints.load(run_dir / "foreign.pt")
+
+
+def test_imagenet_offline_fails_fast_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """weights='imagenet' without network: an error naming the file to provide and where to put it."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(backbone, "_download_imagenet", lambda timeout=20.0: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(backbone, "_RESOLVED", {})
+    with pytest.raises(RuntimeError) as info:
+        resolve_weights("imagenet", verbose=False)
+    message = str(info.value)
+    assert backbone.IMAGENET_FILE in message and str(tmp_path / "hub" / "checkpoints") in message
+    assert backbone.IMAGENET_URL in message
+
+
+def test_auto_works_offline_and_records_what_it_used(run_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """weights='auto' offline falls back (self-supervised if installed, else random) and says so in results."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(backbone, "_download_imagenet", lambda timeout=20.0: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(backbone, "_RESOLVED", {})
+    weights = resolve_weights("auto", verbose=False)
+    expected = "self-supervised:imgsim-0.1.2" if backbone.self_supervised_path() else "random"
+    assert weights.label == expected
+    cfg = TrainConfig(**{**TINY.__dict__, "weights": "auto", "epochs": 1})
+    row = run_stage("emotion_conv5", run_dir, cfg, seed=0, progress=False)
+    assert row["backbone_weights"] == expected
+
+
+def test_state_dict_file_with_prefixes_loads(tmp_path: Path) -> None:
+    """A weights file with 'module.' prefixes and an fc layer loads as the backbone; a wrong file is refused."""
+    ref = ArtNet.build(2, seed=4)
+    state = {f"module.{k}": v for k, v in ref.backbone.state_dict().items()}
+    state["module.fc.weight"] = torch.zeros(10, 2048)
+    torch.save(state, tmp_path / "w.pth")
+    weights = resolve_weights(str(tmp_path / "w.pth"), verbose=False)
+    model = ArtNet.build(2, weights, seed=9)
+    assert all(torch.equal(v, ref.backbone.state_dict()[k]) for k, v in model.backbone.state_dict().items())
+    torch.save({"conv1.weight": torch.zeros(3)}, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="not a torchvision ResNet50"):
+        resolve_weights(str(tmp_path / "bad.pth"), verbose=False)
+
