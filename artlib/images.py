@@ -139,7 +139,7 @@ def square_resize(im: Image.Image, size: int) -> Image.Image:
 def load_square(path: str | os.PathLike[str], size: int, draft: bool = True) -> np.ndarray:
     """A painting as a ``size``×``size``×3 uint8 array (the model's input before normalisation)."""
     im = load_rgb(path, min_size=size if draft else None)
-    return np.asarray(square_resize(im, size), dtype=np.uint8)
+    return np.array(square_resize(im, size), dtype=np.uint8)  # a writable copy (torch wants one)
 
 
 @dataclass(frozen=True)

@@ -125,13 +125,18 @@ def confusion_matrices(matrices: dict[str, tuple[np.ndarray, list[str]]], path: 
                        normalise: bool = True) -> plt.Figure:
     """Confusion matrices side by side (rows: true class; row-normalised by default)."""
     n = len(matrices)
-    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.2), squeeze=False)
-    for ax, (title, (cm, classes)) in zip(axes[0], matrices.items()):
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (title, (cm, classes)) in zip(axes.flat, matrices.items()):
         cm = np.asarray(cm, dtype=float)
         shown = cm / np.clip(cm.sum(axis=1, keepdims=True), 1, None) if normalise else cm
         sns.heatmap(shown, annot=cm.astype(int), fmt="d", cmap="Blues", vmin=0, vmax=1 if normalise else None,
                     xticklabels=classes, yticklabels=classes, cbar=False, ax=ax)
-        ax.set(title=title, xlabel="predicted", ylabel="true")
+        ax.set_title(title, fontsize=9)
+        ax.set(xlabel="predicted", ylabel="true")
         ax.tick_params(labelsize=7)
     fig.tight_layout()
     save(fig, path)
@@ -164,7 +169,7 @@ def per_era_bars(per_era: pd.DataFrame, path: str | Path | None = None) -> plt.F
                 hue_order=[e for e in ERAS if e in set(per_era["era"])])
     ax.tick_params(axis="x", rotation=30, labelsize=8)
     ax.set(ylim=(0, 1), xlabel="", title="Emotion accuracy per era")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     save(fig, path)
     return fig

@@ -8,6 +8,7 @@ under ``archive/<Style>/<painting>.jpg``.
 from __future__ import annotations
 
 import csv
+import shutil
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -17,12 +18,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artlib.manifest import PrepareResult
+from artlib.demo import DemoSpec, generate
+from artlib.manifest import PrepareConfig, PrepareResult, prepare
+from artlib.training import TrainConfig
 
 CLASSES_HEADER = ("filename", "artist", "genre", "description", "phash", "width", "height", "genre_count", "subset")
 ARTEMIS_HEADER = ("art_style", "painting", "emotion", "utterance", "repetition")
 CLASSES_CSV = Path("data_gen") / "classes.csv"
 ARTEMIS_CSV = Path("data_em") / "artemis_dataset_release_v0.csv"
+
+TINY = TrainConfig(image_size=32, epochs=3, batch_size=16, lr=1e-3, weights="none", precision="fp32", workers=1,
+                   patience=None)
+"""A training configuration small enough for unit tests (random init, 32 px, fp32 for exactness)."""
 
 # Image kinds a fixture painting can have on disk.
 IMAGE_KINDS = ("rgb", "gray", "cmyk", "none", "zero", "truncated", "text")
@@ -170,3 +177,23 @@ def demo_prepared(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
     out = tmp_path_factory.mktemp("demo-out")
     return prepare(demo_root, out, PrepareConfig(workers=1), progress=False), out
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo root (about 150 paintings, small images) prepared once; tests copy its manifest."""
+    root = tmp_path_factory.mktemp("tiny-data") / "root"
+    generate(root, DemoSpec(seed=3, scale=0.35, min_side=40, max_side=64, large_side=300))
+    out = tmp_path_factory.mktemp("tiny-prepared")
+    prepare(root, out, PrepareConfig(seed=0), progress=False)
+    return out
+
+
+@pytest.fixture
+def run_dir(tiny_prepared: Path, tmp_path: Path) -> Path:
+    """A fresh run directory holding the tiny manifest (no caches, no stages)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("manifest.csv", "prepare_report.json"):
+        shutil.copy(tiny_prepared / name, out / name)
+    return out

@@ -13,40 +13,19 @@ import torch
 
 from artlib import backbone, checkpoints
 from artlib.backbone import ArtNet, resolve_weights
-from artlib.demo import DemoSpec, generate
 from artlib.errors import CheckpointError
 from artlib.features import as_input, build_feature_cache
 from artlib.imagecache import build_image_cache
-from artlib.manifest import PrepareConfig, prepare, read_manifest
+from artlib.manifest import read_manifest
 from artlib.results import read_results
 from artlib.runner import load_stage_model, run_stage, stage_dir
 from artlib.stages import CONFIGURATIONS, STAGES
 from artlib.training import TrainConfig
 
-TINY = TrainConfig(image_size=32, epochs=3, batch_size=16, lr=1e-3, weights="none", precision="fp32", workers=1,
-                   patience=None)
+from conftest import TINY
+
 CONV4, CONV5 = 7_098_368, 14_964_736
 HEAD = {"genre": 2048 * 4 + 4, "emotion": 2048 * 2 + 2}
-
-
-@pytest.fixture(scope="session")
-def tiny_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small demo root (about 150 paintings, small images) prepared once; tests copy its manifest."""
-    root = tmp_path_factory.mktemp("tiny-data") / "root"
-    generate(root, DemoSpec(seed=3, scale=0.35, min_side=40, max_side=64, large_side=300))
-    out = tmp_path_factory.mktemp("tiny-prepared")
-    prepare(root, out, PrepareConfig(seed=0), progress=False)
-    return out
-
-
-@pytest.fixture
-def run_dir(tiny_prepared: Path, tmp_path: Path) -> Path:
-    """A fresh run directory holding the tiny manifest (no caches, no stages)."""
-    out = tmp_path / "run"
-    out.mkdir()
-    for name in ("manifest.csv", "prepare_report.json"):
-        shutil.copy(tiny_prepared / name, out / name)
-    return out
 
 
 @pytest.mark.parametrize("blocks, expected", [
