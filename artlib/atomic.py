@@ -73,3 +73,15 @@ def _json_safe(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def check_free_space(folder: str | os.PathLike[str], need: int, what: str, fix: str) -> None:
+    """Raise a DataError naming ``folder``, the space ``what`` needs and ``fix`` when the disk has less free."""
+    import shutil
+
+    from artlib.errors import DataError
+
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise DataError(f"{folder}: {what} needs {need / 1e9:.1f} GB ({need:,} bytes) but only {free / 1e9:.1f} GB "
+                        f"are free; {fix}.")

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DataError, CheckpointError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+    except (DataError, CheckpointError, OSError) as exc:  # OSError: a file where a folder should be, a full disk, …
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:

@@ -170,6 +170,8 @@ def generate(out: str | os.PathLike[str], spec: DemoSpec = DemoSpec()) -> dict[s
                                   phash=f"{int(rng.integers(0, 2**62)):016x}"))
     frame = pd.DataFrame(paintings).drop_duplicates("painting").reset_index(drop=True)
     n = len(frame)
+    if n < 60:
+        raise ValueError(f"DemoSpec.scale={spec.scale} gives {n} paintings; at least 60 are needed for every case")
     # Roles: most paintings are in both CSVs; some in one only; a few are broken on purpose.
     role = np.full(n, "both", dtype=object)
     idx = rng.permutation(n)
@@ -188,7 +190,8 @@ def generate(out: str | os.PathLike[str], spec: DemoSpec = DemoSpec()) -> dict[s
     accented = frame.index[~frame["painting"].map(str.isascii)]
     frame.loc[accented[::2], "nfd_on_disk"] = True
 
-    tmp = Path(tempfile.mkdtemp(prefix=".demo-", dir=out.parent if out.parent.exists() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".demo-", dir=out.parent))  # same file system: the final rename is atomic
     try:
         archive = tmp / "archive"
         rows_classes, rows_artemis = [], []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,8 +48,12 @@ def feature_key(model: ArtNet, start: str, image_key: str, rows: np.ndarray, dty
 
 def build_feature_cache(model: ArtNet, images: np.ndarray, rows: np.ndarray, image_key: str,
                         cache_dir: str | Path, device: torch.device, precision: str = "fp32",
-                        dtype: str = "float16", batch_size: int = 64, progress: bool = True) -> FeatureCache:
-    """Return the prefix features of ``images[rows]``, computing and storing them if not cached."""
+                        dtype: str = "float16", batch_size: int = 64, progress: bool = True,
+                        check_space: Callable[[Path, int], None] | None = None) -> FeatureCache:
+    """Return the prefix features of ``images[rows]``, computing and storing them if not cached.
+
+    ``check_space(cache_dir, bytes)`` is called before a new cache is allocated (never when one is reused).
+    """
     from filelock import FileLock
 
     start = model.first_trainable()
@@ -66,7 +71,8 @@ def build_feature_cache(model: ArtNet, images: np.ndarray, rows: np.ndarray, ima
             try:
                 meta = json.loads(meta_file.read_text())
                 array = np.load(npy, mmap_mode="r")
-                if meta.get("key") == key and meta.get("complete") and array.shape[0] == len(rows):
+                if isinstance(meta, dict) and meta.get("key") == key and meta.get("complete") \
+                        and array.shape[0] == len(rows):
                     return FeatureCache(array, start, key, npy)
             except (ValueError, OSError, json.JSONDecodeError):
                 pass  # damaged: rebuild below
@@ -86,6 +92,8 @@ def build_feature_cache(model: ArtNet, images: np.ndarray, rows: np.ndarray, ima
                         f = model.forward_blocks(x.to(device), None, start)
                     f = f.float().permute(0, 2, 3, 1).cpu().numpy().astype(DTYPES[dtype])  # stored NHWC
                     if out is None:
+                        if check_space is not None:
+                            check_space(cache_dir, int(np.prod(f.shape[1:])) * len(rows) * f.dtype.itemsize)
                         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=DTYPES[dtype], shape=(len(rows), *f.shape[1:]))
                     out[lo: lo + len(idx)] = f
                     bar.update(len(idx))

@@ -70,15 +70,15 @@ def open_cache(npy: Path, key: str, n: int, size: int) -> ImageCache | None:
         return None
     try:
         meta = json.loads(meta_file.read_text())
-        if meta.get("key") != key or not meta.get("complete"):
+        if not isinstance(meta, dict) or meta.get("key") != key or not meta.get("complete"):
             return None
         array = np.load(npy, mmap_mode="r")
-    except (ValueError, OSError, json.JSONDecodeError):
+        errors = {int(k): str(v) for k, v in dict(meta.get("errors") or {}).items()}
+    except (ValueError, TypeError, OSError, json.JSONDecodeError):
         return None
-    if array.shape != (n, size, size, 3) or array.dtype != np.uint8:
+    if array.shape != (n, size, size, 3) or array.dtype != np.uint8 or any(not 0 <= i < n for i in errors):
         return None
     ok = np.ones(n, dtype=bool)
-    errors = {int(k): v for k, v in meta.get("errors", {}).items()}
     ok[list(errors)] = False
     return ImageCache(array=array, ok=ok, key=key, path=npy, errors=errors)
 
@@ -103,6 +103,8 @@ def build_image_cache(archive: str | os.PathLike[str], image_paths: list[str], s
         for stale in cache_dir.glob(f".{npy.name}.*"):
             stale.unlink(missing_ok=True)  # left by a build that was killed
         errors: dict[int, str] = {}
+        atomic.check_free_space(cache_dir, n * size * size * 3, "the image cache",
+                                "free space, choose a run_dir on a larger disk, or use a smaller image_size")
         with atomic.atomic_path(npy, ".npy") as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
             jobs = [(i, str(archive / rel), size, draft) for i, rel in enumerate(image_paths)]

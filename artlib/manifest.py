@@ -7,6 +7,7 @@ No torch here: preparing labels and splits for the full 454k-row ArtEmis file ta
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import tempfile
@@ -113,9 +114,52 @@ class Funnel:
         return pd.DataFrame(self.rows, columns=["stage", "step", "count"])
 
 
-def _row_numbers(mask: pd.Series, limit: int = 20) -> list[int]:
+def _has_files(folder: Path) -> bool:
+    """True when ``folder`` holds a non-hidden file or a symlinked folder at any depth (stops at the first)."""
+    for top, dirs, files in os.walk(folder):
+        if any(not f.startswith(".") for f in files) or any(os.path.islink(os.path.join(top, d)) for d in dirs):
+            return True
+    return False
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before any work (image checks take long) when the output folder cannot be created or written."""
+    probe = out / ".write-test"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise DataError(f"{out}: cannot write the manifest here ({exc.strerror or exc}); choose another output "
+                        f"folder.") from None
+
+
+def _row_numbers(mask: pd.Series, limit: int = 20, line_of: dict[int, int] | None = None) -> list[int]:
     """1-based CSV line numbers (header = line 1) of the first rows where ``mask`` holds."""
-    return [int(i) + 2 for i in np.flatnonzero(mask.to_numpy())[:limit]]
+    return [(line_of or {}).get(int(i), int(i) + 2) for i in np.flatnonzero(mask.to_numpy())[:limit]]
+
+
+def _record_lines(path: Path, encoding: str, delimiter: str, records: set[int]) -> dict[int, int]:
+    """The file line each of these 0-based data records starts on (a quoted field can span several lines)."""
+    found: dict[int, int] = {}
+    if not records:
+        return found
+    last = max(records)
+    with open(path, encoding=encoding, errors="replace", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        start, record = 1, -1  # record -1 is the header
+        try:
+            for fields in reader:
+                if fields:  # pandas skips blank lines too
+                    if record in records:
+                        found[record] = start
+                    if record >= last:
+                        break
+                    record += 1
+                start = reader.line_num + 1
+        except csv.Error:
+            pass  # e.g. a field above csv's size limit: the rest keep their record-based numbers
+    return found
 
 
 def _annotation_counts(artemis: pd.DataFrame, path: Path, funnel: Funnel, report: dict) -> pd.DataFrame:
@@ -131,11 +175,14 @@ def _annotation_counts(artemis: pd.DataFrame, path: Path, funnel: Funnel, report
     dup_cols = [c for c in ("art_style", "painting", "emotion", "utterance") if c in artemis.columns]
     duplicate = artemis.duplicated(subset=dup_cols, keep="first") & ~no_name & ~unknown if "utterance" in dup_cols \
         else pd.Series(False, index=artemis.index)
+    read = report.get("read", {}).get("artemis", {})
+    flagged = {int(i) for m in (no_name, unknown, duplicate) for i in np.flatnonzero(m.to_numpy())[:20]}
+    line_of = _record_lines(path, read.get("encoding", "utf-8"), read.get("delimiter", ","), flagged)
     report["annotations"] = {
-        "missing_painting_or_style": {"rows": int(no_name.sum()), "lines": _row_numbers(no_name)},
-        "unknown_emotion": {"rows": int(unknown.sum()), "lines": _row_numbers(unknown),
+        "missing_painting_or_style": {"rows": int(no_name.sum()), "lines": _row_numbers(no_name, line_of=line_of)},
+        "unknown_emotion": {"rows": int(unknown.sum()), "lines": _row_numbers(unknown, line_of=line_of),
                             "values": sorted(artemis.loc[unknown, "emotion"].fillna("<empty>").astype(str).unique())[:20]},
-        "duplicate_rows": {"rows": int(duplicate.sum()), "lines": _row_numbers(duplicate)},
+        "duplicate_rows": {"rows": int(duplicate.sum()), "lines": _row_numbers(duplicate, line_of=line_of)},
     }
     funnel.add("annotations", "dropped: painting or style name missing", no_name.sum())
     funnel.add("annotations", "dropped: unknown emotion string", unknown.sum())
@@ -204,6 +251,11 @@ def prepare(
     """
     t0 = time.perf_counter()
     paths = DataPaths.of(data_root)
+    if not _has_files(paths.archive):
+        raise DataError(f"{paths.archive}: holds no image files at all. Unpack the WikiArt images there as "
+                        f"archive/<Style>/<painting>.jpg (e.g. archive/Impressionism/claude-monet_water-lilies.jpg).")
+    if out is not None:
+        _check_writable(Path(out))
     funnel = Funnel()
     report: dict = {"artlib_version": __version__, "data_root": str(paths.root), "config": asdict(config),
                     "excluded": {r: [] for r in EXCLUSION_REASONS}, "details": {}}
@@ -277,6 +329,11 @@ def prepare(
     escaping = ~not_found & frame["image_path"].fillna("").map(lambda p: bool(p) and index.escapes(p)).astype(bool)
     report["excluded"]["missing_image"] = sorted(frame.loc[not_found, "declared_path"])
     report["excluded"]["unsafe_path"] = sorted(report["excluded"]["unsafe_path"] + frame.loc[escaping, "declared_path"].tolist())
+    if len(frame) >= 10 and not_found.all():
+        folders = sorted(index.styles_on_disk())[:8]
+        raise DataError(f"{paths.archive}: none of the {len(frame):,} paintings the CSVs name was found there. "
+                        f"Expected archive/<Style>/<painting>.jpg (e.g. archive/{frame['declared_path'].iloc[0]}); "
+                        f"the folders there are {folders or 'none'} — unpacked one level too deep?")
     funnel.add("images", "excluded: missing image", not_found.sum())
     funnel.add("images", "excluded: path resolves outside archive/", escaping.sum())
     frame = frame.loc[~not_found & ~escaping].copy()
@@ -343,7 +400,11 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no manifest. Run notebook 02 or `python -m artlib prepare --out {path.parent}` first.")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: damaged manifest ({str(exc).strip()[:150]}); rerun notebook 02 or "
+                        f"`python -m artlib prepare` to write it again.") from None
     required = ("image_path", "era", "emotion", "split")
     missing = [c for c in required if c not in frame.columns]
     if missing:

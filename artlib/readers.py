@@ -45,7 +45,9 @@ class ReadNotes:
 
 
 def _detect_encoding(path: Path, raw: bytes) -> str:
-    """'utf-8' when the bytes decode as UTF-8, else 'cp1252' (with a note), as Excel on Windows writes."""
+    """'utf-8' when the bytes decode as UTF-8, 'utf-16' with a UTF-16 BOM (Excel's "Unicode Text"), else 'cp1252'."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
     try:
         raw.decode("utf-8")
         return "utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8"
@@ -101,8 +103,9 @@ def read_table(
         raise DataError(f"{path}: the file is empty. Download the {what} again.")
     notes = ReadNotes(path=str(path))
     notes.encoding = _detect_encoding(path, raw)
-    if notes.encoding == "cp1252":
-        notes.warnings.append(f"{path}: not valid UTF-8; read as cp1252 (Windows). Save it as UTF-8 to silence this.")
+    if notes.encoding in ("cp1252", "utf-16"):
+        notes.warnings.append(f"{path}: not valid UTF-8; read as {notes.encoding} (Windows). Save it as UTF-8 to "
+                              f"silence this.")
     text = raw.decode(notes.encoding, errors="replace")
     header = text.split("\n", 1)[0].rstrip("\r")
     notes.delimiter = _detect_delimiter(path, header, required + optional)

@@ -42,12 +42,25 @@ def _order(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[:, cols].reset_index(drop=True)
 
 
+_DAMAGED = (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError)
+
+
+def _load(path: Path) -> pd.DataFrame:
+    """Read results.csv (empty table if absent); raises one of ``_DAMAGED`` when it is not a valid results table."""
+    old = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=list(RESULT_COLUMNS))
+    if not set(KEY) <= set(old.columns):  # also with no rows: a garbage line would pass as a header
+        raise ValueError(f"key columns {', '.join(KEY)} missing")
+    if old["stage"].isna().any() or not pd.to_numeric(old["seed"], errors="coerce").notna().all():
+        raise ValueError("a row without a stage name or an integer seed")
+    return old
+
+
 def read_results(run_dir: str | Path) -> pd.DataFrame:
-    """The results table (empty with the contract's columns if there is none yet)."""
-    path = results_path(run_dir)
-    if not path.is_file():
-        return pd.DataFrame(columns=list(RESULT_COLUMNS))
-    return pd.read_csv(path)
+    """The results table (empty with the contract's columns if there is none yet; rebuilt if damaged)."""
+    try:
+        return _load(results_path(run_dir))
+    except _DAMAGED:
+        return upsert(run_dir, [])  # sets the damaged file aside and rebuilds it from the stage folders
 
 
 def upsert(run_dir: str | Path, rows: Iterable[dict]) -> pd.DataFrame:
@@ -56,11 +69,10 @@ def upsert(run_dir: str | Path, rows: Iterable[dict]) -> pd.DataFrame:
     new = pd.DataFrame(list(rows))
     with FileLock(str(path) + ".lock"):
         try:
-            old = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=list(RESULT_COLUMNS))
-            if len(old) and not set(KEY) <= set(old.columns):
-                raise ValueError("key columns missing")
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError) as exc:
-            aside = path.with_name(f"results.csv.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            old = _load(path)
+        except _DAMAGED as exc:
+            stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**9:09d}"  # unique: never overwrite one
+            aside = path.with_name(f"results.csv.damaged-{stamp}")
             path.rename(aside)
             print(f"{path} was unreadable ({exc}); kept it as {aside.name} and rebuilt it from the stage folders")
             old = collect_rows(Path(run_dir))

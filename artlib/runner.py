@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 from artlib import atomic, checkpoints, results
 from artlib.backbone import ArtNet, Weights, pick_device, pick_precision, resolve_weights
 from artlib.errors import DataError
-from artlib.features import as_input, build_feature_cache, cache_bytes
+from artlib.features import as_input, build_feature_cache
 from artlib.imagecache import ImageCache, build_image_cache
 from artlib.images import ImageLoadError, load_square
 from artlib.manifest import read_manifest
@@ -208,8 +207,9 @@ def run_stage(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(
             pass  # unreadable metrics: train again
     if force:
         (folder / "checkpoint.pt").unlink(missing_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    _check_writable(folder)
+    _check_writable(folder)  # creates the folder; a read-only run_dir is a DataError, not a PermissionError
+    for stale in folder.glob(".*.tmp*"):
+        stale.unlink(missing_ok=True)  # a temporary file of a run killed while saving (checkpoints are ~100s of MB)
     atomic.write_json(folder / "config.json", {"stage": asdict(stage), "seed": seed, "config": asdict(config),
                                                "precision": precision, "device": str(device), "origin": origin,
                                                "config_hash": config_hash})
@@ -242,10 +242,10 @@ def run_stage(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(
     pos = {s: p[ok[p]] for s, p in data.positions.items()}
     start = model.first_trainable()
     if config.use_feature_cache and start not in (None, "stem"):
-        need = cache_bytes(model, start, config.image_size, len(data.rows), config.cache_dtype)
-        _check_free_space(cache_dir, need)
+        # free space is checked only when the cache must be built: a complete one is reused on any disk
         features = build_feature_cache(model, images.array, data.rows, images.key, cache_dir, device, precision,
-                                       config.cache_dtype, batch_size=max(config.batch_size, 64), progress=progress)
+                                       config.cache_dtype, batch_size=max(config.batch_size, 64), progress=progress,
+                                       check_space=_check_free_space)
         source_in: Any = FeatureSource(features.array, features.start)
     else:
         source_in = ImageSource(images, data.rows, augment=config.augment, seed=seed)
@@ -320,9 +320,10 @@ def run_stages(names: list[str] | tuple[str, ...], run_dir: str | Path, config: 
 
 
 def _check_writable(folder: Path) -> None:
-    """Fail before training when the run directory cannot be written."""
+    """Fail before training when the run directory cannot be written (or the stage folder not created)."""
     probe = folder / ".write-test"
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
@@ -330,8 +331,6 @@ def _check_writable(folder: Path) -> None:
 
 
 def _check_free_space(folder: Path, need: int) -> None:
-    """Fail before building a cache that would not fit on the disk."""
-    free = shutil.disk_usage(folder).free
-    if need > free:
-        raise DataError(f"{folder}: the feature cache needs {need / 1e9:.1f} GB but only {free / 1e9:.1f} GB are free; "
-                        f"free space, use a smaller image_size, or set feature_cache=False.")
+    """Fail before building a feature cache that would not fit on the disk."""
+    atomic.check_free_space(folder, need, "the feature cache",
+                            "free space, use a smaller image_size, or set feature_cache=False")

@@ -1,0 +1,441 @@
+"""Issue #6, crash safety: damaged caches, checkpoints and results are detected and rebuilt, never trusted.
+
+Also: loading never executes code from a file (weights_only), results.csv survives concurrent writers,
+and disk problems (read-only run directory, full disk) stop a stage before training with a clear DataError.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import multiprocessing
+import os
+import pathlib
+import re
+import shutil
+import sys
+from collections import namedtuple
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import artlib.runner
+from artlib import checkpoints, results
+from artlib.backbone import ArtNet, resolve_weights
+from artlib.demo import DemoSpec, generate
+from artlib.errors import CheckpointError, DataError
+from artlib.features import FeatureCache, build_feature_cache
+from artlib.imagecache import build_image_cache
+from artlib.manifest import PrepareConfig, prepare, read_manifest
+from artlib.runner import _check_free_space, _check_writable, load_stage_model, run_stage, stage_dir
+from artlib.training import TrainConfig
+
+TINY = TrainConfig(image_size=32, epochs=2, batch_size=16, lr=1e-3, weights="none", precision="fp32", workers=1,
+                   patience=None)
+DiskUsage = namedtuple("DiskUsage", "total used free")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread here: on a busy 2-core machine, oversubscribed threads make tiny stages ~5x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small demo data root and its prepared run files, made once for this module."""
+    root = tmp_path_factory.mktemp("crash-data") / "root"
+    generate(root, DemoSpec(seed=3, scale=0.35, min_side=40, max_side=64, large_side=300))
+    prepared = tmp_path_factory.mktemp("crash-prepared")
+    prepare(root, prepared, PrepareConfig(seed=0, workers=1), progress=False)
+    return root, prepared
+
+
+def new_run_dir(tiny_data: tuple[Path, Path], where: Path) -> Path:
+    """A fresh run directory at ``where`` holding the prepared manifest and report."""
+    where.mkdir(parents=True)
+    for name in ("manifest.csv", "prepare_report.json"):
+        shutil.copy(tiny_data[1] / name, where / name)
+    return where
+
+
+def result_row(run_dir: Path, stage: str, seed: int = 0) -> dict:
+    """A stage's results.csv row without timing columns."""
+    row = results.read_results(run_dir).set_index(["stage", "seed"]).loc[(stage, seed)].to_dict()
+    return {k: v for k, v in row.items() if not k.endswith("_seconds")}
+
+
+@pytest.fixture(scope="module")
+def clean_run(tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """emotion_conv5 trained once, uninterrupted, with TINY: the reference for restarted runs."""
+    run_dir = new_run_dir(tiny_data, tmp_path_factory.mktemp("crash-clean") / "run")
+    run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    return run_dir
+
+
+# --- the decoded-image cache -------------------------------------------------------------------
+
+def _damage(npy: Path, how: str) -> None:
+    """Damage a cache (.npy + .json sidecar) in one way."""
+    meta = npy.with_suffix(".json")
+    if how == "truncated-npy":
+        data = npy.read_bytes()
+        npy.write_bytes(data[: len(data) // 2])
+    elif how == "garbage-npy":
+        npy.write_bytes(os.urandom(npy.stat().st_size))
+    elif how == "missing-sidecar":
+        meta.unlink()
+    elif how == "sidecar-wrong-key":
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "key": "0123456789abcdef0123"}))
+    elif how == "sidecar-incomplete":
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "complete": False}))
+    elif how == "sidecar-not-an-object":
+        meta.write_text("[]")
+    elif how == "sidecar-garbage":
+        meta.write_bytes(b"\xff\xfe{not json")
+    elif how == "sidecar-bad-errors":
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "errors": {"99999": "x"}}))
+    else:
+        raise ValueError(how)
+
+
+CACHE_DAMAGE = ["truncated-npy", "garbage-npy", "missing-sidecar", "sidecar-wrong-key", "sidecar-incomplete",
+                "sidecar-not-an-object", "sidecar-garbage", "sidecar-bad-errors"]
+
+
+@pytest.mark.parametrize("how", CACHE_DAMAGE)
+def test_damaged_image_cache_is_rebuilt(tiny_data: tuple[Path, Path], tmp_path: Path, how: str) -> None:
+    """A damaged or incomplete image cache is rebuilt (same pixels), never read; a leftover temp file is removed."""
+    root, prepared = tiny_data
+    paths = read_manifest(prepared / "manifest.csv")["image_path"].tolist()
+    cache_dir = tmp_path / "cache"
+    first = build_image_cache(root / "archive", paths, 32, cache_dir, workers=1, progress=False)
+    reference = np.array(first.array)
+    assert build_image_cache(root / "archive", paths, 32, cache_dir, workers=1, progress=False).seconds == 0.0
+    del first
+    _damage(next(cache_dir.glob("images_*.npy")), how)
+    (cache_dir / f".{next(cache_dir.glob('images_*.npy')).name}.abc123.tmp.npy").write_bytes(b"killed build")
+    again = build_image_cache(root / "archive", paths, 32, cache_dir, workers=1, progress=False)
+    assert again.seconds > 0  # rebuilt, not reused
+    np.testing.assert_array_equal(np.array(again.array), reference)
+    assert json.loads(again.path.with_suffix(".json").read_text())["complete"] is True
+    assert not list(cache_dir.glob(".images_*"))  # the killed build's temporary file is gone
+
+
+@pytest.mark.parametrize("how", ["truncated-npy", "garbage-npy", "missing-sidecar", "sidecar-wrong-key",
+                                 "sidecar-not-an-object"])
+def test_damaged_feature_cache_is_rebuilt(tiny_data: tuple[Path, Path], tmp_path: Path, how: str) -> None:
+    """A damaged or incomplete feature cache is recomputed (same features), never read."""
+    root, prepared = tiny_data
+    paths = read_manifest(prepared / "manifest.csv")["image_path"].tolist()
+    images = build_image_cache(root / "archive", paths, 32, tmp_path, workers=1, progress=False)
+    model = ArtNet.build(2, None, seed=1).freeze_all().unfreeze("conv5")
+    rows = np.arange(20)
+
+    def features() -> FeatureCache:
+        """Build (or reuse) the fp32 feature cache of 20 rows."""
+        return build_feature_cache(model, images.array, rows, images.key, tmp_path, torch.device("cpu"), "fp32",
+                                   "float32", batch_size=8, progress=False)
+
+    reference = np.array(features().array)
+    assert features().seconds == 0.0
+    _damage(next(tmp_path.glob("features_*.npy")), how)
+    again = features()
+    assert again.seconds > 0
+    np.testing.assert_array_equal(np.array(again.array), reference)
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+class _Plant:
+    """Unpickling this calls open(marker, 'w'): a stand-in for any code an attacker could run."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple:
+        """Tell pickle to call open(marker, 'w') when loading."""
+        return (open, (self.marker, "w"))
+
+
+def _plant(path: Path, marker: Path) -> None:
+    """Write a torch zip file that looks like an artlib checkpoint but runs code when unpickled unsafely."""
+    torch.save({"meta": checkpoints.make_meta(kind="model", stage="emotion_conv5", task="emotion"),
+                "state_dict": {"head.weight": torch.zeros(2, 2048)}, "extra": _Plant(marker)}, path)
+
+
+def test_pickle_with_code_is_refused_without_running_it(tmp_path: Path) -> None:
+    """A checkpoint carrying code is refused by every loader and the code never runs (it would, loaded unsafely)."""
+    marker = tmp_path / "code-ran"
+    evil = tmp_path / "model.pt"
+    _plant(evil, marker)
+    with pytest.raises(CheckpointError) as info:
+        checkpoints.load(evil)
+    assert str(info.value).startswith(f"{evil}: cannot be loaded safely (UnpicklingError: ")
+    assert str(info.value).endswith("It is damaged or not an artlib checkpoint; delete it and rerun the stage.")
+    with pytest.raises(CheckpointError, match="cannot load as a state dict"):
+        resolve_weights(str(evil), verbose=False)  # a backbone weights file, same loader rules
+    assert not marker.exists()
+    # A finished stage whose model.pt was swapped, with the hash in metrics.json updated to match.
+    folder = stage_dir(tmp_path / "run", "emotion_conv5", 0)
+    folder.mkdir(parents=True)
+    shutil.copy(evil, folder / "model.pt")
+    (folder / "metrics.json").write_text(json.dumps({"model_sha256": checkpoints.file_sha256(evil), "result": {}}))
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        load_stage_model(tmp_path / "run", "emotion_conv5", 0, task="emotion")
+    assert not marker.exists()
+    torch.load(evil, weights_only=False)  # the proof that the payload is live: unsafe loading runs it
+    assert marker.exists()
+
+
+def test_checkpoint_of_another_task_or_model_is_refused(tmp_path: Path) -> None:
+    """A valid artlib file of another task, kind or architecture is refused, saying what it is and what was expected."""
+    path = tmp_path / "model.pt"
+    checkpoints.save(path, {"meta": checkpoints.make_meta(kind="model", stage="genre_conv4", task="genre")})
+    with pytest.raises(CheckpointError) as info:
+        checkpoints.load(path, expect={"kind": "model", "task": "emotion"})
+    assert str(info.value) == (f"{path}: is a checkpoint for task='genre', but task='emotion' was expected. "
+                               f"Point to the right stage's checkpoint (or rerun the stage).")
+    with pytest.raises(CheckpointError, match="is a checkpoint for kind='model', but kind='checkpoint'"):
+        checkpoints.load(path, expect={"kind": "checkpoint"})
+    checkpoints.save(path, {"meta": {**checkpoints.make_meta(), "arch": "torchvision.vit_b_16"}})
+    with pytest.raises(CheckpointError, match="architecture 'torchvision.vit_b_16', expected 'torchvision.resnet50'"):
+        checkpoints.load(path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "code", "other-stage"])
+def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[Path, Path], tmp_path: Path,
+                                                              clean_run: Path, damage: str,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    """An unusable checkpoint.pt is reported and ignored; the stage trains from epoch 1 to the clean run's result."""
+    run_dir = new_run_dir(tiny_data, tmp_path / "run")
+    folder = stage_dir(run_dir, "emotion_conv5", 0)
+    marker = tmp_path / "code-ran"
+    if damage in ("truncated", "other-stage"):
+        with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):
+            run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False, fail_after_epoch=1)
+        ck = folder / "checkpoint.pt"
+        if damage == "truncated":
+            ck.write_bytes(ck.read_bytes()[: ck.stat().st_size // 2])
+        else:  # a valid checkpoint, but of another stage (copied by hand into the wrong folder)
+            payload = torch.load(ck, weights_only=True)
+            payload["meta"]["stage"] = "emotion_conv4"
+            torch.save(payload, ck)
+    else:
+        folder.mkdir(parents=True)
+        if damage == "garbage":
+            (folder / "checkpoint.pt").write_bytes(os.urandom(4096))
+        else:
+            _plant(folder / "checkpoint.pt", marker)
+    capsys.readouterr()
+    run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    out = capsys.readouterr().out
+    expected = {"truncated": "cannot be loaded safely", "garbage": "cannot be loaded safely",
+                "code": "cannot be loaded safely (UnpicklingError",
+                "other-stage": "is a checkpoint for stage='emotion_conv4', but stage='emotion_conv5' was expected"}
+    assert f"ignoring checkpoint checkpoint.pt: {folder / 'checkpoint.pt'}: {expected[damage]}" in out
+    assert "resuming" not in out
+    assert json.loads((folder / "metrics.json").read_text())["resumed_from_epoch"] == 0
+    assert result_row(run_dir, "emotion_conv5") == result_row(clean_run, "emotion_conv5")
+    assert not marker.exists()
+    assert not (folder / "checkpoint.pt").exists()
+
+
+# --- results.csv ---------------------------------------------------------------------------------
+
+def _fake_stage(run_dir: Path, stage: str, seed: int, accuracy: float) -> dict:
+    """Write a finished stage's metrics.json with a minimal results row; returns the row."""
+    row = {"stage": stage, "seed": seed, "accuracy": accuracy, "task": "emotion"}
+    folder = stage_dir(run_dir, stage, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps({"result": row}))
+    return row
+
+
+def test_upsert_replaces_by_stage_and_seed(tmp_path: Path) -> None:
+    """A rerun replaces its (stage, seed) row, keeps the others, never duplicates; rows come in study order."""
+    results.upsert(tmp_path, [{"stage": "emotion_conv5", "seed": 0, "accuracy": 0.5},
+                              {"stage": "genre_conv4", "seed": 0, "accuracy": 0.4}])
+    results.upsert(tmp_path, [{"stage": "emotion_conv5", "seed": 1, "accuracy": 0.6}])
+    results.upsert(tmp_path, [{"stage": "emotion_conv5", "seed": np.int64(0), "accuracy": 0.7}])
+    results.upsert(tmp_path, [{"stage": "emotion_conv5", "seed": 0, "accuracy": 0.8}])
+    table = results.read_results(tmp_path)
+    assert table[["stage", "seed", "accuracy"]].values.tolist() == [
+        ["genre_conv4", 0, 0.4], ["emotion_conv5", 0, 0.8], ["emotion_conv5", 1, 0.6]]
+
+
+def _hammer(run_dir: str, worker: int, n: int) -> None:
+    """Process body: upsert n rows of its own stage, each twice (a rerun), one call at a time."""
+    for seed in range(n):
+        for attempt in range(2):
+            results.upsert(run_dir, [{"stage": f"stage_w{worker}", "seed": seed, "accuracy": attempt,
+                                      "task": "emotion"}])
+
+
+def test_concurrent_upserts_keep_every_row_once(tmp_path: Path) -> None:
+    """Four processes upserting at once: every (stage, seed) row is present exactly once, with its last value."""
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    workers, n = 4, 8
+    procs = [ctx.Process(target=_hammer, args=(str(tmp_path), w, n)) for w in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * workers
+    table = results.read_results(tmp_path)
+    assert len(table) == workers * n
+    assert sorted(zip(table["stage"], table["seed"])) == sorted((f"stage_w{w}", s) for w in range(workers)
+                                                                for s in range(n))
+    assert set(table["accuracy"]) == {1}
+    assert not list(tmp_path.glob("results.csv.damaged-*"))
+    assert not list(tmp_path.glob(".results.csv.*"))  # no temporary file left behind
+
+
+@pytest.mark.parametrize("damage", [b"\x00\xff\xfe\x00garbage", b"garbage\n", b"",
+                                    b'stage,seed,accuracy\n"emotion_conv5,0,0.5\n',
+                                    b"stage,seed,accuracy\nemotion_conv5,zero,0.5\n"],
+                         ids=["binary", "one-garbage-line", "empty", "broken-quote", "bad-seed"])
+@pytest.mark.parametrize("reader", ["upsert", "read_results"])
+def test_damaged_results_are_set_aside_and_rebuilt(tmp_path: Path, damage: bytes, reader: str,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """A damaged results.csv is kept aside (bytes intact) and rebuilt from every stage's metrics.json."""
+    rows = [_fake_stage(tmp_path, "genre_conv4", 0, 0.4), _fake_stage(tmp_path, "emotion_conv5", 0, 0.6),
+            _fake_stage(tmp_path, "emotion_conv5", 1, 0.65)]
+    results.upsert(tmp_path, rows)
+    (tmp_path / "results.csv").write_bytes(damage)
+    if reader == "upsert":
+        table = results.upsert(tmp_path, [_fake_stage(tmp_path, "emotion_conv4", 0, 0.7)])
+        expected = [("genre_conv4", 0, 0.4), ("emotion_conv5", 0, 0.6), ("emotion_conv5", 1, 0.65),
+                    ("emotion_conv4", 0, 0.7)]
+    else:
+        table = results.read_results(tmp_path)
+        expected = [("genre_conv4", 0, 0.4), ("emotion_conv5", 0, 0.6), ("emotion_conv5", 1, 0.65)]
+    assert list(zip(table["stage"], table["seed"], table["accuracy"])) == expected
+    on_disk = pd.read_csv(tmp_path / "results.csv")
+    assert list(zip(on_disk["stage"], on_disk["seed"], on_disk["accuracy"])) == expected
+    aside = list(tmp_path.glob("results.csv.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == damage
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'results.csv'} was unreadable (" in out
+    assert f"kept it as {aside[0].name} and rebuilt it from the stage folders" in out
+
+
+def test_rerun_of_a_finished_stage_restores_its_lost_row(clean_run: Path, tmp_path: Path) -> None:
+    """Deleting results.csv loses nothing: rerunning a finished stage puts its row back, unchanged, once."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(clean_run, run_dir)
+    (run_dir / "results.csv").unlink()
+    run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    assert len(results.read_results(run_dir)) == 1
+    assert result_row(run_dir, "emotion_conv5") == result_row(clean_run, "emotion_conv5")
+
+
+# --- disk problems -------------------------------------------------------------------------------
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0,
+                    reason="needs POSIX permissions that bind a non-root user (root writes to read-only folders)")
+def test_read_only_folder_real_permissions(tmp_path: Path) -> None:
+    """With real permissions: a read-only folder is a DataError naming it."""
+    tmp_path.chmod(0o555)
+    try:
+        with pytest.raises(DataError, match=f"^{re.escape(str(tmp_path / 'stages'))}: cannot write here"):
+            _check_writable(tmp_path / "stages")
+    finally:
+        tmp_path.chmod(0o755)
+
+
+def _deny_writes_under(monkeypatch: pytest.MonkeyPatch, top: Path) -> None:
+    """Make mkdir and write_bytes under ``top`` fail with EACCES, as in a read-only folder (works as root too)."""
+    real_mkdir, real_write = pathlib.Path.mkdir, pathlib.Path.write_bytes
+
+    def inside(path: Path) -> bool:
+        """Whether ``path`` lies under the read-only folder."""
+        return top == path or top in path.parents
+
+    def mkdir(self: Path, *args: object, **kwargs: object) -> None:
+        """mkdir refusing inside ``top`` (existing folders still pass with exist_ok, like the OS)."""
+        if inside(self) and not (self.is_dir() and kwargs.get("exist_ok")):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    def write_bytes(self: Path, data: bytes) -> int:
+        """write_bytes refusing inside ``top``."""
+        if inside(self):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_write(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
+    monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
+
+
+@pytest.mark.parametrize("readonly", ["run_dir", "stage_folder"])
+def test_read_only_run_dir_stops_before_training(tiny_data: tuple[Path, Path], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch, readonly: str) -> None:
+    """A run directory (or stage folder) that cannot be written: DataError naming the folder, before any work."""
+    run_dir = new_run_dir(tiny_data, tmp_path / "run")
+    folder = stage_dir(run_dir, "emotion_conv5", 0)
+    if readonly == "stage_folder":
+        folder.mkdir(parents=True)
+    _deny_writes_under(monkeypatch, run_dir if readonly == "run_dir" else folder)
+    monkeypatch.setattr(artlib.runner, "build_image_cache", lambda *a, **k: pytest.fail("must stop before caching"))
+    monkeypatch.setattr(artlib.runner, "train_loop", lambda *a, **k: pytest.fail("must stop before training"))
+    with pytest.raises(DataError) as info:
+        run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    assert str(info.value) == f"{folder}: cannot write here (Permission denied); choose another run_dir."
+
+
+def test_free_space_message_names_folder_size_and_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The free-space check passes when the cache fits and otherwise names the folder, the GB and the fixes."""
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(10 * 10**9, 8.5 * 10**9, 1.5 * 10**9))
+    _check_free_space(tmp_path, 10**9)
+    with pytest.raises(DataError) as info:
+        _check_free_space(tmp_path, 5 * 10**9)
+    assert str(info.value) == (f"{tmp_path}: the feature cache needs 5.0 GB (5,000,000,000 bytes) but only 1.5 GB "
+                               f"are free; free space, use a smaller image_size, or set feature_cache=False.")
+
+
+def test_full_disk_stops_before_caching_and_training(tiny_data: tuple[Path, Path], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk: the image cache is not started (no half-written file), a DataError says how much it needs."""
+    run_dir = new_run_dir(tiny_data, tmp_path / "run")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(10**12, 10**12, 0))
+    monkeypatch.setattr(artlib.runner, "train_loop", lambda *a, **k: pytest.fail("must stop before training"))
+    n = len(read_manifest(run_dir / "manifest.csv"))
+    with pytest.raises(DataError) as info:
+        run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    need = n * 32 * 32 * 3
+    assert str(info.value) == (f"{run_dir / 'cache'}: the image cache needs {need / 1e9:.1f} GB ({need:,} bytes) but "
+                               f"only 0.0 GB are free; free space, choose a run_dir on a larger disk, or use a smaller "
+                               f"image_size.")
+    assert not [p for p in (run_dir / "cache").iterdir() if p.suffix in (".npy", ".json")]
+
+
+def test_full_disk_does_not_block_resuming_with_complete_caches(tiny_data: tuple[Path, Path], tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    """Caches already built need no new space: a stage resumes on a full disk; only a missing cache is refused."""
+    config = TrainConfig(**{**TINY.__dict__, "epochs": 3})
+    run_dir = new_run_dir(tiny_data, tmp_path / "run")
+    with pytest.raises(RuntimeError, match="after epoch 1"):
+        run_stage("emotion_conv5", run_dir, config, seed=0, progress=False, fail_after_epoch=1)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(10**12, 10**12, 0))
+    capsys.readouterr()
+    with pytest.raises(RuntimeError, match="after epoch 2"):
+        run_stage("emotion_conv5", run_dir, config, seed=0, progress=False, fail_after_epoch=2)
+    assert "resuming from epoch 1 of 3" in capsys.readouterr().out
+    for f in (run_dir / "cache").glob("features_*"):
+        f.unlink()
+    with pytest.raises(DataError, match=f"^{re.escape(str(run_dir / 'cache'))}: the feature cache needs .* but only "
+                                        f"0.0 GB are free; free space, use a smaller image_size, or set "
+                                        f"feature_cache=False.$"):
+        run_stage("emotion_conv5", run_dir, config, seed=0, progress=False)
+    assert checkpoints.load(stage_dir(run_dir, "emotion_conv5", 0) / "checkpoint.pt")["epoch"] == 2
+    assert not list((run_dir / "cache").glob(".features_*"))  # the refused build left no temporary file
