@@ -135,7 +135,7 @@ def check_images(
     bar = tqdm(total=len(todo), desc="checking images", unit="img", disable=not progress or not todo)
     if n_workers > 1 and len(todo) >= 200:
         with ProcessPoolExecutor(max_workers=n_workers) as pool:
-            for rel, res in pool.map(_check_one, todo, chunksize=64):
+            for rel, res in pool.map(_check_one, todo, chunksize=8):
                 results[rel] = res
                 bar.update()
     else:

@@ -75,6 +75,24 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def check_writable(folder: str | os.PathLike[str], what: str, fix: str) -> None:
+    """Create ``folder`` and write a probe file, or raise a DataError naming it, ``what`` failed and ``fix``.
+
+    Called before long work (image checks, training), so a read-only or missing location fails in
+    the first second instead of after an hour.
+    """
+    from artlib.errors import DataError
+
+    folder = Path(folder)
+    probe = folder / ".write-test"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot {what} here ({exc.strerror or exc}); {fix}.") from None
+
+
 def check_free_space(folder: str | os.PathLike[str], need: int, what: str, fix: str) -> None:
     """Raise a DataError naming ``folder``, the space ``what`` needs and ``fix`` when the disk has less free."""
     import shutil

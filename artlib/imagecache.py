@@ -8,6 +8,8 @@ a cache without a matching sidecar is incomplete and is rebuilt, never trusted.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import multiprocessing
@@ -29,11 +31,12 @@ class ImageCache:
     """A memory-mapped uint8 array [N, size, size, 3] aligned with a list of image paths."""
 
     array: np.ndarray
-    ok: np.ndarray  # bool [N]: False where the image failed to load when the cache was built
+    ok: np.ndarray  # bool [N]: decoded successfully (False where loading failed or the row was not requested yet)
     key: str
     path: Path
     errors: dict[int, str] = field(default_factory=dict)
-    seconds: float = 0.0  # time spent building (0 when reused)
+    seconds: float = 0.0  # time spent decoding in this call (0 when everything was cached)
+    filled: np.ndarray | None = None  # bool [N]: rows decoded so far (successfully or not)
 
 
 def cache_key(archive: Path, image_paths: list[str], size: int, draft: bool = True) -> str:
@@ -63,8 +66,24 @@ def _meta_path(npy: Path) -> Path:
     return npy.with_suffix(".json")
 
 
+def _pack(mask: np.ndarray) -> str:
+    """A boolean mask as compact base64 text (for the JSON sidecar)."""
+    return base64.b64encode(np.packbits(mask).tobytes()).decode("ascii")
+
+
+def _unpack(text: str, n: int) -> np.ndarray:
+    """Inverse of :func:`_pack`; raises ValueError when the text does not hold n bits."""
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(text.encode("ascii"), validate=True), dtype=np.uint8))
+    if len(bits) < n:
+        raise ValueError("filled mask too short")
+    return bits[:n].astype(bool)
+
+
 def open_cache(npy: Path, key: str, n: int, size: int) -> ImageCache | None:
-    """Open an existing, complete cache whose sidecar matches ``key``; None if absent or not trustworthy."""
+    """Open an existing cache whose sidecar matches ``key``; None if absent, incomplete or not trustworthy.
+
+    Rows count as decoded only when the sidecar's ``filled`` mask says so (it is written after their pixels).
+    """
     meta_file = _meta_path(npy)
     if not (npy.is_file() and meta_file.is_file()):
         return None
@@ -74,18 +93,33 @@ def open_cache(npy: Path, key: str, n: int, size: int) -> ImageCache | None:
             return None
         array = np.load(npy, mmap_mode="r")
         errors = {int(k): str(v) for k, v in dict(meta.get("errors") or {}).items()}
-    except (ValueError, TypeError, OSError, json.JSONDecodeError):
+        filled = _unpack(str(meta.get("filled", "")), n)
+    except (ValueError, TypeError, OSError, json.JSONDecodeError, binascii.Error):
         return None
     if array.shape != (n, size, size, 3) or array.dtype != np.uint8 or any(not 0 <= i < n for i in errors):
         return None
-    ok = np.ones(n, dtype=bool)
+    if any(not filled[i] for i in errors):
+        return None
+    ok = filled.copy()
     ok[list(errors)] = False
-    return ImageCache(array=array, ok=ok, key=key, path=npy, errors=errors)
+    return ImageCache(array=array, ok=ok, key=key, path=npy, errors=errors, filled=filled)
+
+
+def _write_meta(npy: Path, key: str, n: int, size: int, draft: bool, filled: np.ndarray,
+                errors: dict[int, str]) -> None:
+    """Write the sidecar (atomically, after the pixels it vouches for are flushed)."""
+    atomic.write_json(_meta_path(npy), {"key": key, "complete": True, "n": n, "size": size, "policy": RESIZE_POLICY,
+                                        "draft": draft, "filled": _pack(filled), "errors": errors})
 
 
 def build_image_cache(archive: str | os.PathLike[str], image_paths: list[str], size: int, cache_dir: str | os.PathLike[str],
-                      workers: int | None = None, progress: bool = True, draft: bool = True) -> ImageCache:
-    """Return the cache for these images at this size, building it (in parallel) if needed."""
+                      workers: int | None = None, progress: bool = True, draft: bool = True,
+                      rows: np.ndarray | None = None) -> ImageCache:
+    """Return the cache for these images at this size, decoding (in parallel) the requested rows not yet in it.
+
+    One cache file serves every task and stage of a manifest; ``rows`` (default: all) says which
+    rows this caller needs, so an emotion-only run never decodes the paintings only genre uses.
+    """
     import time
 
     from filelock import FileLock
@@ -95,36 +129,43 @@ def build_image_cache(archive: str | os.PathLike[str], image_paths: list[str], s
     key = cache_key(archive, image_paths, size, draft)
     npy = cache_dir / f"images_{size}px_{key}.npy"
     n = len(image_paths)
+    wanted = np.arange(n) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
     with FileLock(str(npy) + ".lock"):
-        found = open_cache(npy, key, n, size)
-        if found is not None:
-            return found
         t0 = time.perf_counter()
-        for stale in cache_dir.glob(f".{npy.name}.*"):
-            stale.unlink(missing_ok=True)  # left by a build that was killed
-        errors: dict[int, str] = {}
-        atomic.check_free_space(cache_dir, n * size * size * 3, "the image cache",
-                                "free space, choose a run_dir on a larger disk, or use a smaller image_size")
-        with atomic.atomic_path(npy, ".npy") as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
-            jobs = [(i, str(archive / rel), size, draft) for i, rel in enumerate(image_paths)]
-            n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-            bar = tqdm(total=n, desc=f"caching images at {size}px", unit="img", disable=not progress)
-            if n_workers > 1 and n >= 64:
-                ctx = _pool_context()
-                with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-                    for i, arr, err in pool.map(_decode, jobs, chunksize=16):
-                        _store(out, i, arr, err, errors)
-                        bar.update()
-            else:
-                for job in jobs:
-                    _store(out, *_decode(job), errors)
+        cache = open_cache(npy, key, n, size)
+        if cache is None:  # absent or not trustworthy: start a new file (sparse: unfilled rows take no disk)
+            for stale in cache_dir.glob(f".{npy.name}.*"):
+                stale.unlink(missing_ok=True)  # left by a build that was killed
+            atomic.check_free_space(cache_dir, n * size * size * 3, "the image cache",
+                                    "free space, choose a run_dir on a larger disk, or use a smaller image_size")
+            with atomic.atomic_path(npy, ".npy") as tmp:
+                np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3)).flush()
+            _write_meta(npy, key, n, size, draft, np.zeros(n, bool), {})
+            cache = open_cache(npy, key, n, size)
+            assert cache is not None
+        assert cache.filled is not None
+        todo = wanted[~cache.filled[wanted]]
+        if len(todo) == 0:
+            return cache
+        errors, filled = dict(cache.errors), cache.filled.copy()
+        out = np.load(npy, mmap_mode="r+")
+        jobs = [(int(i), str(archive / image_paths[i]), size, draft) for i in todo]
+        n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+        bar = tqdm(total=len(jobs), desc=f"caching images at {size}px", unit="img", disable=not progress)
+        if n_workers > 1 and len(jobs) >= 64:
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context()) as pool:
+                for i, arr, err in pool.map(_decode, jobs, chunksize=8):
+                    _store(out, i, arr, err, errors)
                     bar.update()
-            bar.close()
-            out.flush()
-            del out
-        atomic.write_json(_meta_path(npy), {"key": key, "complete": True, "n": n, "size": size,
-                                            "policy": RESIZE_POLICY, "draft": draft, "errors": errors})
+        else:
+            for job in jobs:
+                _store(out, *_decode(job), errors)
+                bar.update()
+        bar.close()
+        out.flush()
+        del out
+        filled[todo] = True
+        _write_meta(npy, key, n, size, draft, filled, errors)
         cache = open_cache(npy, key, n, size)
         assert cache is not None
         cache.seconds = time.perf_counter() - t0

@@ -122,18 +122,6 @@ def _has_files(folder: Path) -> bool:
     return False
 
 
-def _check_writable(out: Path) -> None:
-    """Fail before any work (image checks take long) when the output folder cannot be created or written."""
-    probe = out / ".write-test"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        raise DataError(f"{out}: cannot write the manifest here ({exc.strerror or exc}); choose another output "
-                        f"folder.") from None
-
-
 def _row_numbers(mask: pd.Series, limit: int = 20, line_of: dict[int, int] | None = None) -> list[int]:
     """1-based CSV line numbers (header = line 1) of the first rows where ``mask`` holds."""
     return [(line_of or {}).get(int(i), int(i) + 2) for i in np.flatnonzero(mask.to_numpy())[:limit]]
@@ -255,7 +243,7 @@ def prepare(
         raise DataError(f"{paths.archive}: holds no image files at all. Unpack the WikiArt images there as "
                         f"archive/<Style>/<painting>.jpg (e.g. archive/Impressionism/claude-monet_water-lilies.jpg).")
     if out is not None:
-        _check_writable(Path(out))
+        atomic.check_writable(out, "write the manifest", "choose another output folder")
     funnel = Funnel()
     report: dict = {"artlib_version": __version__, "data_root": str(paths.root), "config": asdict(config),
                     "excluded": {r: [] for r in EXCLUSION_REASONS}, "details": {}}

@@ -207,7 +207,7 @@ def run_stage(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(
             pass  # unreadable metrics: train again
     if force:
         (folder / "checkpoint.pt").unlink(missing_ok=True)
-    _check_writable(folder)  # creates the folder; a read-only run_dir is a DataError, not a PermissionError
+    atomic.check_writable(folder, "write", "choose another run_dir")  # before any work; creates the folder
     for stale in folder.glob(".*.tmp*"):
         stale.unlink(missing_ok=True)  # a temporary file of a run killed while saving (checkpoints are ~100s of MB)
     atomic.write_json(folder / "config.json", {"stage": asdict(stage), "seed": seed, "config": asdict(config),
@@ -229,7 +229,7 @@ def run_stage(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(
     cache_dir = run_dir / "cache"
     t_cache = time.perf_counter()
     images = build_image_cache(archive, manifest["image_path"].tolist(), config.image_size, cache_dir,
-                               workers=config.workers, progress=progress)
+                               workers=config.workers, progress=progress, rows=data.rows)
     ok = images.ok[data.rows]
     skipped = {str(data.frame["image_path"].iloc[p]): images.errors.get(int(data.rows[p]), "")
                for p in np.flatnonzero(~ok)}
@@ -317,17 +317,6 @@ def run_stages(names: list[str] | tuple[str, ...], run_dir: str | Path, config: 
     rows = [run_stage(n, run_dir, config, seed, force=force, progress=progress, data_root=data_root)
             for seed in seeds for n in names]
     return pd.DataFrame(rows)
-
-
-def _check_writable(folder: Path) -> None:
-    """Fail before training when the run directory cannot be written (or the stage folder not created)."""
-    probe = folder / ".write-test"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        raise DataError(f"{folder}: cannot write here ({exc.strerror}); choose another run_dir.") from None
 
 
 def _check_free_space(folder: Path, need: int) -> None:

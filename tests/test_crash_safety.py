@@ -31,7 +31,8 @@ from artlib.errors import CheckpointError, DataError
 from artlib.features import FeatureCache, build_feature_cache
 from artlib.imagecache import build_image_cache
 from artlib.manifest import PrepareConfig, prepare, read_manifest
-from artlib.runner import _check_free_space, _check_writable, load_stage_model, run_stage, stage_dir
+from artlib.atomic import check_writable
+from artlib.runner import _check_free_space, load_stage_model, run_stage, stage_dir
 from artlib.training import TrainConfig
 
 TINY = TrainConfig(image_size=32, epochs=2, batch_size=16, lr=1e-3, weights="none", precision="fp32", workers=1,
@@ -347,7 +348,7 @@ def test_read_only_folder_real_permissions(tmp_path: Path) -> None:
     tmp_path.chmod(0o555)
     try:
         with pytest.raises(DataError, match=f"^{re.escape(str(tmp_path / 'stages'))}: cannot write here"):
-            _check_writable(tmp_path / "stages")
+            check_writable(tmp_path / "stages", "write", "choose another run_dir")
     finally:
         tmp_path.chmod(0o755)
 
