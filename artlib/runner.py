@@ -33,15 +33,35 @@ from artlib.training import TrainConfig, set_seeds, train_loop
 
 # ---- inputs ------------------------------------------------------------------------------
 class FeatureSource:
-    """Inputs from a feature cache (rows aligned with task positions)."""
+    """Inputs from a feature cache (rows aligned with task positions).
 
-    def __init__(self, array: np.ndarray, start: str):
+    On a GPU with room for it, the whole cache is copied to device memory once (``resident``) and
+    batches are gathered there; otherwise batches are read from the memory-mapped file (pinned on CUDA).
+    """
+
+    def __init__(self, array: np.ndarray, start: str, device: torch.device | None = None, resident: bool = False):
         self.array, self.start = array, start
+        self.device = device or torch.device("cpu")
+        self.resident = None
+        if resident:
+            self.resident = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 
     def get(self, positions: np.ndarray, epoch: int) -> torch.Tensor:
-        """float32 features for these positions."""
+        """float32 features (NCHW view of channels-last data) for these positions."""
+        if self.resident is not None:
+            index = torch.as_tensor(positions, device=self.device)
+            return self.resident.index_select(0, index).float().permute(0, 3, 1, 2)
         order = np.argsort(positions)
-        return as_input(self.array[positions[order]][np.argsort(order)])
+        batch = as_input(self.array[positions[order]][np.argsort(order)])
+        return batch.pin_memory() if self.device.type == "cuda" else batch
+
+
+def fits_on_device(nbytes: int, device: torch.device, fraction: float = 0.5) -> bool:
+    """True on CUDA when ``nbytes`` takes at most ``fraction`` of the free device memory."""
+    if device.type != "cuda":
+        return False
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= fraction * free
 
 
 class ImageSource:
@@ -49,8 +69,10 @@ class ImageSource:
 
     start = None
 
-    def __init__(self, cache: ImageCache, rows: np.ndarray, augment: bool = False, seed: int = 0):
+    def __init__(self, cache: ImageCache, rows: np.ndarray, augment: bool = False, seed: int = 0,
+                 device: torch.device | None = None):
         self.cache, self.rows, self.augment, self.seed = cache, rows, augment, seed
+        self.pin = device is not None and device.type == "cuda"
         self._transform = None
         if augment:
             from torchvision.transforms import v2
@@ -64,12 +86,13 @@ class ImageSource:
         order = np.argsort(idx)
         x = torch.from_numpy(np.ascontiguousarray(self.cache.array[idx[order]][np.argsort(order)]))
         if self._transform is None or epoch < 0:
-            return x
+            return x.pin_memory() if self.pin else x
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash((self.seed, epoch, int(positions[0]))) % (2**31))
             chw = x.permute(0, 3, 1, 2)
             out = torch.stack([self._transform(img) for img in chw])
-        return out.permute(0, 2, 3, 1).contiguous()
+        out = out.permute(0, 2, 3, 1).contiguous()
+        return out.pin_memory() if self.pin else out
 
 
 class FileSource:
@@ -197,7 +220,12 @@ def run_stage(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(
     if metrics_file.is_file() and not force:
         try:
             done = json.loads(metrics_file.read_text())
-            if done.get("config_hash") == config_hash and (folder / "model.pt").is_file():
+            intact = (folder / "model.pt").is_file() and \
+                checkpoints.file_sha256(folder / "model.pt") == done.get("model_sha256")
+            if done.get("config_hash") == config_hash and not intact:
+                print(f"{name} (seed {seed}): its model.pt is missing or no longer matches the hash recorded when it "
+                      f"was written (corrupted or modified) — training the stage again")
+            if done.get("config_hash") == config_hash and intact:
                 results.upsert(run_dir, [done["result"]])
                 if progress:
                     print(f"{name} (seed {seed}): finished earlier with these settings — reusing it "
@@ -246,9 +274,10 @@ def run_stage(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(
         features = build_feature_cache(model, images.array, data.rows, images.key, cache_dir, device, precision,
                                        config.cache_dtype, batch_size=max(config.batch_size, 64), progress=progress,
                                        check_space=_check_free_space)
-        source_in: Any = FeatureSource(features.array, features.start)
+        resident = fits_on_device(features.array.nbytes, device)
+        source_in: Any = FeatureSource(features.array, features.start, device, resident=resident)
     else:
-        source_in = ImageSource(images, data.rows, augment=config.augment, seed=seed)
+        source_in = ImageSource(images, data.rows, augment=config.augment, seed=seed, device=device)
     cache_seconds = time.perf_counter() - t_cache
     # Train.
     y_train = data.labels[pos["train"]]

@@ -287,3 +287,34 @@ def test_state_dict_file_with_prefixes_loads(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a torchvision ResNet50"):
         resolve_weights(str(tmp_path / "bad.pth"), verbose=False)
 
+
+
+def test_resident_feature_source_matches_memory_mapped(run_dir: Path) -> None:
+    """Gathering batches from a device-resident copy of the cache gives the same inputs as the memmap."""
+    from artlib.runner import FeatureSource
+
+    manifest = read_manifest(run_dir / "manifest.csv")
+    archive = Path(json.loads((run_dir / "prepare_report.json").read_text())["data_root"]) / "archive"
+    images = build_image_cache(archive, manifest["image_path"].tolist(), 32, run_dir / "cache", workers=1,
+                               progress=False)
+    model = ArtNet.build(2, seed=1).freeze_all().unfreeze("conv5")
+    feats = build_feature_cache(model, images.array, np.arange(10), images.key, run_dir / "cache",
+                                torch.device("cpu"), "fp32", "float16", progress=False)
+    positions = np.array([7, 2, 9, 0])
+    mapped = FeatureSource(feats.array, feats.start).get(positions, epoch=0)
+    resident = FeatureSource(feats.array, feats.start, torch.device("cpu"), resident=True).get(positions, epoch=0)
+    assert torch.equal(mapped, resident) and mapped.shape[1] == 1024
+
+
+def test_corrupted_model_of_finished_stage_is_retrained(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    """A finished stage whose model.pt no longer matches its recorded hash is trained again, to the same row."""
+    first = run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    model_file = stage_dir(run_dir, "emotion_conv5", 0) / "model.pt"
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 3] ^= 0x55
+    model_file.write_bytes(bytes(data))
+    again = run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    assert "no longer matches the hash" in capsys.readouterr().out
+    assert {k: v for k, v in again.items() if not k.endswith("_seconds")} == \
+        {k: v for k, v in first.items() if not k.endswith("_seconds")}
+    load_stage_model(run_dir, "emotion_conv5", 0, task="emotion")  # intact again
