@@ -197,6 +197,8 @@ def load_backbone_file(path: str | os.PathLike[str]) -> OrderedDict[str, torch.T
     state = OrderedDict((k, v) for k, v in state.items() if not k.startswith("fc."))
     reference = torchvision.models.resnet50().state_dict()
     reference = {k: v for k, v in reference.items() if not k.startswith("fc.")}
+    for key in [k for k in reference if k.endswith("num_batches_tracked") and k not in state]:
+        state[key] = torch.zeros((), dtype=torch.long)  # older checkpoints (e.g. torchvision's) may lack these
     missing = [k for k in reference if k not in state]
     unexpected = [k for k in state if k not in reference]
     wrong = [k for k in reference if k in state and tuple(state[k].shape) != tuple(reference[k].shape)]
@@ -234,15 +236,28 @@ class ArtNet(nn.Module):
         return self.to(memory_format=self.memory_format)
 
     @classmethod
-    def build(cls, num_classes: int, weights: Weights | None = None, seed: int = 0) -> ArtNet:
-        """A model with the given backbone weights (random init seeded by ``seed``) and a fresh head."""
+    def build(cls, num_classes: int, weights: Weights | None = None, seed: int = 0,
+              state: dict[str, torch.Tensor] | None = None) -> ArtNet:
+        """A model with the given backbone weights (or ``state``; random init seeded by ``seed``) and a fresh head."""
+        if state is None and weights is not None:
+            state = weights.load_state_dict()
+        mean_std = () if weights is None else (weights.mean, weights.std)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = cls(torchvision.models.resnet50(), num_classes,
-                        *(() if weights is None else (weights.mean, weights.std)))
-        state = None if weights is None else weights.load_state_dict()
-        if state is not None:
-            model.backbone.load_state_dict(state, strict=False)
+            if state is None:
+                model = cls(torchvision.models.resnet50(), num_classes, *mean_std)
+            else:
+                model = cls(_empty_resnet50(), num_classes, *mean_std)  # no random init to throw away
+                model.backbone.load_state_dict(state, strict=True)
+        return model.use_channels_last(True)
+
+    @classmethod
+    def from_state(cls, num_classes: int, state: dict[str, torch.Tensor], mean: list[float],
+                   std: list[float]) -> ArtNet:
+        """A model rebuilt from a full saved state dict (backbone and head), without random initialisation."""
+        model = cls(_empty_resnet50(), num_classes, tuple(mean), tuple(std))
+        model.head = nn.Linear(2048, num_classes, device="meta").to_empty(device="cpu")
+        model.load_state_dict(state, strict=True)
         return model.use_channels_last(True)
 
     # ---- blocks -------------------------------------------------------------------------
@@ -352,6 +367,13 @@ class ArtNet(nn.Module):
                 h.update(key.encode())
                 h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()
+
+
+def _empty_resnet50() -> torchvision.models.ResNet:
+    """A torchvision ResNet50 with allocated but uninitialised weights (they are loaded right after)."""
+    with torch.device("meta"):
+        net = torchvision.models.resnet50()
+    return net.to_empty(device="cpu")
 
 
 def pick_device(device: str = "auto") -> torch.device:

@@ -67,7 +67,7 @@ def upsert(run_dir: str | Path, rows: Iterable[dict]) -> pd.DataFrame:
     """Insert or replace rows keyed by (stage, seed), atomically and under a lock; returns the table."""
     path = results_path(run_dir)
     new = pd.DataFrame(list(rows))
-    with FileLock(str(path.with_name(".results.csv.lock"))):
+    with FileLock(str(path.with_name(".results.lock"))):
         try:
             old = _load(path)
         except _DAMAGED as exc:

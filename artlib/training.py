@@ -9,9 +9,7 @@ and resumes to exactly the same result.
 
 from __future__ import annotations
 
-import copy
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -103,10 +101,11 @@ def batches(order: np.ndarray, batch_size: int, drop_single: bool = True) -> Ite
         yield chunk
 
 
-def trainable_state(model: ArtNet) -> dict[str, torch.Tensor]:
-    """Weights and buffers of the trainable blocks and the head (what training changes)."""
+def trainable_state(model: ArtNet, copy: bool = True) -> dict[str, torch.Tensor]:
+    """Weights and buffers of the trainable blocks and the head (what training changes); copies unless told not to."""
     prefixes = tuple(f"backbone.{m}." for b in model.trainable_blocks for m in _modules_of(b)) + ("head.",)
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k.startswith(prefixes)}
+    state = {k: v.detach() for k, v in model.state_dict().items() if k.startswith(prefixes)}
+    return {k: v.cpu().clone() for k, v in state.items()} if copy else state
 
 
 def _modules_of(block: str) -> tuple[str, ...]:
@@ -148,7 +147,7 @@ def evaluate(model: ArtNet, source: Source, positions: np.ndarray, labels: np.nd
     model.eval()
     probs, total, n = [], 0.0, 0
     with torch.no_grad():
-        for chunk in batches(positions, batch_size * 2, drop_single=False):
+        for chunk in batches(positions, batch_size, drop_single=False):
             x = source.get(chunk, epoch=-1).to(device)
             y = torch.from_numpy(labels[chunk]).to(device)
             with autocast(device, precision):
@@ -199,58 +198,55 @@ def train_loop(model: ArtNet, source: Source, labels: np.ndarray, train_pos: np.
     epochs_bar = tqdm(range(start_epoch, config.epochs + 1), desc=meta.get("stage", "training"), unit="epoch",
                       disable=not progress, initial=resumed_from, total=config.epochs)
     stopped = False
-    writer = CheckpointWriter()
-    try:
-        for epoch in epochs_bar:
-            t0 = time.perf_counter()
-            model.train()
-            order = epoch_order(train_pos, seed, epoch)
-            total, correct, seen = 0.0, 0, 0
-            for chunk in tqdm(list(batches(order, config.batch_size)), desc=f"epoch {epoch}", leave=False,
-                              disable=not progress, unit="batch"):
-                x = source.get(chunk, epoch=epoch).to(device, non_blocking=True)
-                y = torch.from_numpy(labels[chunk]).to(device)
-                with autocast(device, precision):
-                    logits = model.forward_blocks(x, source.start, None)
-                loss = criterion(logits.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(chunk)
-                correct += int((logits.argmax(1) == y).sum())
-                seen += len(chunk)
-            val_loss, val_probs = evaluate(model, source, val_pos, labels, criterion, device, precision, config.batch_size)
-            val_pred = val_probs.argmax(1)
-            y_val = labels[val_pos]
-            row = {"epoch": epoch, "train_loss": total / max(seen, 1), "train_accuracy": correct / max(seen, 1),
-                   "val_loss": val_loss, "val_accuracy": float(np.mean(val_pred == y_val)) if len(y_val) else float("nan"),
-                   "val_f1": f1_for_task(y_val, val_pred, n_classes) if len(y_val) else float("nan"),
-                   "val_balanced_accuracy": _balanced(y_val, val_pred), "seconds": time.perf_counter() - t0}
-            history.append(row)
-            train_seconds += row["seconds"]
-            score = row[config.monitor]
-            current = trainable_state(model)
-            if best["score"] is None or (score < best["score"] if mode == "min" else score > best["score"]):
-                best = {"epoch": epoch, "score": score, "state": current}
-            if config.patience is not None and epoch - best["epoch"] >= config.patience:
-                stopped = True
-            writer.submit(checkpoint_path, {
-                "meta": meta, "epoch": epoch, "trainable_state": current,
-                "optimizer": copy.deepcopy(optimizer.state_dict()),  # a snapshot: training goes on while it is written
+    for epoch in epochs_bar:
+        t0 = time.perf_counter()
+        model.train()
+        order = epoch_order(train_pos, seed, epoch)
+        total, correct, seen = 0.0, 0, 0
+        for chunk in tqdm(list(batches(order, config.batch_size)), desc=f"epoch {epoch}", leave=False,
+                          disable=not progress, unit="batch"):
+            x = source.get(chunk, epoch=epoch).to(device, non_blocking=True)
+            y = torch.from_numpy(labels[chunk]).to(device)
+            with autocast(device, precision):
+                logits = model.forward_blocks(x, source.start, None)
+            loss = criterion(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(chunk)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(chunk)
+        val_loss, val_probs = evaluate(model, source, val_pos, labels, criterion, device, precision, config.batch_size)
+        val_pred = val_probs.argmax(1)
+        y_val = labels[val_pos]
+        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "train_accuracy": correct / max(seen, 1),
+               "val_loss": val_loss, "val_accuracy": float(np.mean(val_pred == y_val)) if len(y_val) else float("nan"),
+               "val_f1": f1_for_task(y_val, val_pred, n_classes) if len(y_val) else float("nan"),
+               "val_balanced_accuracy": _balanced(y_val, val_pred), "seconds": time.perf_counter() - t0}
+        history.append(row)
+        train_seconds += row["seconds"]
+        score = row[config.monitor]
+        current = trainable_state(model, copy=False)  # saved right away, before training changes it again
+        if best["score"] is None or (score < best["score"] if mode == "min" else score > best["score"]):
+            best = {"epoch": epoch, "score": score, "state": {k: v.clone() for k, v in current.items()}}
+        if config.patience is not None and epoch - best["epoch"] >= config.patience:
+            stopped = True
+        final = stopped or epoch == config.epochs
+        if not final:
+            # (After the final epoch the stage's results are written next; a crash before that replays
+            # that deterministic epoch from this previous checkpoint, so writing one more only costs time.)
+            checkpoints.save(checkpoint_path, {
+                "meta": meta, "epoch": epoch, "trainable_state": current, "optimizer": optimizer.state_dict(),
                 "history": list(history), "best_epoch": best["epoch"], "best_score": best["score"],
                 # the best weights are stored separately only when they are not the current ones
                 "best_state": None if best["epoch"] == epoch else best["state"],
                 "rng": _rng_state(), "train_seconds": train_seconds, "stopped": stopped})
-            epochs_bar.set_postfix(train_loss=f"{row['train_loss']:.3f}", val_loss=f"{val_loss:.3f}",
-                                   val_acc=f"{row['val_accuracy']:.3f}", best=best["epoch"])
-            if on_epoch_end is not None:
-                on_epoch_end(epoch)
-            if stopped:
-                break
-    except BaseException:
-        writer.wait(raise_error=False)  # the last finished epoch's checkpoint still lands on disk
-        raise
-    writer.wait()
+        epochs_bar.set_postfix(train_loss=f"{row['train_loss']:.3f}", val_loss=f"{val_loss:.3f}",
+                               val_acc=f"{row['val_accuracy']:.3f}", best=best["epoch"])
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+        if final:
+            break
     epochs_bar.close()
     if best["state"] is not None:
         model.load_state_dict({**model.state_dict(), **best["state"]})
@@ -264,40 +260,6 @@ def make_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float) 
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
-
-
-class CheckpointWriter:
-    """Writes one checkpoint at a time in a background thread, overlapping the next epoch's compute.
-
-    ``submit`` first waits for the previous write, so checkpoints land in order; ``wait`` joins the
-    last one (and re-raises its error). The payload must be a snapshot (cloned tensors).
-    """
-
-    def __init__(self) -> None:
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def _write(self, path: Path, payload: dict[str, Any]) -> None:
-        """Thread body: save atomically, remembering any error for the caller."""
-        try:
-            checkpoints.save(path, payload)
-        except BaseException as exc:  # noqa: BLE001 (handed to the training thread)
-            self._error = exc
-
-    def submit(self, path: Path, payload: dict[str, Any]) -> None:
-        """Start writing ``payload`` to ``path`` once the previous checkpoint is on disk."""
-        self.wait()
-        self._thread = threading.Thread(target=self._write, args=(path, payload), name="artlib-checkpoint")
-        self._thread.start()
-
-    def wait(self, raise_error: bool = True) -> None:
-        """Block until the pending checkpoint is written; raise its error if it failed."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        error, self._error = self._error, None
-        if error is not None and raise_error:
-            raise error
 
 
 def _balanced(y: np.ndarray, pred: np.ndarray) -> float:

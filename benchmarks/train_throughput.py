@@ -176,7 +176,8 @@ def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[s
     from artlib.imagecache import build_image_cache
     from artlib.manifest import read_manifest
     from artlib.metrics import class_weights, classification_metrics, majority_class
-    from artlib.runner import FeatureSource, FileSource, ImageSource, task_data
+    from artlib.runner import (FeatureSource, FileSource, ImageSource, inference_batch, prefers_channels_last,
+                               task_data)
     from artlib.stages import get_stage
     from artlib.training import TrainConfig, evaluate, set_seeds, train_loop
 
@@ -210,9 +211,12 @@ def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[s
         mark("image_cache")
         if pipe.feature_cache:
             feats = build_feature_cache(model, images.array, data.rows, images.key, folder / "cache", device,
-                                        precision, config.cache_dtype, batch_size=max(config.batch_size, 64),
+                                        precision, config.cache_dtype, batch_size=inference_batch(config, device),
                                         progress=False)
-            source: Any = FeatureSource(feats.array, feats.start)
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float32  # as run_stage
+            if pipe.name == "artlib":  # artlib picks the layout by the trainable blocks' input size, as run_stage
+                model.use_channels_last(prefers_channels_last(int(feats.array.shape[1])))
+            source: Any = FeatureSource(feats.array, feats.start, device, dtype=dtype)
             mark("feature_cache")
         else:
             source = ImageSource(images, data.rows, augment=False, seed=job["seed"])
