@@ -18,8 +18,6 @@ series runs anywhere without the 34 GB WikiArt download. It is built to be learn
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,9 +188,7 @@ def generate(out: str | os.PathLike[str], spec: DemoSpec = DemoSpec()) -> dict[s
     accented = frame.index[~frame["painting"].map(str.isascii)]
     frame.loc[accented[::2], "nfd_on_disk"] = True
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".demo-", dir=out.parent))  # same file system: the final rename is atomic
-    try:
+    with atomic.atomic_dir(out) as tmp:
         archive = tmp / "archive"
         rows_classes, rows_artemis = [], []
         for k, p in frame.iterrows():
@@ -271,12 +267,6 @@ def generate(out: str | os.PathLike[str], spec: DemoSpec = DemoSpec()) -> dict[s
             "# artlib demo data — SYNTHETIC\n\nGenerated pictures in the real WikiArt/ArtEmis formats, made by "
             "`python -m artlib demo-data`. They are not paintings; see artlib/demo.py for how they are built.\n")
         (tmp / ".artlib-demo").write_text(DEMO_VERSION + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"paintings": n + len(base) + 1, "classes_rows": len(classes), "artemis_rows": len(artemis)}
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -424,11 +422,9 @@ def export_layout(manifest: pd.DataFrame, archive: str | os.PathLike[str], dest:
     One folder per era and per emotion class, inside per-split folders so no tool can mix
     them up. Built in a temporary folder and renamed into place.
     """
-    archive, dest = Path(archive).resolve(), Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    archive = Path(archive).resolve()
     counts: dict[str, int] = {}
-    try:
+    with atomic.atomic_dir(dest) as tmp:
         for task, column in (("genre", "era"), ("emotion", "emotion")):
             rows = manifest[manifest[column] != ""]
             for row in rows.itertuples():
@@ -437,10 +433,4 @@ def export_layout(manifest: pd.DataFrame, archive: str | os.PathLike[str], dest:
                 target.mkdir(parents=True, exist_ok=True)
                 os.symlink(archive / rel, target / rel.replace("/", "__"))
             counts[task] = len(rows)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return counts

@@ -46,7 +46,7 @@ class FeatureSource:
         self.device = device or torch.device("cpu")
         self.resident = None
         if resident:
-            self.resident = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+            self.resident = torch.from_numpy(np.array(array)).to(self.device)  # one copy into device memory
 
     def get(self, positions: np.ndarray, epoch: int) -> torch.Tensor:
         """float32 features (NCHW view of channels-last data) for these positions."""

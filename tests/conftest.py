@@ -180,13 +180,19 @@ def demo_prepared(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="session")
-def tiny_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small demo root (about 150 paintings, small images) prepared once; tests copy its manifest."""
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small demo data root (about 150 paintings, small images) and its prepared run files, made once."""
     root = tmp_path_factory.mktemp("tiny-data") / "root"
     generate(root, DemoSpec(seed=3, scale=0.35, min_side=40, max_side=64, large_side=300))
-    out = tmp_path_factory.mktemp("tiny-prepared")
-    prepare(root, out, PrepareConfig(seed=0), progress=False)
-    return out
+    prepared = tmp_path_factory.mktemp("tiny-prepared")
+    prepare(root, prepared, PrepareConfig(seed=0, workers=1), progress=False)
+    return root, prepared
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tiny_data: tuple[Path, Path]) -> Path:
+    """The folder holding the tiny data's manifest.csv and prepare_report.json; tests copy them."""
+    return tiny_data[1]
 
 
 @pytest.fixture

@@ -369,16 +369,6 @@ def test_cli_prepare_reports_exclusions_and_succeeds(make_root: MakeRoot, tmp_pa
 
 # --- images that break after prepare: training skips them, up to a limit ---------------------------
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A small demo data root and its prepared run files (manifest.csv, prepare_report.json), made once."""
-    root = tmp_path_factory.mktemp("bad-inputs-data") / "root"
-    generate(root, DemoSpec(seed=3, scale=0.35, min_side=40, max_side=64, large_side=300))
-    prepared = tmp_path_factory.mktemp("bad-inputs-prepared")
-    prepare(root, prepared, PrepareConfig(seed=0, workers=1), progress=False)
-    return root, prepared
-
-
 def _damaged_copy(tiny_data: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path, list[str]]:
     """Copy the data root and a run dir; delete one emotion image and overwrite another with text (after prepare)."""
     root, prepared = tiny_data

@@ -26,11 +26,10 @@ import torch
 import artlib.runner
 from artlib import checkpoints, results
 from artlib.backbone import ArtNet, resolve_weights
-from artlib.demo import DemoSpec, generate
 from artlib.errors import CheckpointError, DataError
 from artlib.features import FeatureCache, build_feature_cache
 from artlib.imagecache import build_image_cache
-from artlib.manifest import PrepareConfig, prepare, read_manifest
+from artlib.manifest import read_manifest
 from artlib.atomic import check_writable
 from artlib.runner import _check_free_space, load_stage_model, run_stage, stage_dir
 from artlib.training import TrainConfig
@@ -47,16 +46,6 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A small demo data root and its prepared run files, made once for this module."""
-    root = tmp_path_factory.mktemp("crash-data") / "root"
-    generate(root, DemoSpec(seed=3, scale=0.35, min_side=40, max_side=64, large_side=300))
-    prepared = tmp_path_factory.mktemp("crash-prepared")
-    prepare(root, prepared, PrepareConfig(seed=0, workers=1), progress=False)
-    return root, prepared
 
 
 def new_run_dir(tiny_data: tuple[Path, Path], where: Path) -> Path:
