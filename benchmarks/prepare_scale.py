@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 from artlib import atomic
 from artlib.demo import generate_scale_csvs

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +166,6 @@ def _children_cpu_seconds() -> float:
 def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[str, Any]:
     """Build the model and inputs the pipeline's way, train, test; wall time covers cache building."""
     mark = sampler.mark if sampler is not None else (lambda phase: None)
-    import numpy as np
     import torch
     from torch import nn
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import shutil
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,3 +203,14 @@ def run_dir(tiny_prepared: Path, tmp_path: Path) -> Path:
     for name in ("manifest.csv", "prepare_report.json"):
         shutil.copy(tiny_prepared / name, out / name)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread for a module: on a busy 2-core machine oversubscription makes tiny stages ~5× slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

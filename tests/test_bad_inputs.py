@@ -13,13 +13,12 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 import artlib.runner
@@ -39,13 +38,7 @@ TINY = TrainConfig(image_size=32, epochs=1, batch_size=16, lr=1e-3, weights="non
                    patience=None)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread here: on a busy 2-core machine, oversubscribed threads make tiny stages ~5x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(root: Path, out: Path | None = None, **config: object) -> PrepareResult:
@@ -421,9 +414,6 @@ def test_training_stops_above_the_skip_limit(tiny_data: tuple[Path, Path], tmp_p
 
 def test_archive_unpacked_one_level_too_deep(tmp_path: Path) -> None:
     """When none of many paintings is found, prepare says so and shows the folders it did find."""
-    from artlib.demo import DemoSpec, generate
-    from artlib.manifest import PrepareConfig, prepare
-
     root = tmp_path / "root"
     generate(root, DemoSpec(seed=1, scale=0.2, min_side=40, max_side=60, large_side=80))
     nested = root / "archive" / "wikiart"

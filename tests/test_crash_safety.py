@@ -15,7 +15,6 @@ import re
 import shutil
 import sys
 from collections import namedtuple
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +38,7 @@ TINY = TrainConfig(image_size=32, epochs=2, batch_size=16, lr=1e-3, weights="non
 DiskUsage = namedtuple("DiskUsage", "total used free")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread here: on a busy 2-core machine, oversubscribed threads make tiny stages ~5x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def new_run_dir(tiny_data: tuple[Path, Path], where: Path) -> Path:

@@ -318,3 +318,18 @@ def test_corrupted_model_of_finished_stage_is_retrained(run_dir: Path, capsys: p
     assert {k: v for k, v in again.items() if not k.endswith("_seconds")} == \
         {k: v for k, v in first.items() if not k.endswith("_seconds")}
     load_stage_model(run_dir, "emotion_conv5", 0, task="emotion")  # intact again
+
+
+def test_augmentation_trains_from_images_and_is_reproducible(run_dir: Path, tmp_path: Path,
+                                                              tiny_prepared: Path) -> None:
+    """With augmentation the prefix runs every step (no feature cache); the same seed gives the same row."""
+    cfg = TrainConfig(**{**TINY.__dict__, "augment": True, "epochs": 2})
+    row = run_stage("emotion_conv5", run_dir, cfg, seed=0, progress=False)
+    assert row["feature_cache"] is False and row["augment"] is True and row["epochs_run"] == 2
+    assert not list((run_dir / "cache").glob("features_*.npy"))
+    again = tmp_path / "again"
+    again.mkdir()
+    for name in ("manifest.csv", "prepare_report.json"):
+        shutil.copy(tiny_prepared / name, again / name)
+    run_stage("emotion_conv5", again, cfg, seed=0, progress=False)
+    assert _row(run_dir, "emotion_conv5") == _row(again, "emotion_conv5")
