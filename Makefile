@@ -47,7 +47,7 @@ notebooks: $(STAMP)
 	rm -rf runs/nbexec && ARTLIB_RUN_DIR=runs/nbexec $(PY) tools/execute_notebooks.py
 
 bench: $(STAMP)
-	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/train_throughput.py $(ARGS)
 
 clean:
 	rm -rf runs/demo runs/nbexec
