@@ -24,6 +24,7 @@ import torch
 import torchvision
 from torch import nn
 
+from artlib.checkpoints import verify_zip
 from artlib.errors import CheckpointError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -184,7 +185,10 @@ def load_backbone_file(path: str | os.PathLike[str]) -> OrderedDict[str, torch.T
 
             state = load_file(str(path))
         else:
+            verify_zip(path)
             state = torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"{path}: cannot load as a state dict ({type(exc).__name__}: {exc}). "
                               f"Provide a .pth/.pt (torch.save of a state_dict) or .safetensors file.") from None

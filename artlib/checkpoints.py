@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,35 @@ def save(path: str | os.PathLike[str], payload: dict[str, Any], digest: bool = F
     """Atomically write a checkpoint (must contain 'meta'); returns the file's sha256 if ``digest``."""
     if "meta" not in payload:
         raise ValueError("a checkpoint needs a 'meta' entry")
-    with atomic.atomic_path(path, ".pt") as tmp:
-        torch.save(payload, tmp)
+    crc = torch.serialization.get_crc32_options()
+    torch.serialization.set_crc32_options(True)  # the per-record CRCs are what verify_zip checks on loading
+    try:
+        with atomic.atomic_path(path, ".pt") as tmp:
+            torch.save(payload, tmp)
+    finally:
+        torch.serialization.set_crc32_options(crc)
     return file_sha256(path) if digest else None
+
+
+def verify_zip(path: str | os.PathLike[str]) -> None:
+    """Check the CRC32 of every record of a torch zip file (torch.load does not, and loads changed bytes silently).
+
+    Files in torch's older non-zip format are left to ``torch.load``. Raises CheckpointError naming
+    the damaged record.
+    """
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"{path}: damaged ({type(exc).__name__}: {exc}); delete it and rerun the stage "
+                              f"(or provide the file again).") from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: damaged: the bytes of record {bad!r} changed after the file was written "
+                              f"(CRC mismatch: disk error, a copy cut short, or an edit). Delete it and rerun the "
+                              f"stage (or provide the file again).")
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -53,6 +80,7 @@ def load(path: str | os.PathLike[str], expect: dict[str, Any] | None = None, sha
     if sha256 is not None and file_sha256(path) != sha256:
         raise CheckpointError(f"{path}: its content does not match the hash recorded when it was written "
                               f"(modified or corrupted). Delete the stage folder and rerun the stage.")
+    verify_zip(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 (truncated zip, pickle with code, anything: refuse)

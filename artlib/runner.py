@@ -230,7 +230,7 @@ def stage_identity(stage: Stage, run_dir: Path, config: TrainConfig, seed: int, 
     return StageIdentity(config_hash, origin, label, weights, device, precision)
 
 
-def finished_row(run_dir: Path, name: str, seed: int, identity: StageIdentity, progress: bool = True) -> dict | None:
+def finished_row(run_dir: Path, name: str, seed: int, identity: StageIdentity) -> dict | None:
     """The results row of a stage already finished with this identity and an intact model, else None."""
     folder = stage_dir(run_dir, name, seed)
     try:
@@ -242,9 +242,8 @@ def finished_row(run_dir: Path, name: str, seed: int, identity: StageIdentity, p
             print(f"{name} (seed {seed}): its model.pt is missing or no longer matches the hash recorded when it "
                   f"was written (corrupted or modified) — training the stage again")
             return None
-        if progress:
-            print(f"{name} (seed {seed}): finished earlier with these settings — reusing it "
-                  f"(accuracy {done['result']['accuracy']:.3f}); pass force=True to retrain")
+        print(f"{name} (seed {seed}): finished earlier with these settings — reusing it "
+              f"(accuracy {done['result']['accuracy']:.3f}); pass force=True (CLI: --force) to retrain")
         return done["result"]
     except (OSError, ValueError, KeyError):
         return None  # absent or unreadable metrics: train
@@ -369,7 +368,7 @@ def run_stage(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(
     data = task_data(manifest, stage, manifest_path)
     identity = stage_identity(stage, run_dir, config, seed, data, progress)
     folder = stage_dir(run_dir, name, seed)
-    if not force and (row := finished_row(run_dir, name, seed, identity, progress)) is not None:
+    if not force and (row := finished_row(run_dir, name, seed, identity)) is not None:
         results.upsert(run_dir, [row])
         return row
     if force:

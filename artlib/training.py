@@ -180,7 +180,7 @@ def train_loop(model: ArtNet, source: Source, labels: np.ndarray, train_pos: np.
         try:
             ck = checkpoints.load(checkpoint_path, expect={k: meta[k] for k in ("kind", "config_hash", "task", "stage")})
         except Exception as exc:  # noqa: BLE001 (damaged or stale: start over, loudly)
-            print(f"ignoring checkpoint {checkpoint_path.name}: {exc}")
+            print(f"ignoring checkpoint {checkpoint_path.name} (training from epoch 1 instead): {exc}")
             ck = None
         if ck is not None:
             model.load_state_dict({**model.state_dict(), **ck["trainable_state"]})

@@ -29,7 +29,7 @@ from artlib.errors import CheckpointError, DataError
 from artlib.features import FeatureCache, build_feature_cache
 from artlib.imagecache import build_image_cache
 from artlib.manifest import read_manifest
-from artlib.atomic import check_writable
+from artlib.atomic import atomic_dir, check_writable, write_json, write_text
 from artlib.runner import _check_free_space, load_stage_model, run_stage, stage_dir
 from artlib.training import TrainConfig
 
@@ -193,7 +193,48 @@ def test_checkpoint_of_another_task_or_model_is_refused(tmp_path: Path) -> None:
         checkpoints.load(path)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "code", "other-stage"])
+def _flip_bytes_inside_largest_record(path: Path) -> str:
+    """Overwrite bytes in the middle of the file's largest zip record (a tensor); returns the record's name."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)
+    with open(path, "r+b") as fh:
+        fh.seek(info.header_offset + 26)
+        name_len, extra_len = struct.unpack("<HH", fh.read(4))
+        fh.seek(info.header_offset + 30 + name_len + extra_len + info.file_size // 2)
+        fh.write(b"garbage")
+    return info.filename
+
+
+def test_changed_bytes_inside_a_checkpoint_are_detected(tmp_path: Path) -> None:
+    """torch.load would load changed tensor bytes silently; the zip CRCs catch them, for checkpoints and weights files."""
+    path = tmp_path / "model.pt"
+    checkpoints.save(path, {"meta": checkpoints.make_meta(kind="model"), "w": torch.arange(100_000.0)})
+    assert checkpoints.load(path)["w"].sum() == torch.arange(100_000.0).sum()
+    record = _flip_bytes_inside_largest_record(path)
+    assert torch.load(path, weights_only=True)["w"].sum() != torch.arange(100_000.0).sum()  # silently wrong
+    with pytest.raises(CheckpointError) as info:
+        checkpoints.load(path)
+    assert str(info.value).startswith(f"{path}: damaged: the bytes of record {record!r} changed after the file "
+                                      f"was written (CRC mismatch")
+    weights = tmp_path / "resnet50.pth"
+    torch.save(torchvision_resnet50_state(), weights)
+    _flip_bytes_inside_largest_record(weights)
+    with pytest.raises(CheckpointError, match=r"resnet50.pth: damaged: the bytes of record '.*' changed"):
+        resolve_weights(str(weights), verbose=False).load_state_dict()
+
+
+def torchvision_resnet50_state() -> dict[str, torch.Tensor]:
+    """A randomly initialised torchvision ResNet50 state dict (a stand-in for a downloaded weights file)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.resnet50().state_dict()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped-bytes", "garbage", "code", "other-stage"])
 def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[Path, Path], tmp_path: Path,
                                                               clean_run: Path, damage: str,
                                                               capsys: pytest.CaptureFixture) -> None:
@@ -201,12 +242,14 @@ def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[P
     run_dir = new_run_dir(tiny_data, tmp_path / "run")
     folder = stage_dir(run_dir, "emotion_conv5", 0)
     marker = tmp_path / "code-ran"
-    if damage in ("truncated", "other-stage"):
+    if damage in ("truncated", "flipped-bytes", "other-stage"):
         with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):
             run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False, fail_after_epoch=1)
         ck = folder / "checkpoint.pt"
         if damage == "truncated":
             ck.write_bytes(ck.read_bytes()[: ck.stat().st_size // 2])
+        elif damage == "flipped-bytes":  # e.g. a disk error: torch.load alone would resume from wrong weights
+            _flip_bytes_inside_largest_record(ck)
         else:  # a valid checkpoint, but of another stage (copied by hand into the wrong folder)
             payload = torch.load(ck, weights_only=True)
             payload["meta"]["stage"] = "emotion_conv4"
@@ -221,9 +264,11 @@ def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[P
     run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
     out = capsys.readouterr().out
     expected = {"truncated": "cannot be loaded safely", "garbage": "cannot be loaded safely",
+                "flipped-bytes": "damaged: the bytes of record",
                 "code": "cannot be loaded safely (UnpicklingError",
                 "other-stage": "is a checkpoint for stage='emotion_conv4', but stage='emotion_conv5' was expected"}
-    assert f"ignoring checkpoint checkpoint.pt: {folder / 'checkpoint.pt'}: {expected[damage]}" in out
+    assert (f"ignoring checkpoint checkpoint.pt (training from epoch 1 instead): {folder / 'checkpoint.pt'}: "
+            f"{expected[damage]}") in out
     assert "resuming" not in out
     assert json.loads((folder / "metrics.json").read_text())["resumed_from_epoch"] == 0
     assert result_row(run_dir, "emotion_conv5") == result_row(clean_run, "emotion_conv5")
@@ -240,6 +285,23 @@ def _fake_stage(run_dir: Path, stage: str, seed: int, accuracy: float) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps({"result": row}))
     return row
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_atomic_writes_get_the_modes_of_ordinary_files(tmp_path: Path, umask: int) -> None:
+    """Results shared with collaborators: atomic files and folders follow the umask, not mkstemp's 0600/0700."""
+    old = os.umask(umask)
+    try:
+        write_text(tmp_path / "history.csv", "a\n")
+        write_json(tmp_path / "history.csv", {"b": 1})  # a replaced file gets the mode too
+        with atomic_dir(tmp_path / "layout") as folder:
+            (folder / "x.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "history.csv").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert json.loads((tmp_path / "history.csv").read_text()) == {"b": 1}
+    assert (tmp_path / "layout").stat().st_mode & 0o777 == 0o777 & ~umask
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporaries left
 
 
 def test_upsert_replaces_by_stage_and_seed(tmp_path: Path) -> None:
