@@ -195,14 +195,18 @@ def tiny_prepared(tiny_data: tuple[Path, Path]) -> Path:
     return tiny_data[1]
 
 
+def new_run_dir(prepared: Path, where: Path) -> Path:
+    """A fresh run directory at ``where`` holding a prepared manifest and report (no caches, no stages)."""
+    where.mkdir(parents=True)
+    for name in ("manifest.csv", "prepare_report.json"):
+        shutil.copy(prepared / name, where / name)
+    return where
+
+
 @pytest.fixture
 def run_dir(tiny_prepared: Path, tmp_path: Path) -> Path:
     """A fresh run directory holding the tiny manifest (no caches, no stages)."""
-    out = tmp_path / "run"
-    out.mkdir()
-    for name in ("manifest.csv", "prepare_report.json"):
-        shutil.copy(tiny_prepared / name, out / name)
-    return out
+    return new_run_dir(tiny_prepared, tmp_path / "run")
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from artlib.manifest import read_manifest
 from artlib.atomic import atomic_dir, check_writable, write_json, write_text
 from artlib.runner import _check_free_space, load_stage_model, run_stage, stage_dir
 from artlib.training import TrainConfig
+from conftest import new_run_dir
 
 TINY = TrainConfig(image_size=32, epochs=2, batch_size=16, lr=1e-3, weights="none", precision="fp32", workers=1,
                    patience=None)
@@ -39,14 +40,6 @@ DiskUsage = namedtuple("DiskUsage", "total used free")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def new_run_dir(tiny_data: tuple[Path, Path], where: Path) -> Path:
-    """A fresh run directory at ``where`` holding the prepared manifest and report."""
-    where.mkdir(parents=True)
-    for name in ("manifest.csv", "prepare_report.json"):
-        shutil.copy(tiny_data[1] / name, where / name)
-    return where
 
 
 def result_row(run_dir: Path, stage: str, seed: int = 0) -> dict:
@@ -58,7 +51,7 @@ def result_row(run_dir: Path, stage: str, seed: int = 0) -> dict:
 @pytest.fixture(scope="module")
 def clean_run(tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """emotion_conv5 trained once, uninterrupted, with TINY: the reference for restarted runs."""
-    run_dir = new_run_dir(tiny_data, tmp_path_factory.mktemp("crash-clean") / "run")
+    run_dir = new_run_dir(tiny_data[1], tmp_path_factory.mktemp("crash-clean") / "run")
     run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
     return run_dir
 
@@ -239,7 +232,7 @@ def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[P
                                                               clean_run: Path, damage: str,
                                                               capsys: pytest.CaptureFixture) -> None:
     """An unusable checkpoint.pt is reported and ignored; the stage trains from epoch 1 to the clean run's result."""
-    run_dir = new_run_dir(tiny_data, tmp_path / "run")
+    run_dir = new_run_dir(tiny_data[1], tmp_path / "run")
     folder = stage_dir(run_dir, "emotion_conv5", 0)
     marker = tmp_path / "code-ran"
     if damage in ("truncated", "flipped-bytes", "other-stage"):
@@ -425,7 +418,7 @@ def _deny_writes_under(monkeypatch: pytest.MonkeyPatch, top: Path) -> None:
 def test_read_only_run_dir_stops_before_training(tiny_data: tuple[Path, Path], tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch, readonly: str) -> None:
     """A run directory (or stage folder) that cannot be written: DataError naming the folder, before any work."""
-    run_dir = new_run_dir(tiny_data, tmp_path / "run")
+    run_dir = new_run_dir(tiny_data[1], tmp_path / "run")
     folder = stage_dir(run_dir, "emotion_conv5", 0)
     if readonly == "stage_folder":
         folder.mkdir(parents=True)
@@ -450,7 +443,7 @@ def test_free_space_message_names_folder_size_and_fix(tmp_path: Path, monkeypatc
 def test_full_disk_stops_before_caching_and_training(tiny_data: tuple[Path, Path], tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A full disk: the image cache is not started (no half-written file), a DataError says how much it needs."""
-    run_dir = new_run_dir(tiny_data, tmp_path / "run")
+    run_dir = new_run_dir(tiny_data[1], tmp_path / "run")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(10**12, 10**12, 0))
     monkeypatch.setattr(artlib.runner, "train_loop", lambda *a, **k: pytest.fail("must stop before training"))
     n = len(read_manifest(run_dir / "manifest.csv"))
@@ -468,7 +461,7 @@ def test_full_disk_does_not_block_resuming_with_complete_caches(tiny_data: tuple
                                                                 capsys: pytest.CaptureFixture) -> None:
     """Caches already built need no new space: a stage resumes on a full disk; only a missing cache is refused."""
     config = TrainConfig(**{**TINY.__dict__, "epochs": 3})
-    run_dir = new_run_dir(tiny_data, tmp_path / "run")
+    run_dir = new_run_dir(tiny_data[1], tmp_path / "run")
     with pytest.raises(RuntimeError, match="after epoch 1"):
         run_stage("emotion_conv5", run_dir, config, seed=0, progress=False, fail_after_epoch=1)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(10**12, 10**12, 0))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,8 +26,8 @@ from artlib.demo import DemoSpec, generate
 from artlib.manifest import PrepareConfig, prepare
 from artlib.results import read_results
 from artlib.runner import run_stage, stage_dir
-
 from artlib.training import TrainConfig
+from conftest import new_run_dir
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
 
@@ -84,14 +83,6 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("interrupt-prepared")
     prepare(root, out, PrepareConfig(seed=0, workers=1), progress=False)
     return out
-
-
-def new_run_dir(prepared: Path, where: Path) -> Path:
-    """A fresh run directory holding the prepared manifest and report."""
-    where.mkdir(parents=True)
-    for name in ("manifest.csv", "prepare_report.json"):
-        shutil.copy(prepared / name, where / name)
-    return where
 
 
 def final_row(run_dir: Path) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from artlib.runner import load_stage_model, run_stage, stage_dir
 from artlib.stages import CONFIGURATIONS, STAGES
 from artlib.training import TrainConfig
 
-from conftest import TINY
+from conftest import TINY, new_run_dir
 
 CONV4, CONV5 = 7_098_368, 14_964_736
 HEAD = {"genre": 2048 * 4 + 4, "emotion": 2048 * 2 + 2}
@@ -174,10 +173,7 @@ def test_resume_after_failure_gives_the_same_result(run_dir: Path, tmp_path: Pat
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["resumed_from_epoch"] == 1
     assert not (folder / "checkpoint.pt").exists()
-    clean = tmp_path / "clean"
-    clean.mkdir()
-    for name in ("manifest.csv", "prepare_report.json"):
-        shutil.copy(tiny_prepared / name, clean / name)
+    clean = new_run_dir(tiny_prepared, tmp_path / "clean")
     run_stage("emotion_conv5", clean, TINY, seed=0, progress=False)
     assert _row(run_dir, "emotion_conv5") == _row(clean, "emotion_conv5")
     h1 = pd.read_csv(folder / "history.csv").drop(columns="seconds")
@@ -327,9 +323,6 @@ def test_augmentation_trains_from_images_and_is_reproducible(run_dir: Path, tmp_
     row = run_stage("emotion_conv5", run_dir, cfg, seed=0, progress=False)
     assert row["feature_cache"] is False and row["augment"] is True and row["epochs_run"] == 2
     assert not list((run_dir / "cache").glob("features_*.npy"))
-    again = tmp_path / "again"
-    again.mkdir()
-    for name in ("manifest.csv", "prepare_report.json"):
-        shutil.copy(tiny_prepared / name, again / name)
+    again = new_run_dir(tiny_prepared, tmp_path / "again")
     run_stage("emotion_conv5", again, cfg, seed=0, progress=False)
     assert _row(run_dir, "emotion_conv5") == _row(again, "emotion_conv5")
