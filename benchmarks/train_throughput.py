@@ -457,7 +457,10 @@ def acceptance(report: dict[str, Any]) -> list[dict[str, Any]]:
                   if r["stage"] == stage and r["pipeline"] == "artlib" and "speedup" in r), None)
         if r is None:
             continue
-        checks.append({"target": f"{stage}: artlib >= {need}x faster than naive (wall time)", "value": r["speedup"],
+        n_stage = r["n_train"] + r["n_val"] + r["n_test"]  # the target is for >= 400 paintings
+        checks.append({"target": f"{stage}: artlib >= {need}x faster than naive (wall time; {n_stage} paintings in "
+                                 f"the stage{'' if n_stage >= 400 else ', target set for >= 400: try --paintings 760'})",
+                       "value": r["speedup"],
                        "passed": r["speedup"] >= need, "contended": r["contended"]})
         checks.append({"target": f"{stage}: test accuracy equal within noise (|delta| <= 2 SE)",
                        "value": r["accuracy_delta"], "se": r["accuracy_delta_se"],
