@@ -77,10 +77,12 @@ def load(path: str | os.PathLike[str], expect: dict[str, Any] | None = None, sha
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found.")
-    if sha256 is not None and file_sha256(path) != sha256:
-        raise CheckpointError(f"{path}: its content does not match the hash recorded when it was written "
-                              f"(modified or corrupted). Delete the stage folder and rerun the stage.")
-    verify_zip(path)
+    if sha256 is not None:
+        if file_sha256(path) != sha256:
+            raise CheckpointError(f"{path}: its content does not match the hash recorded when it was written "
+                                  f"(modified or corrupted). Delete the stage folder and rerun the stage.")
+    else:
+        verify_zip(path)  # no recorded hash (e.g. a resume checkpoint): the file's own CRCs are the check
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 (truncated zip, pickle with code, anything: refuse)

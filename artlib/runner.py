@@ -369,6 +369,7 @@ def run_stage(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(
     identity = stage_identity(stage, run_dir, config, seed, data, progress)
     folder = stage_dir(run_dir, name, seed)
     if not force and (row := finished_row(run_dir, name, seed, identity)) is not None:
+        (folder / "checkpoint.pt").unlink(missing_ok=True)  # left by an interrupted --force rerun: never used
         results.upsert(run_dir, [row])
         return row
     if force:

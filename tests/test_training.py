@@ -187,9 +187,15 @@ def test_same_seed_same_row_and_finished_stage_is_reused(run_dir: Path, capsys: 
     first = _row(run_dir, "emotion_conv4", 5)
     model_file = stage_dir(run_dir, "emotion_conv4", 5) / "model.pt"
     mtime = model_file.stat().st_mtime_ns
-    run_stage("emotion_conv4", run_dir, TINY, seed=5, progress=True)
-    assert "reusing it" in capsys.readouterr().out
+    with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):  # an interrupted --force rerun
+        run_stage("emotion_conv4", run_dir, TINY, seed=5, progress=False, force=True, fail_after_epoch=1)
+    assert (model_file.parent / "checkpoint.pt").is_file()
+    capsys.readouterr()
+    run_stage("emotion_conv4", run_dir, TINY, seed=5, progress=False)
+    assert _row(run_dir, "emotion_conv4", 5) == first
+    assert "finished earlier with these settings — reusing it" in capsys.readouterr().out  # said even when quiet
     assert model_file.stat().st_mtime_ns == mtime
+    assert not (model_file.parent / "checkpoint.pt").exists()  # the interrupted rerun's leftover is removed
     run_stage("emotion_conv4", run_dir, TINY, seed=5, progress=False, force=True)
     assert _row(run_dir, "emotion_conv4", 5) == first
     assert len(read_results(run_dir)) == 1

@@ -341,6 +341,8 @@ def main(names: list[str]) -> None:
         if names and name not in names and name.split("_")[0] not in names:
             continue
         nb = build()
+        for i, cell in enumerate(nb.cells):
+            cell.id = f"{name.split('_')[0]}-{i:02d}"  # stable ids: rebuilding does not churn every cell's diff
         nbformat.validate(nb)
         nbformat.write(nb, ROOT / "notebooks" / name)
         print("wrote", name)
