@@ -1,7 +1,7 @@
 """artlib: reproducible genre-aware emotion classification of artworks.
 
 Importing ``artlib`` is cheap (no torch); import submodules for the work itself:
-``artlib.manifest`` (prepare), ``artlib.runner`` (training stages), ``artlib.compare`` …
+``artlib.data.manifest`` (prepare), ``artlib.train.runner`` (training stages), ``artlib.analysis.compare`` …
 """
 
 __version__ = "0.1.0"

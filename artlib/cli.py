@@ -12,7 +12,7 @@ from artlib.errors import CheckpointError, DataError
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
     """Write the synthetic demo data root."""
-    from artlib.demo import DemoSpec, generate
+    from artlib.data.demo import DemoSpec, generate
 
     counts = generate(args.out, DemoSpec(seed=args.seed, scale=args.scale))
     print(f"Wrote a SYNTHETIC demo data root to {args.out}: {counts}")
@@ -30,7 +30,7 @@ def _parse_fractions(text: str) -> tuple[float, float, float]:
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     """Build manifest.csv and prepare_report.json."""
-    from artlib.manifest import PrepareConfig, export_layout, format_funnel, prepare
+    from artlib.data.manifest import PrepareConfig, export_layout, format_funnel, prepare
     from artlib.paths import resolve_data_root
 
     config = PrepareConfig(label_rule=args.label_rule, era_map=args.era_map, seed=args.seed,
@@ -93,9 +93,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     """Train stages (sources first) into a run directory that holds a manifest."""
     from artlib.paths import resolve_path
-    from artlib.runner import run_stages
+    from artlib.train.runner import run_stages
     from artlib.stages import CONFIGURATIONS
-    from artlib.training import TrainConfig
+    from artlib.train.loop import TrainConfig
 
     names = [s for c in args.configuration for s in CONFIGURATIONS[c]] if args.configuration else args.stages
     if not names:
@@ -114,7 +114,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from artlib.paths import resolve_path
-    from artlib.predict import predict_images, write_predictions
+    from artlib.analysis.predict import predict_images, write_predictions
 
     frame = predict_images(resolve_path(args.run_dir), args.images, stage=args.stage, seed=args.seed,
                            gradcam_dir=args.gradcam_dir)

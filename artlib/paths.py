@@ -49,7 +49,7 @@ def demo_data_dir() -> Path:
 def resolve_data_root(data_root: str | os.PathLike[str]) -> Path:
     """A data root directory; ``"demo"`` means the built-in demo data, generated on first use."""
     if str(data_root) == "demo":
-        from artlib.demo import ensure_demo_data  # lazy: keeps Pillow out of plain imports
+        from artlib.data.demo import ensure_demo_data  # lazy: keeps Pillow out of plain imports
 
         return ensure_demo_data(demo_data_dir())
     return resolve_path(data_root)

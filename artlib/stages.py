@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from artlib.labels import EMOTION_CLASSES, ERAS
+from artlib.data.labels import EMOTION_CLASSES, ERAS
 
 TASK_CLASSES: dict[str, tuple[str, ...]] = {"genre": ERAS, "emotion": EMOTION_CLASSES}
 TASK_COLUMN = {"genre": "era", "emotion": "emotion"}

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from artlib.labels import ERAS
-from artlib.manifest import PrepareConfig, prepare, read_manifest
+from artlib.data.labels import ERAS
+from artlib.data.manifest import PrepareConfig, prepare, read_manifest
 from artlib.paths import display_path, resolve_data_root, resolve_run_dir
 
 
@@ -117,6 +117,6 @@ def prepare_summary(run_dir: Path) -> dict:
 
 def load_samples(session: Session, sample: pd.DataFrame, size: int = 160) -> list[np.ndarray]:
     """Load sample paintings as square RGB arrays (decoded with artlib's safe image loader)."""
-    from artlib.images import load_square
+    from artlib.data.images import load_square
 
     return [load_square(session.archive / p, size) for p in sample["image_path"]]

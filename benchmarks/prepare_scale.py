@@ -14,8 +14,8 @@ import json
 import time
 
 from artlib import atomic
-from artlib.demo import generate_scale_csvs
-from artlib.manifest import PrepareConfig, prepare
+from artlib.data.demo import generate_scale_csvs
+from artlib.data.manifest import PrepareConfig, prepare
 from artlib.paths import resolve_path
 
 

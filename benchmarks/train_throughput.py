@@ -4,7 +4,7 @@
                                           [--scales 1 4] [--out runs/bench/bench.json]
 
 1. Generates (or reuses) synthetic data roots with realistic image sizes (longest side
-   1000–2000 px JPEGs) under runs/bench/data/, and times ``artlib.manifest.prepare``'s image
+   1000–2000 px JPEGs) under runs/bench/data/, and times ``artlib.data.manifest.prepare``'s image
    checks separately (images/s).
 2. Trains emotion_conv5 and emotion_conv45 on the same manifest, the same seed and epochs,
    once per pipeline row: ``naive`` (full-size decode every batch, full forward pass, fp32,
@@ -59,7 +59,7 @@ class Pipeline:
     image_cache: bool  # decode once into the memory-mapped image cache
     feature_cache: bool  # run the frozen prefix once, train on its cached output
     channels_last: bool  # NHWC convolutions
-    precision: str  # 'fp32', 'bf16' or 'auto' (artlib.backbone.pick_precision)
+    precision: str  # 'fp32', 'bf16' or 'auto' (artlib.models.backbone.pick_precision)
 
 
 PIPELINES: tuple[Pipeline, ...] = (
@@ -169,16 +169,16 @@ def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[s
     import torch
     from torch import nn
 
-    from artlib import checkpoints
-    from artlib.backbone import ArtNet, pick_precision
-    from artlib.features import build_feature_cache
-    from artlib.imagecache import build_image_cache
-    from artlib.manifest import read_manifest
+    from artlib.models import checkpoints
+    from artlib.models.backbone import ArtNet, pick_precision
+    from artlib.train.features import build_feature_cache
+    from artlib.train.imagecache import build_image_cache
+    from artlib.data.manifest import read_manifest
     from artlib.metrics import class_weights, classification_metrics, majority_class
-    from artlib.runner import (FeatureSource, FileSource, ImageSource, inference_batch, prefers_channels_last,
+    from artlib.train.runner import (FeatureSource, FileSource, ImageSource, inference_batch, prefers_channels_last,
                                task_data)
     from artlib.stages import get_stage
-    from artlib.training import TrainConfig, evaluate, set_seeds, train_loop
+    from artlib.train.loop import TrainConfig, evaluate, set_seeds, train_loop
 
     mark("imports")
     pipe = Pipeline(**job["pipeline"])
@@ -307,7 +307,7 @@ def run_in_fresh_process(job: dict[str, Any]) -> dict[str, Any]:
 # ---- data -------------------------------------------------------------------------------
 def data_root_for(bench_dir: Path, paintings: int, min_side: int, max_side: int, seed: int) -> tuple[Path, dict]:
     """A demo data root of about ``paintings`` paintings with WikiArt-sized JPEGs; generated once, then reused."""
-    from artlib.demo import DEMO_VERSION, PAINTINGS_PER_ERA, DemoSpec, generate, is_demo_root
+    from artlib.data.demo import DEMO_VERSION, PAINTINGS_PER_ERA, DemoSpec, generate, is_demo_root
 
     scale = paintings / sum(PAINTINGS_PER_ERA.values())
     spec = DemoSpec(seed=seed, scale=scale, min_side=min_side, max_side=max_side, large_side=max(2400, max_side))
@@ -348,8 +348,8 @@ def image_stats(archive: Path) -> dict[str, float]:
 
 
 def prepare_timed(root: Path, out: Path) -> dict[str, Any]:
-    """Run artlib.manifest.prepare into ``out`` with fresh image checks, timing the checks separately."""
-    import artlib.manifest as manifest_module
+    """Run artlib.data.manifest.prepare into ``out`` with fresh image checks, timing the checks separately."""
+    import artlib.data.manifest as manifest_module
 
     (out / "image_checks.csv").unlink(missing_ok=True)  # a reused check cache would skip the work we time
     original = manifest_module.check_images
@@ -494,7 +494,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weights", default="auto", help="backbone weights (artlib.backbone.resolve_weights)")
+    p.add_argument("--weights", default="auto", help="backbone weights (artlib.models.backbone.resolve_weights)")
     p.add_argument("--decode-threads", type=int, default=2, help="threads decoding files in the non-cached rows")
     p.add_argument("--min-side", type=int, default=980, help="generated JPEGs: longest side >= min-side + 20")
     p.add_argument("--max-side", type=int, default=2000, help="generated JPEGs: longest side <= max-side")
@@ -507,7 +507,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the JSON report; returns 0 (the acceptance verdicts are printed)."""
     args = parse_args(argv)
-    from artlib.backbone import cpu_has_native_bf16, pick_device, pick_precision, resolve_weights
+    from artlib.models.backbone import cpu_has_native_bf16, pick_device, pick_precision, resolve_weights
 
     bench_dir = resolve_path(args.bench_dir)
     out = resolve_path(args.out)

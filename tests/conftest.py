@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artlib.demo import DemoSpec, generate
-from artlib.manifest import PrepareConfig, PrepareResult, prepare
-from artlib.training import TrainConfig
+from artlib.data.demo import DemoSpec, generate
+from artlib.data.manifest import PrepareConfig, PrepareResult, prepare
+from artlib.train.loop import TrainConfig
 
 CLASSES_HEADER = ("filename", "artist", "genre", "description", "phash", "width", "height", "genre_count", "subset")
 ARTEMIS_HEADER = ("art_style", "painting", "emotion", "utterance", "repetition")
@@ -163,7 +163,7 @@ def make_root(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in synthetic demo data root, generated once per test session."""
-    from artlib.demo import generate
+    from artlib.data.demo import generate
 
     root = tmp_path_factory.mktemp("demo") / "root"
     generate(root)
@@ -173,7 +173,7 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_prepared(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[PrepareResult, Path]:
     """prepare() on the demo root with default settings (one worker), run once per session."""
-    from artlib.manifest import PrepareConfig, prepare
+    from artlib.data.manifest import PrepareConfig, prepare
 
     out = tmp_path_factory.mktemp("demo-out")
     return prepare(demo_root, out, PrepareConfig(workers=1), progress=False), out

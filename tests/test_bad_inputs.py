@@ -21,14 +21,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import artlib.runner
-from artlib.archive import unsafe_reason
-from artlib.demo import DemoSpec, generate
+import artlib.train.runner
+from artlib.data.archive import unsafe_reason
+from artlib.data.demo import DemoSpec, generate
 from artlib.errors import DataError
-from artlib.images import check_image, load_square
-from artlib.manifest import PrepareConfig, PrepareResult, prepare, read_manifest
-from artlib.runner import run_stage, stage_dir
-from artlib.training import TrainConfig
+from artlib.data.images import check_image, load_square
+from artlib.data.manifest import PrepareConfig, PrepareResult, prepare, read_manifest
+from artlib.train.runner import run_stage, stage_dir
+from artlib.train.loop import TrainConfig
 from conftest import (ARTEMIS_CSV, ARTEMIS_HEADER, CLASSES_CSV, CLASSES_HEADER, Painting, annotation_rows, classes_row,
                       write_csv_rows)
 
@@ -143,7 +143,7 @@ def test_huge_non_jpeg_is_excluded_with_the_reason(make_root: MakeRoot, tmp_path
 
 def test_broken_files_load_square_raises_image_load_error(tmp_path: Path) -> None:
     """load_square on a missing, empty, truncated or non-image file raises ImageLoadError with its reason."""
-    from artlib.images import ImageLoadError
+    from artlib.data.images import ImageLoadError
 
     (tmp_path / "zero.jpg").write_bytes(b"")
     (tmp_path / "text.jpg").write_text("<html>403</html>")
@@ -401,7 +401,7 @@ def test_training_stops_above_the_skip_limit(tiny_data: tuple[Path, Path], tmp_p
     """The same two broken images are above the default 1% of 79: a DataError before any training, naming one."""
     data, run_dir, (gone, _) = _damaged_copy(tiny_data, tmp_path)
     n_task = int((read_manifest(run_dir / "manifest.csv")["emotion"] != "").sum())
-    monkeypatch.setattr(artlib.runner, "train_loop", lambda *a, **k: pytest.fail("training must not start"))
+    monkeypatch.setattr(artlib.train.runner, "train_loop", lambda *a, **k: pytest.fail("training must not start"))
     with pytest.raises(DataError) as info:
         run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False, data_root=data)
     assert str(info.value) == (

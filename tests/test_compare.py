@@ -1,6 +1,6 @@
-"""artlib.compare on synthetic run directories written by the test (no training, no torch).
+"""artlib.analysis.compare on synthetic run directories written by the test (no training, no torch).
 
-``write_stage`` writes what artlib.runner.run_stage leaves behind for one stage and seed
+``write_stage`` writes what artlib.train.runner.run_stage leaves behind for one stage and seed
 (predictions.csv, metrics.json, a results.csv row); ``make_run`` writes all eight stages
 for two seeds with a chosen accuracy per stage, so two runs with opposite outcomes can be
 compared through the conclusion text.
@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 
 from artlib import atomic, results
-from artlib.compare import (TABLE_COLUMNS, conclusion_text, format_p, load_results, original_tables, paired_tests,
+from artlib.analysis.compare import (TABLE_COLUMNS, conclusion_text, format_p, load_results, original_tables, paired_tests,
                             per_era_accuracy, summary_table, write_comparison)
 from artlib.errors import DataError
-from artlib.labels import EMOTION_CLASSES, ERAS
+from artlib.data.labels import EMOTION_CLASSES, ERAS
 from artlib.metrics import classification_metrics
 from artlib.stages import STAGES
 

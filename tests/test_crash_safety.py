@@ -22,16 +22,17 @@ import pandas as pd
 import pytest
 import torch
 
-import artlib.runner
-from artlib import checkpoints, results
-from artlib.backbone import ArtNet, resolve_weights
+import artlib.train.runner
+from artlib import results
+from artlib.models import checkpoints
+from artlib.models.backbone import ArtNet, resolve_weights
 from artlib.errors import CheckpointError, DataError
-from artlib.features import FeatureCache, build_feature_cache
-from artlib.imagecache import build_image_cache
-from artlib.manifest import read_manifest
+from artlib.train.features import FeatureCache, build_feature_cache
+from artlib.train.imagecache import build_image_cache
+from artlib.data.manifest import read_manifest
 from artlib.atomic import atomic_dir, check_writable, write_json, write_text
-from artlib.runner import _check_free_space, load_stage_model, run_stage, stage_dir
-from artlib.training import TrainConfig
+from artlib.train.runner import _check_free_space, load_stage_model, run_stage, stage_dir
+from artlib.train.loop import TrainConfig
 from conftest import new_run_dir
 
 TINY = TrainConfig(image_size=32, epochs=2, batch_size=16, lr=1e-3, weights="none", precision="fp32", workers=1,
@@ -423,8 +424,8 @@ def test_read_only_run_dir_stops_before_training(tiny_data: tuple[Path, Path], t
     if readonly == "stage_folder":
         folder.mkdir(parents=True)
     _deny_writes_under(monkeypatch, run_dir if readonly == "run_dir" else folder)
-    monkeypatch.setattr(artlib.runner, "build_image_cache", lambda *a, **k: pytest.fail("must stop before caching"))
-    monkeypatch.setattr(artlib.runner, "train_loop", lambda *a, **k: pytest.fail("must stop before training"))
+    monkeypatch.setattr(artlib.train.runner, "build_image_cache", lambda *a, **k: pytest.fail("must stop before caching"))
+    monkeypatch.setattr(artlib.train.runner, "train_loop", lambda *a, **k: pytest.fail("must stop before training"))
     with pytest.raises(DataError) as info:
         run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
     assert str(info.value) == f"{folder}: cannot write here (Permission denied); choose another run_dir."
@@ -445,7 +446,7 @@ def test_full_disk_stops_before_caching_and_training(tiny_data: tuple[Path, Path
     """A full disk: the image cache is not started (no half-written file), a DataError says how much it needs."""
     run_dir = new_run_dir(tiny_data[1], tmp_path / "run")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(10**12, 10**12, 0))
-    monkeypatch.setattr(artlib.runner, "train_loop", lambda *a, **k: pytest.fail("must stop before training"))
+    monkeypatch.setattr(artlib.train.runner, "train_loop", lambda *a, **k: pytest.fail("must stop before training"))
     n = len(read_manifest(run_dir / "manifest.csv"))
     with pytest.raises(DataError) as info:
         run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)

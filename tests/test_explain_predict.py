@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from artlib.backbone import ArtNet
-from artlib.explain import gradcam, overlay, pick_examples
-from artlib.predict import predict_images
-from artlib.runner import run_stage
+from artlib.models.backbone import ArtNet
+from artlib.analysis.explain import gradcam, overlay, pick_examples
+from artlib.analysis.predict import predict_images
+from artlib.train.runner import run_stage
 from artlib.series import run_series
 from conftest import TINY, write_image_kind, write_jpeg
 

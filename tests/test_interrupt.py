@@ -21,12 +21,12 @@ import pandas as pd
 import pytest
 import torch
 
-from artlib import checkpoints
-from artlib.demo import DemoSpec, generate
-from artlib.manifest import PrepareConfig, prepare
+from artlib.models import checkpoints
+from artlib.data.demo import DemoSpec, generate
+from artlib.data.manifest import PrepareConfig, prepare
 from artlib.results import read_results
-from artlib.runner import run_stage, stage_dir
-from artlib.training import TrainConfig
+from artlib.train.runner import run_stage, stage_dir
+from artlib.train.loop import TrainConfig
 from conftest import new_run_dir
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
@@ -43,24 +43,24 @@ CHILD = """
 import contextlib, sys, time
 import torch
 torch.set_num_threads({threads})
-import artlib.features, artlib.training
-from artlib.runner import run_stage
-from artlib.training import TrainConfig
+import artlib.train.features, artlib.train.loop
+from artlib.train.runner import run_stage
+from artlib.train.loop import TrainConfig
 
 if sys.argv[2] == "epoch":
-    evaluate = artlib.training.evaluate
+    evaluate = artlib.train.loop.evaluate
     def slow_evaluate(*args, **kwargs):
         time.sleep({sleep})  # every epoch lasts a while: the parent kills during epoch 2
         return evaluate(*args, **kwargs)
-    artlib.training.evaluate = slow_evaluate
+    artlib.train.loop.evaluate = slow_evaluate
 else:
-    autocast = artlib.features.autocast
+    autocast = artlib.train.features.autocast
     @contextlib.contextmanager
     def slow_autocast(*args, **kwargs):
         time.sleep({sleep})  # every feature batch lasts a while: the parent kills during the cache build
         with autocast(*args, **kwargs):
             yield
-    artlib.features.autocast = slow_autocast
+    artlib.train.features.autocast = slow_autocast
 run_stage({stage!r}, sys.argv[1], {config!r}, seed=0, progress=False)
 print("finished", flush=True)
 """

@@ -1,11 +1,11 @@
-"""artlib.labels: polarity counting, the two label rules, the two era maps, style names."""
+"""artlib.data.labels: polarity counting, the two label rules, the two era maps, style names."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from artlib.labels import (
+from artlib.data.labels import (
     KNOWN_STYLES, apply_label_rule, canonical_style, count_polarities, era_table, eras_for_styles,
     normalise_emotion, polarity,
 )

@@ -1,4 +1,4 @@
-"""artlib.names: mojibake repair and the canonical join key."""
+"""artlib.data.names: mojibake repair and the canonical join key."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from artlib.names import canonical_name, repair_mojibake
+from artlib.data.names import canonical_name, repair_mojibake
 
 ACCENTED = ("joaquín-sorolla", "zdzisław-beksiński", "józef-mehoffer", "édouard-vuillard", "mikalojus-čiurlionis",
             "albrecht-dürer", "żółć", "nguyễn-phan-chánh", "qi-baishi-齐白石", "ivan-aivazovsky-айвазовский")

@@ -1,4 +1,4 @@
-"""artlib.manifest.prepare on tiny hand-built data roots: joins, labels, exclusions, contract, caps, layout, cache."""
+"""artlib.data.manifest.prepare on tiny hand-built data roots: joins, labels, exclusions, contract, caps, layout, cache."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import artlib.archive
+import artlib.data.archive
 from artlib.errors import DataError
-from artlib.images import ImageCheck, load_rgb
-from artlib.manifest import PrepareConfig, PrepareResult, export_layout, prepare, read_manifest
+from artlib.data.images import ImageCheck, load_rgb
+from artlib.data.manifest import PrepareConfig, PrepareResult, export_layout, prepare, read_manifest
 from conftest import ARTEMIS_CSV, CLASSES_CSV, Painting, annotation_rows, write_jpeg
 
 CONTRACT_COLUMNS = ("image_path", "art_style", "painting", "artist", "era", "emotion", "n_positive", "n_negative",
@@ -532,14 +532,14 @@ def test_image_check_cache_reused_and_invalidated(make_root: MakeRoot, tmp_path:
     assert set(table["reason"]) == {""}
 
     checked: list[str] = []
-    original = artlib.archive.check_image
+    original = artlib.data.archive.check_image
 
     def counting(path: str) -> ImageCheck:
         """check_image that records which files it was asked about."""
         checked.append(Path(path).name)
         return original(path)
 
-    monkeypatch.setattr(artlib.archive, "check_image", counting)
+    monkeypatch.setattr(artlib.data.archive, "check_image", counting)
     second = run(root, out)
     assert checked == []
     assert second.manifest["image_path"].tolist() == first.manifest["image_path"].tolist()

@@ -1,4 +1,4 @@
-"""artlib.readers: reading and validating classes.csv and the ArtEmis CSV."""
+"""artlib.data.readers: reading and validating classes.csv and the ArtEmis CSV."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from artlib.errors import DataError
-from artlib.readers import parse_genre_list, read_artemis, read_classes
+from artlib.data.readers import parse_genre_list, read_artemis, read_classes
 
 ARTEMIS_TEXT = "art_style,painting,emotion,utterance,repetition\nImpressionism,claude-monet_x,awe,Nice,1\n"
 CLASSES_TEXT = ("filename,artist,genre,description,phash,width,height,genre_count,subset\n"

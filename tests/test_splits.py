@@ -1,4 +1,4 @@
-"""artlib.splits and prepare's split column: one leakage-free, stratified split per painting."""
+"""artlib.data.splits and prepare's split column: one leakage-free, stratified split per painting."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artlib.manifest import PrepareConfig, PrepareResult, prepare
-from artlib.splits import SPLITS, assign_splits, check_fractions
+from artlib.data.manifest import PrepareConfig, PrepareResult, prepare
+from artlib.data.splits import SPLITS, assign_splits, check_fractions
 
 ERAS = ("Renaissance", "Post-Renaissance", "Modern", "Contemporary")
 EMOTIONS = ("positive", "negative", "")

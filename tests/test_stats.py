@@ -1,4 +1,4 @@
-"""artlib.stats: hand-computed cases for spread, bootstrap intervals and exact paired tests."""
+"""artlib.analysis.stats: hand-computed cases for spread, bootstrap intervals and exact paired tests."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
 
 from artlib.metrics import f1_for_task
-from artlib.stats import (binomial_tail_half, bootstrap_ci, bootstrap_metric_ci, confusion_metric, exact_two_sided_p,
+from artlib.analysis.stats import (binomial_tail_half, bootstrap_ci, bootstrap_metric_ci, confusion_metric, exact_two_sided_p,
                           mcnemar_exact, mean_std, paired_permutation_test, paired_predictions)
 
 

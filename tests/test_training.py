@@ -10,16 +10,17 @@ import pandas as pd
 import pytest
 import torch
 
-from artlib import backbone, checkpoints
-from artlib.backbone import ArtNet, resolve_weights
+from artlib.models import backbone
+from artlib.models import checkpoints
+from artlib.models.backbone import ArtNet, resolve_weights
 from artlib.errors import CheckpointError
-from artlib.features import as_input, build_feature_cache
-from artlib.imagecache import build_image_cache
-from artlib.manifest import read_manifest
+from artlib.train.features import as_input, build_feature_cache
+from artlib.train.imagecache import build_image_cache
+from artlib.data.manifest import read_manifest
 from artlib.results import read_results
-from artlib.runner import load_stage_model, run_stage, stage_dir
+from artlib.train.runner import load_stage_model, run_stage, stage_dir
 from artlib.stages import CONFIGURATIONS, STAGES
-from artlib.training import TrainConfig
+from artlib.train.loop import TrainConfig
 
 from conftest import TINY, new_run_dir
 
@@ -134,7 +135,7 @@ def test_feature_cache_matches_full_forward(run_dir: Path, blocks: tuple[str, ..
 
 def test_carried_stage_starts_from_source_backbone(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """genre_conv4 → emotion_conv5 starts with every backbone weight of genre_conv4 and a fresh 2-class head."""
-    import artlib.runner as runner
+    import artlib.train.runner as runner
 
     captured = {}
     original = runner.train_loop
@@ -293,7 +294,7 @@ def test_state_dict_file_with_prefixes_loads(tmp_path: Path) -> None:
 
 def test_resident_feature_source_matches_memory_mapped(run_dir: Path) -> None:
     """Gathering batches from a device-resident copy of the cache gives the same inputs as the memmap."""
-    from artlib.runner import FeatureSource
+    from artlib.train.runner import FeatureSource
 
     manifest = read_manifest(run_dir / "manifest.csv")
     archive = Path(json.loads((run_dir / "prepare_report.json").read_text())["data_root"]) / "archive"

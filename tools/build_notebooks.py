@@ -38,10 +38,11 @@ force         = False         # retrain stages that already finished with these 
 
 TRAIN_SETUP = IGNORE + '''import matplotlib.pyplot as plt
 
-from artlib import plots, workflow
-from artlib.runner import run_stages
+from artlib import workflow
+from artlib.analysis import plots
+from artlib.train.runner import run_stages
 from artlib.stages import CONFIGURATIONS, STAGES
-from artlib.training import TrainConfig
+from artlib.train.loop import TrainConfig
 
 session = workflow.start(data_root, run_dir)
 manifest = workflow.ensure_manifest(session)
@@ -55,7 +56,7 @@ def stage_cells(stage: str, configuration: int) -> list:
     """Markdown, parameter table, training, curves and test metrics for one stage."""
     return [
         new_markdown_cell(f"### Stage `{stage}`"),
-        new_code_cell(CHECK + f'''from artlib.backbone import ArtNet
+        new_code_cell(CHECK + f'''from artlib.models.backbone import ArtNet
 
 stage = STAGES["{stage}"]
 print(f"task: {{stage.task}} ({{len(stage.classes)}} classes)  trains: {{stage.trained_blocks}}  "
@@ -114,7 +115,9 @@ samples_per_era  = 6
 seed             = 0''', metadata={"tags": ["parameters"]}),
         new_code_cell(IGNORE + '''import matplotlib.pyplot as plt
 
-from artlib import explore, plots, workflow
+from artlib import workflow
+from artlib.data import explore
+from artlib.analysis import plots
 
 session = workflow.start(data_root, run_dir)
 classes, artemis = explore.load_raw(session.data_root)'''),
@@ -173,7 +176,7 @@ check_images     = True
 export_layout    = None             # a folder: symlink the original's one-folder-per-class layout there''',
                       metadata={"tags": ["parameters"]}),
         new_code_cell(IGNORE + '''from artlib import plots, workflow
-from artlib.manifest import PrepareConfig, export_layout as export, format_funnel, prepare
+from artlib.data.manifest import PrepareConfig, export_layout as export, format_funnel, prepare
 import matplotlib.pyplot as plt
 
 session = workflow.start(data_root, run_dir)
@@ -225,7 +228,9 @@ confidence  = 0.95
 alpha       = 0.05     # significance level of the paired tests''', metadata={"tags": ["parameters"]}),
         new_code_cell(IGNORE + '''import matplotlib.pyplot as plt
 
-from artlib import compare, plots, workflow
+from artlib import workflow
+from artlib.analysis import compare
+from artlib.analysis import plots
 
 session = workflow.start(data_root, run_dir)
 results = compare.load_results(session.run_dir)'''),
@@ -291,8 +296,10 @@ per_group       = 2       # paintings per (true class, correct/wrong) group
 alpha           = 0.45    # heatmap opacity''', metadata={"tags": ["parameters"]}),
         new_code_cell(IGNORE + '''import matplotlib.pyplot as plt
 
-from artlib import explain, plots, workflow
-from artlib.runner import load_stage_model
+from artlib import workflow
+from artlib.analysis import explain
+from artlib.analysis import plots
+from artlib.train.runner import load_stage_model
 
 session = workflow.start(data_root, run_dir)
 baseline, _ = load_stage_model(session.run_dir, baseline_stage, seed, task="emotion")

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from artlib import checkpoints
-from artlib.backbone import ArtNet, autocast
+from artlib.models import checkpoints
+from artlib.models.backbone import ArtNet, autocast
 from artlib.metrics import f1_for_task
 
 MONITORS = {"val_loss": "min", "val_accuracy": "max", "val_f1": "max", "val_balanced_accuracy": "max"}
@@ -110,7 +110,7 @@ def trainable_state(model: ArtNet, copy: bool = True) -> dict[str, torch.Tensor]
 
 def _modules_of(block: str) -> tuple[str, ...]:
     """torchvision module names of a block."""
-    from artlib.backbone import BLOCK_MODULES
+    from artlib.models.backbone import BLOCK_MODULES
 
     return BLOCK_MODULES[block]
 

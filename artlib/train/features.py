@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from artlib import atomic
-from artlib.backbone import ArtNet, autocast
+from artlib.models.backbone import ArtNet, autocast
 
 
 @dataclass

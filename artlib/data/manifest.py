@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 
 from artlib import __version__, atomic
-from artlib.archive import ArchiveIndex, check_images, unsafe_reason
+from artlib.data.archive import ArchiveIndex, check_images, unsafe_reason
 from artlib.errors import DataError
-from artlib.labels import (
+from artlib.data.labels import (
     ERA_MAPS, ERAS, LABEL_RULES, apply_label_rule, canonical_style, count_polarities, eras_for_styles, polarity,
 )
-from artlib.names import canonical_name
-from artlib.readers import ARCHIVE_RELPATH, ARTEMIS_RELPATH, CLASSES_RELPATH, parse_genre_list, read_artemis, read_classes
-from artlib.splits import assign_splits, check_fractions
+from artlib.data.names import canonical_name
+from artlib.data.readers import ARCHIVE_RELPATH, ARTEMIS_RELPATH, CLASSES_RELPATH, parse_genre_list, read_artemis, read_classes
+from artlib.data.splits import assign_splits, check_fractions
 
 MANIFEST_COLUMNS = (
     "image_path", "art_style", "painting", "artist", "era", "emotion", "n_positive", "n_negative",

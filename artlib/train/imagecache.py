@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from artlib import atomic
-from artlib.images import RESIZE_POLICY, ImageLoadError, load_square
+from artlib.data.images import RESIZE_POLICY, ImageLoadError, load_square
 
 
 @dataclass

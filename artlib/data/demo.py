@@ -27,8 +27,8 @@ import pandas as pd
 from PIL import Image
 
 from artlib import atomic
-from artlib.labels import ERA_MAPS, NEGATIVE_EMOTIONS, POSITIVE_EMOTIONS, SOMETHING_ELSE
-from artlib.readers import ARTEMIS_RELPATH, CLASSES_RELPATH
+from artlib.data.labels import ERA_MAPS, NEGATIVE_EMOTIONS, POSITIVE_EMOTIONS, SOMETHING_ELSE
+from artlib.data.readers import ARTEMIS_RELPATH, CLASSES_RELPATH
 
 DEMO_VERSION = "3"
 """Bump when the generator's output changes, so stale demo roots are regenerated."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from artlib.labels import ERAS, canonical_style, era_table, normalise_emotion, polarity
-from artlib.manifest import DataPaths
-from artlib.names import canonical_name
-from artlib.readers import read_artemis, read_classes
+from artlib.data.labels import ERAS, canonical_style, era_table, normalise_emotion, polarity
+from artlib.data.manifest import DataPaths
+from artlib.data.names import canonical_name
+from artlib.data.readers import read_artemis, read_classes
 
 
 def load_raw(data_root: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -71,8 +71,8 @@ def sample_by_era(classes: pd.DataFrame, archive: str, per_era: int, seed: int =
     """Up to ``per_era`` readable paintings per era straight from classes.csv (no manifest needed)."""
     from pathlib import Path
 
-    from artlib.archive import ArchiveIndex
-    from artlib.images import check_image
+    from artlib.data.archive import ArchiveIndex
+    from artlib.data.images import check_image
 
     index = ArchiveIndex(archive)
     style = classes["filename"].fillna("").str.replace("\\", "/", regex=False).str.split("/").str[0]

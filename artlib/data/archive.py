@@ -2,7 +2,7 @@
 
 Paths come from CSVs, so they are untrusted: absolute paths, ``..`` and anything that
 resolves (through symlinks) outside the archive are refused. Names are matched through
-:func:`artlib.names.canonical_name` (mojibake repaired, NFC), then case-insensitively.
+:func:`artlib.data.names.canonical_name` (mojibake repaired, NFC), then case-insensitively.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from artlib import atomic
-from artlib.images import ImageCheck, check_image
-from artlib.names import canonical_name
+from artlib.data.images import ImageCheck, check_image
+from artlib.data.names import canonical_name
 
 
 def unsafe_reason(rel: str) -> str | None:

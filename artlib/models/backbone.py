@@ -24,7 +24,7 @@ import torch
 import torchvision
 from torch import nn
 
-from artlib.checkpoints import verify_zip
+from artlib.models.checkpoints import verify_zip
 from artlib.errors import CheckpointError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -11,7 +11,7 @@ import pandas as pd
 import seaborn as sns
 
 from artlib import atomic
-from artlib.labels import ERAS
+from artlib.data.labels import ERAS
 
 ERA_PALETTE = dict(zip(ERAS, sns.color_palette("colorblind", 4)))
 EMOTION_PALETTE = {"positive": "#E69F00", "negative": "#0072B2", "something_else": "#999999", "unknown": "#CC79A7"}

@@ -20,16 +20,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from artlib import atomic, checkpoints, results
-from artlib.backbone import ArtNet, Weights, pick_device, pick_precision, resolve_weights
+from artlib import atomic, results
+from artlib.models import checkpoints
+from artlib.models.backbone import ArtNet, Weights, pick_device, pick_precision, resolve_weights
 from artlib.errors import DataError
-from artlib.features import as_input, build_feature_cache
-from artlib.imagecache import ImageCache, build_image_cache
-from artlib.images import load_square
-from artlib.manifest import read_manifest
+from artlib.train.features import as_input, build_feature_cache
+from artlib.train.imagecache import ImageCache, build_image_cache
+from artlib.data.images import load_square
+from artlib.data.manifest import read_manifest
 from artlib.metrics import class_weights, classification_metrics, majority_class
 from artlib.stages import TASK_COLUMN, Stage, dependency_chain, get_stage
-from artlib.training import LoopResult, TrainConfig, evaluate, set_seeds, train_loop
+from artlib.train.loop import LoopResult, TrainConfig, evaluate, set_seeds, train_loop
 
 
 # ---- inputs ------------------------------------------------------------------------------

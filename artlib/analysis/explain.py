@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
 
-from artlib.backbone import ArtNet
+from artlib.models.backbone import ArtNet
 
 
 def gradcam(model: ArtNet, images: np.ndarray, targets: int | list[int] | np.ndarray, block: str = "conv5",
@@ -58,7 +58,7 @@ def pick_examples(predictions: pd.DataFrame, per_group: int = 2, seed: int = 0) 
 def paired_sample(run_dir: str | os.PathLike[str], baseline_stage: str, informed_stage: str, seed: int,
                   per_group: int = 2) -> pd.DataFrame:
     """Test paintings picked from the informed stage's predictions, with the baseline's prediction beside."""
-    from artlib.compare import load_predictions
+    from artlib.analysis.compare import load_predictions
 
     informed = load_predictions(run_dir, informed_stage, seed)
     baseline = load_predictions(run_dir, baseline_stage, seed).set_index("image_path")
@@ -70,7 +70,7 @@ def load_images(archive: str | os.PathLike[str], paths: pd.Series | list[str], s
     """Paintings as a uint8 [N, size, size, 3] stack, preprocessed exactly as in training."""
     from pathlib import Path
 
-    from artlib.images import load_square
+    from artlib.data.images import load_square
 
     return np.stack([load_square(Path(archive) / p, size) for p in paths])
 

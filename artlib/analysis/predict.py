@@ -15,9 +15,9 @@ import torch
 
 from artlib import atomic
 from artlib.errors import DataError
-from artlib.images import ImageLoadError, load_square
+from artlib.data.images import ImageLoadError, load_square
 from artlib.results import read_results
-from artlib.runner import load_stage_model, stage_dir
+from artlib.train.runner import load_stage_model, stage_dir
 from artlib.stages import STAGES, dependency_chain
 
 
@@ -91,8 +91,8 @@ def write_gradcam(model: torch.nn.Module, image: np.ndarray, target: int, out: P
     """Save the image and its Grad-CAM overlay side by side as a PNG (atomically)."""
     import matplotlib.pyplot as plt
 
-    from artlib.explain import gradcam, overlay
-    from artlib.plots import save
+    from artlib.analysis.explain import gradcam, overlay
+    from artlib.analysis.plots import save
 
     heat = gradcam(model, image[None], target)[0]
     fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))

@@ -30,11 +30,11 @@ import pandas as pd
 
 from artlib import atomic
 from artlib.errors import DataError
-from artlib.labels import ERAS
+from artlib.data.labels import ERAS
 from artlib.metrics import f1_for_task
 from artlib.results import read_results, results_path
 from artlib.stages import CONFIGURATION_NAMES, CONFIGURATIONS, STAGES
-from artlib.stats import (bootstrap_ci, bootstrap_metric_ci, mcnemar_exact, mean_std, paired_predictions,
+from artlib.analysis.stats import (bootstrap_ci, bootstrap_metric_ci, mcnemar_exact, mean_std, paired_predictions,
                           paired_permutation_test)
 
 ALPHA = 0.05
@@ -54,7 +54,7 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
     table = read_results(run_dir)
     if table.empty:
         raise DataError(f"{results_path(run_dir)}: no results yet; train the stages first (the training notebooks, "
-                        f"or artlib.runner.run_stages) for this run directory.")
+                        f"or artlib.train.runner.run_stages) for this run directory.")
     table = table.copy()
     table["seed"] = table["seed"].astype(int)
     return table
