@@ -30,8 +30,10 @@ def _parse_fractions(text: str) -> tuple[float, float, float]:
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     """Build manifest.csv and prepare_report.json."""
-    from artlib.data.manifest import PrepareConfig, export_layout, format_funnel, prepare
-    from artlib.paths import resolve_data_root
+    from artlib.data.funnel import format_funnel
+    from artlib.data.manifest import export_layout
+    from artlib.data.prepare import PrepareConfig, prepare
+    from artlib.data.roots import resolve_data_root
 
     config = PrepareConfig(label_rule=args.label_rule, era_map=args.era_map, seed=args.seed,
                            fractions=args.splits, group_by=args.group_by, cap_per_era=args.cap_per_era,
@@ -95,7 +97,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from artlib.paths import resolve_path
     from artlib.train.runner import run_stages
     from artlib.stages import CONFIGURATIONS
-    from artlib.train.loop import TrainConfig
+    from artlib.train.config import TrainConfig
 
     names = [s for c in args.configuration for s in CONFIGURATIONS[c]] if args.configuration else args.stages
     if not names:

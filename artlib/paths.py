@@ -12,8 +12,6 @@ from pathlib import Path
 
 RUN_DIR_ENV = "ARTLIB_RUN_DIR"
 """When set, overrides every notebook's ``run_dir`` (tests use it to keep away from runs/demo)."""
-DEMO_DATA_ENV = "ARTLIB_DEMO_DATA"
-"""When set, where the built-in demo data root is generated and read (default runs/demo-data)."""
 ROOT_ENV = "ARTLIB_ROOT"
 
 
@@ -39,20 +37,6 @@ def resolve_run_dir(run_dir: str | os.PathLike[str]) -> Path:
     out = resolve_path(override if override else run_dir)
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-def demo_data_dir() -> Path:
-    """Where the built-in demo data root lives ($ARTLIB_DEMO_DATA or runs/demo-data)."""
-    return resolve_path(os.environ.get(DEMO_DATA_ENV, "runs/demo-data"))
-
-
-def resolve_data_root(data_root: str | os.PathLike[str]) -> Path:
-    """A data root directory; ``"demo"`` means the built-in demo data, generated on first use."""
-    if str(data_root) == "demo":
-        from artlib.data.demo import ensure_demo_data  # lazy: keeps Pillow out of plain imports
-
-        return ensure_demo_data(demo_data_dir())
-    return resolve_path(data_root)
 
 
 def display_path(path: str | os.PathLike[str]) -> str:

@@ -8,6 +8,7 @@ is set aside and rebuilt from those, never lost.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,7 +16,9 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
-from artlib import atomic
+from artlib import atomic, rundir
+
+log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = (
     "configuration", "stage", "task", "trained_blocks", "init_from", "seed", "accuracy", "f1", "balanced_accuracy",
@@ -29,7 +32,7 @@ KEY = ("stage", "seed")
 
 def results_path(run_dir: str | Path) -> Path:
     """Where a run directory keeps its results table."""
-    return Path(run_dir) / "results.csv"
+    return rundir.results(run_dir)
 
 
 def _order(frame: pd.DataFrame) -> pd.DataFrame:
@@ -67,14 +70,15 @@ def upsert(run_dir: str | Path, rows: Iterable[dict]) -> pd.DataFrame:
     """Insert or replace rows keyed by (stage, seed), atomically and under a lock; returns the table."""
     path = results_path(run_dir)
     new = pd.DataFrame(list(rows))
-    with FileLock(str(path.with_name(".results.lock"))):
+    with FileLock(str(rundir.results_lock(run_dir))):
         try:
             old = _load(path)
         except _DAMAGED as exc:
             stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**9:09d}"  # unique: never overwrite one
             aside = path.with_name(f"results.csv.damaged-{stamp}")
             path.rename(aside)
-            print(f"{path} was unreadable ({exc}); kept it as {aside.name} and rebuilt it from the stage folders")
+            log.warning("%s was unreadable (%s); kept it as %s and rebuilt it from the stage folders", path, exc,
+                        aside.name)
             old = collect_rows(Path(run_dir))
         if len(new):
             keys = set(zip(new["stage"], new["seed"].astype(int)))
@@ -92,7 +96,7 @@ def upsert(run_dir: str | Path, rows: Iterable[dict]) -> pd.DataFrame:
 def collect_rows(run_dir: Path) -> pd.DataFrame:
     """Rebuild the results table from every finished stage's metrics.json."""
     rows = []
-    for metrics in sorted(run_dir.glob("stages/*/seed_*/metrics.json")):
+    for _, _, metrics in rundir.finished_metrics(run_dir):
         try:
             rows.append(json.loads(metrics.read_text())["result"])
         except (OSError, ValueError, KeyError):

@@ -8,13 +8,17 @@ notebooks are rendered to HTML in ``run_dir/report/`` for sharing without Jupyte
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from artlib import rundir
 from artlib.paths import display_path, repo_root
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,13 +56,13 @@ def run_series(run_dir: str | os.PathLike[str], parameters: dict[str, Any] | Non
     import papermill
 
     run_dir = Path(run_dir)
-    out_dir = run_dir / "notebooks"
+    out_dir = rundir.notebooks(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = SeriesResult()
     params = {**(parameters or {}), "run_dir": str(run_dir)}
     for nb in notebooks or notebook_paths():
         target = out_dir / nb.name
-        print(f"▶ {nb.name}", flush=True)
+        log.info("▶ %s", nb.name)
         t0 = time.perf_counter()
         try:
             papermill.execute_notebook(str(nb), str(target), parameters=_accepted(nb, params), kernel_name=kernel,
@@ -66,14 +70,14 @@ def run_series(run_dir: str | os.PathLike[str], parameters: dict[str, Any] | Non
         except Exception as exc:  # noqa: BLE001 (papermill wraps the cell's error)
             result.failed = target
             result.error = _cell_error(target) if target.is_file() else f"{type(exc).__name__}: {exc}"
-            print(f"✗ {nb.name} failed — {result.error}\n  the partially executed notebook is kept at "
-                  f"{display_path(target)}")
+            log.error("✗ %s failed — %s\n  the partially executed notebook is kept at %s", nb.name, result.error,
+                      display_path(target))
             return result
         result.seconds[nb.name] = time.perf_counter() - t0
         result.executed.append(target)
-        print(f"  done in {result.seconds[nb.name]:.0f} s → {display_path(target)}", flush=True)
+        log.info("  done in %.0f s → %s", result.seconds[nb.name], display_path(target))
     if html:
-        result.html = export_html(result.executed, run_dir / "report")
+        result.html = export_html(result.executed, rundir.report(run_dir))
     return result
 
 

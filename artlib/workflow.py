@@ -7,6 +7,7 @@ other through files, never hidden state.
 
 from __future__ import annotations
 
+import logging
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,13 @@ import numpy as np
 import pandas as pd
 
 from artlib.data.labels import ERAS
-from artlib.data.manifest import PrepareConfig, prepare, read_manifest
-from artlib.paths import display_path, resolve_data_root, resolve_run_dir
+from artlib.data.manifest import read_manifest
+from artlib.data.prepare import PrepareConfig, prepare
+from artlib import rundir
+from artlib.data.roots import resolve_data_root
+from artlib.paths import display_path, resolve_run_dir
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,12 +40,12 @@ class Session:
     @property
     def manifest_path(self) -> Path:
         """Where notebook 02 writes (and 03–07 read) the manifest."""
-        return self.run_dir / "manifest.csv"
+        return rundir.manifest(self.run_dir)
 
     @property
     def figures(self) -> Path:
         """Where notebooks save their figures as PNG."""
-        out = self.run_dir / "figures"
+        out = rundir.figures(self.run_dir)
         out.mkdir(parents=True, exist_ok=True)
         return out
 
@@ -51,15 +57,15 @@ class Session:
 def start(data_root: str, run_dir: str) -> Session:
     """Resolve a notebook's data_root ('demo' = built-in synthetic data) and run_dir ($ARTLIB_RUN_DIR wins)."""
     session = Session(data_root=resolve_data_root(data_root), run_dir=resolve_run_dir(run_dir))
-    print(session)
+    log.info("%s", session)
     return session
 
 
 def ensure_manifest(session: Session, progress: bool = False) -> pd.DataFrame:
     """The run's manifest; prepared with default settings if notebook 02 has not written one yet."""
     if not session.manifest_path.is_file():
-        print(f"no manifest in {display_path(session.run_dir)} yet: preparing one with default settings "
-              f"(run notebook 02 to choose them)")
+        log.info("no manifest in %s yet: preparing one with default settings (run notebook 02 to choose them)",
+                 display_path(session.run_dir))
         prepare(session.data_root, session.run_dir, PrepareConfig(), progress=progress)
     return read_manifest(session.manifest_path)
 
@@ -91,7 +97,7 @@ def stage_histories(run_dir: Path, stage: str, seeds: list[int]) -> dict[str, pd
     """history.csv of a stage per seed, labelled for plotting."""
     out = {}
     for seed in seeds:
-        path = Path(run_dir) / "stages" / stage / f"seed_{seed}" / "history.csv"
+        path = rundir.stage_file(run_dir, stage, seed, "history.csv")
         if path.is_file():
             out[f"{stage} (seed {seed})"] = pd.read_csv(path)
     return out
@@ -110,7 +116,7 @@ def stage_metrics(run_dir: Path, stage: str) -> pd.DataFrame:
 
 def prepare_summary(run_dir: Path) -> dict:
     """The counts and exclusions notebook 02 reports (from prepare_report.json)."""
-    report = json.loads((Path(run_dir) / "prepare_report.json").read_text())
+    report = json.loads(rundir.prepare_report(run_dir).read_text())
     return {"excluded": {k: len(v) for k, v in report["excluded"].items()},
             "names_repaired": report.get("names_repaired", 0), "config": report["config"]}
 

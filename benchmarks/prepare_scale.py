@@ -14,9 +14,9 @@ import json
 import time
 
 from artlib import atomic
-from artlib.data.demo import generate_scale_csvs
-from artlib.data.manifest import PrepareConfig, prepare
+from artlib.data.prepare import PrepareConfig, prepare
 from artlib.paths import resolve_path
+from scale_data import generate_scale_csvs
 
 
 def main() -> None:

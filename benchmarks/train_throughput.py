@@ -4,7 +4,7 @@
                                           [--scales 1 4] [--out runs/bench/bench.json]
 
 1. Generates (or reuses) synthetic data roots with realistic image sizes (longest side
-   1000–2000 px JPEGs) under runs/bench/data/, and times ``artlib.data.manifest.prepare``'s image
+   1000–2000 px JPEGs) under runs/bench/data/, and times ``artlib.data.prepare.prepare``'s image
    checks separately (images/s).
 2. Trains emotion_conv5 and emotion_conv45 on the same manifest, the same seed and epochs,
    once per pipeline row: ``naive`` (full-size decode every batch, full forward pass, fp32,
@@ -348,7 +348,7 @@ def image_stats(archive: Path) -> dict[str, float]:
 
 
 def prepare_timed(root: Path, out: Path) -> dict[str, Any]:
-    """Run artlib.data.manifest.prepare into ``out`` with fresh image checks, timing the checks separately."""
+    """Run artlib.data.prepare.prepare into ``out`` with fresh image checks, timing the checks separately."""
     import artlib.data.manifest as manifest_module
 
     (out / "image_checks.csv").unlink(missing_ok=True)  # a reused check cache would skip the work we time

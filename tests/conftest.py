@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 from artlib.data.demo import DemoSpec, generate
-from artlib.data.manifest import PrepareConfig, PrepareResult, prepare
-from artlib.train.loop import TrainConfig
+from artlib.data.prepare import PrepareConfig, PrepareResult, prepare
+from artlib.train.config import TrainConfig
 
 CLASSES_HEADER = ("filename", "artist", "genre", "description", "phash", "width", "height", "genre_count", "subset")
 ARTEMIS_HEADER = ("art_style", "painting", "emotion", "utterance", "repetition")
@@ -173,7 +173,7 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_prepared(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[PrepareResult, Path]:
     """prepare() on the demo root with default settings (one worker), run once per session."""
-    from artlib.data.manifest import PrepareConfig, prepare
+    from artlib.data.prepare import PrepareConfig, prepare
 
     out = tmp_path_factory.mktemp("demo-out")
     return prepare(demo_root, out, PrepareConfig(workers=1), progress=False), out
@@ -218,3 +218,11 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def crash_after(epoch: int) -> Callable[[int, dict], None]:
+    """An ``on_epoch_end`` callback that raises after ``epoch`` (its checkpoint written): a simulated crash."""
+    def callback(done: int, row: dict) -> None:
+        if done >= epoch:
+            raise RuntimeError(f"simulated failure after epoch {done}")
+    return callback

@@ -26,9 +26,11 @@ from artlib.data.archive import unsafe_reason
 from artlib.data.demo import DemoSpec, generate
 from artlib.errors import DataError
 from artlib.data.images import check_image, load_square
-from artlib.data.manifest import PrepareConfig, PrepareResult, prepare, read_manifest
-from artlib.train.runner import run_stage, stage_dir
-from artlib.train.loop import TrainConfig
+from artlib.data.manifest import read_manifest
+from artlib.data.prepare import PrepareConfig, PrepareResult, prepare
+from artlib.train.runner import run_stage
+from artlib.rundir import stage_dir
+from artlib.train.config import TrainConfig
 from conftest import (ARTEMIS_CSV, ARTEMIS_HEADER, CLASSES_CSV, CLASSES_HEADER, Painting, annotation_rows, classes_row,
                       write_csv_rows)
 

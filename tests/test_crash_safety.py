@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 import torch
 
+import artlib.train.inputs
 import artlib.train.runner
 from artlib import results
 from artlib.models import checkpoints
@@ -31,9 +32,12 @@ from artlib.train.features import FeatureCache, build_feature_cache
 from artlib.train.imagecache import build_image_cache
 from artlib.data.manifest import read_manifest
 from artlib.atomic import atomic_dir, check_writable, write_json, write_text
-from artlib.train.runner import _check_free_space, load_stage_model, run_stage, stage_dir
-from artlib.train.loop import TrainConfig
-from conftest import new_run_dir
+from artlib.train.runner import run_stage
+from artlib.models.stored import load_stage_model
+from artlib.rundir import stage_dir
+from artlib.train.inputs import _check_free_space
+from artlib.train.config import TrainConfig
+from conftest import crash_after, new_run_dir
 
 TINY = TrainConfig(image_size=32, epochs=2, batch_size=16, lr=1e-3, weights="none", precision="fp32", workers=1,
                    patience=None)
@@ -238,7 +242,7 @@ def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[P
     marker = tmp_path / "code-ran"
     if damage in ("truncated", "flipped-bytes", "other-stage"):
         with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):
-            run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False, fail_after_epoch=1)
+            run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False, on_epoch_end=crash_after(1))
         ck = folder / "checkpoint.pt"
         if damage == "truncated":
             ck.write_bytes(ck.read_bytes()[: ck.stat().st_size // 2])
@@ -424,7 +428,7 @@ def test_read_only_run_dir_stops_before_training(tiny_data: tuple[Path, Path], t
     if readonly == "stage_folder":
         folder.mkdir(parents=True)
     _deny_writes_under(monkeypatch, run_dir if readonly == "run_dir" else folder)
-    monkeypatch.setattr(artlib.train.runner, "build_image_cache", lambda *a, **k: pytest.fail("must stop before caching"))
+    monkeypatch.setattr(artlib.train.inputs, "build_image_cache", lambda *a, **k: pytest.fail("must stop before caching"))
     monkeypatch.setattr(artlib.train.runner, "train_loop", lambda *a, **k: pytest.fail("must stop before training"))
     with pytest.raises(DataError) as info:
         run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
@@ -464,11 +468,11 @@ def test_full_disk_does_not_block_resuming_with_complete_caches(tiny_data: tuple
     config = TrainConfig(**{**TINY.__dict__, "epochs": 3})
     run_dir = new_run_dir(tiny_data[1], tmp_path / "run")
     with pytest.raises(RuntimeError, match="after epoch 1"):
-        run_stage("emotion_conv5", run_dir, config, seed=0, progress=False, fail_after_epoch=1)
+        run_stage("emotion_conv5", run_dir, config, seed=0, progress=False, on_epoch_end=crash_after(1))
     monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(10**12, 10**12, 0))
     capsys.readouterr()
     with pytest.raises(RuntimeError, match="after epoch 2"):
-        run_stage("emotion_conv5", run_dir, config, seed=0, progress=False, fail_after_epoch=2)
+        run_stage("emotion_conv5", run_dir, config, seed=0, progress=False, on_epoch_end=crash_after(2))
     assert "resuming from epoch 1 of 3" in capsys.readouterr().out
     for f in (run_dir / "cache").glob("features_*"):
         f.unlink()

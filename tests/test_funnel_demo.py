@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from artlib.data.manifest import PrepareResult
+from artlib.data.prepare import PrepareResult
 
 REPO = Path(__file__).resolve().parent.parent
 POSITIVE = {"amusement", "awe", "contentment", "excitement"}

@@ -23,10 +23,11 @@ import torch
 
 from artlib.models import checkpoints
 from artlib.data.demo import DemoSpec, generate
-from artlib.data.manifest import PrepareConfig, prepare
+from artlib.data.prepare import PrepareConfig, prepare
 from artlib.results import read_results
-from artlib.train.runner import run_stage, stage_dir
-from artlib.train.loop import TrainConfig
+from artlib.train.runner import run_stage
+from artlib.rundir import stage_dir
+from artlib.train.config import TrainConfig
 from conftest import new_run_dir
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
@@ -45,7 +46,7 @@ import torch
 torch.set_num_threads({threads})
 import artlib.train.features, artlib.train.loop
 from artlib.train.runner import run_stage
-from artlib.train.loop import TrainConfig
+from artlib.train.config import TrainConfig
 
 if sys.argv[2] == "epoch":
     evaluate = artlib.train.loop.evaluate

@@ -1,4 +1,4 @@
-"""artlib.data.manifest.prepare on tiny hand-built data roots: joins, labels, exclusions, contract, caps, layout, cache."""
+"""artlib.data.prepare.prepare on tiny hand-built data roots: joins, labels, exclusions, contract, caps, layout, cache."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from PIL import Image
 import artlib.data.archive
 from artlib.errors import DataError
 from artlib.data.images import ImageCheck, load_rgb
-from artlib.data.manifest import PrepareConfig, PrepareResult, export_layout, prepare, read_manifest
+from artlib.data.manifest import export_layout, read_manifest
+from artlib.data.prepare import PrepareConfig, PrepareResult, prepare
 from conftest import ARTEMIS_CSV, CLASSES_CSV, Painting, annotation_rows, write_jpeg
 
 CONTRACT_COLUMNS = ("image_path", "art_style", "painting", "artist", "era", "emotion", "n_positive", "n_negative",

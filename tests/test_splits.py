@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artlib.data.manifest import PrepareConfig, PrepareResult, prepare
+from artlib.data.prepare import PrepareConfig, PrepareResult, prepare
 from artlib.data.splits import SPLITS, assign_splits, check_fractions
 
 ERAS = ("Renaissance", "Post-Renaissance", "Modern", "Contemporary")

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
 
-from artlib.metrics import f1_for_task
-from artlib.analysis.stats import (binomial_tail_half, bootstrap_ci, bootstrap_metric_ci, confusion_metric, exact_two_sided_p,
+from artlib.metrics import f1_for_task, from_confusion
+from artlib.analysis.stats import (binomial_tail_half, bootstrap_ci, bootstrap_metric_ci, exact_two_sided_p,
                           mcnemar_exact, mean_std, paired_permutation_test, paired_predictions)
 
 
@@ -170,21 +170,34 @@ def test_bootstrap_metric_matches_accuracy_bootstrap_and_callable() -> None:
         bootstrap_metric_ci(y, pred[:10], "f1")
 
 
-def test_confusion_metric_matches_sklearn() -> None:
-    """Vectorised accuracy/F1/balanced accuracy equal scikit-learn's (binary positive-class F1, 4-class macro)."""
-    rng = np.random.default_rng(5)
-    for k in (2, 4):
-        y = rng.integers(0, k, 60)
-        p = rng.integers(0, k - 1, 60)  # one class never predicted: zero_division path
-        conf = confusion_matrix(y, p, labels=list(range(k)))
-        assert confusion_metric(conf, "accuracy", k) == pytest.approx(np.mean(y == p))
-        assert confusion_metric(conf, "f1", k) == pytest.approx(f1_for_task(y, p, k))
-        assert confusion_metric(conf, "balanced_accuracy", k) == pytest.approx(balanced_accuracy_score(y, p))
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_metrics_match_sklearn(k: int) -> None:
+    """Every metric (from the confusion matrix) equals scikit-learn's, bit for bit, incl. a never-predicted class."""
+    from artlib.metrics import classification_metrics, confusion, score
+
+    rng = np.random.default_rng(5 + k)
+    y = rng.integers(0, k, 60)
+    p = rng.integers(0, k - 1, 60)  # one class never predicted: zero_division path
+    labels = list(range(k))
+    assert np.array_equal(confusion(y, p, k), confusion_matrix(y, p, labels=labels))
+    conf = confusion(y, p, k)
+    assert from_confusion(conf, "accuracy", k) == np.mean(y == p)
+    sk_f1 = f1_score(y, p, average="binary" if k == 2 else "macro", labels=labels, zero_division=0)
+    assert from_confusion(conf, "f1", k) == sk_f1 == f1_for_task(y, p, k)
+    assert from_confusion(conf, "balanced_accuracy", k) == balanced_accuracy_score(y, p) == score(y, p, "balanced_accuracy", k)
+    m = classification_metrics(y, p, k, baseline_class=0)
+    assert (m["accuracy"], m["f1"], m["balanced_accuracy"]) == (np.mean(y == p), sk_f1, balanced_accuracy_score(y, p))
+    assert m["majority_baseline_accuracy"] == np.mean(y == 0)
+
+
+def test_metric_edge_cases() -> None:
+    """No positive predictions: F1 0 like sklearn's zero_division=0; no items: NaN; unknown names refused."""
     y = np.array([0, 0, 1, 1])
     conf = confusion_matrix(y, [0, 0, 0, 0], labels=[0, 1])
-    assert confusion_metric(conf, "f1", 2) == 0.0 == f1_score(y, [0, 0, 0, 0], zero_division=0)
+    assert from_confusion(conf, "f1", 2) == 0.0 == f1_score(y, [0, 0, 0, 0], zero_division=0)
+    assert np.isnan(from_confusion(np.zeros((2, 2)), "accuracy", 2))
     with pytest.raises(ValueError, match="unknown metric"):
-        confusion_metric(conf, "auc", 2)
+        from_confusion(conf, "auc", 2)
 
 
 # ---- paired_predictions ------------------------------------------------------------------

@@ -18,11 +18,13 @@ from artlib.train.features import as_input, build_feature_cache
 from artlib.train.imagecache import build_image_cache
 from artlib.data.manifest import read_manifest
 from artlib.results import read_results
-from artlib.train.runner import load_stage_model, run_stage, stage_dir
+from artlib.train.runner import run_stage
+from artlib.models.stored import load_stage_model
+from artlib.rundir import stage_dir
 from artlib.stages import CONFIGURATIONS, STAGES
-from artlib.train.loop import TrainConfig
+from artlib.train.config import TrainConfig
 
-from conftest import TINY, new_run_dir
+from conftest import TINY, crash_after, new_run_dir
 
 CONV4, CONV5 = 7_098_368, 14_964_736
 HEAD = {"genre": 2048 * 4 + 4, "emotion": 2048 * 2 + 2}
@@ -167,7 +169,7 @@ def _row(run_dir: Path, stage: str, seed: int = 0) -> dict:
 def test_resume_after_failure_gives_the_same_result(run_dir: Path, tmp_path: Path, tiny_prepared: Path) -> None:
     """A stage that dies after epoch 1 resumes at epoch 2 and ends exactly as an uninterrupted run."""
     with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):
-        run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False, fail_after_epoch=1)
+        run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False, on_epoch_end=crash_after(1))
     folder = stage_dir(run_dir, "emotion_conv5", 0)
     assert (folder / "checkpoint.pt").is_file() and not (folder / "metrics.json").exists()
     run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
@@ -189,7 +191,7 @@ def test_same_seed_same_row_and_finished_stage_is_reused(run_dir: Path, capsys: 
     model_file = stage_dir(run_dir, "emotion_conv4", 5) / "model.pt"
     mtime = model_file.stat().st_mtime_ns
     with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):  # an interrupted --force rerun
-        run_stage("emotion_conv4", run_dir, TINY, seed=5, progress=False, force=True, fail_after_epoch=1)
+        run_stage("emotion_conv4", run_dir, TINY, seed=5, progress=False, force=True, on_epoch_end=crash_after(1))
     assert (model_file.parent / "checkpoint.pt").is_file()
     capsys.readouterr()
     run_stage("emotion_conv4", run_dir, TINY, seed=5, progress=False)
@@ -294,7 +296,7 @@ def test_state_dict_file_with_prefixes_loads(tmp_path: Path) -> None:
 
 def test_resident_feature_source_matches_memory_mapped(run_dir: Path) -> None:
     """Gathering batches from a device-resident copy of the cache gives the same inputs as the memmap."""
-    from artlib.train.runner import FeatureSource
+    from artlib.train.inputs import FeatureSource
 
     manifest = read_manifest(run_dir / "manifest.csv")
     archive = Path(json.loads((run_dir / "prepare_report.json").read_text())["data_root"]) / "archive"

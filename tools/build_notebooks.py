@@ -42,7 +42,7 @@ from artlib import workflow
 from artlib.analysis import plots
 from artlib.train.runner import run_stages
 from artlib.stages import CONFIGURATIONS, STAGES
-from artlib.train.loop import TrainConfig
+from artlib.train.config import TrainConfig
 
 session = workflow.start(data_root, run_dir)
 manifest = workflow.ensure_manifest(session)
@@ -176,7 +176,9 @@ check_images     = True
 export_layout    = None             # a folder: symlink the original's one-folder-per-class layout there''',
                       metadata={"tags": ["parameters"]}),
         new_code_cell(IGNORE + '''from artlib import plots, workflow
-from artlib.data.manifest import PrepareConfig, export_layout as export, format_funnel, prepare
+from artlib.data.funnel import format_funnel
+from artlib.data.manifest import export_layout as export
+from artlib.data.prepare import PrepareConfig, prepare
 import matplotlib.pyplot as plt
 
 session = workflow.start(data_root, run_dir)
@@ -299,7 +301,7 @@ alpha           = 0.45    # heatmap opacity''', metadata={"tags": ["parameters"]
 from artlib import workflow
 from artlib.analysis import explain
 from artlib.analysis import plots
-from artlib.train.runner import load_stage_model
+from artlib.models.stored import load_stage_model
 
 session = workflow.start(data_root, run_dir)
 baseline, _ = load_stage_model(session.run_dir, baseline_stage, seed, task="emotion")
@@ -311,7 +313,8 @@ sample[["image_path", "label", "predicted", "probability", "correct", "baseline_
         new_code_cell(CHECK + '''images = explain.load_images(session.archive, sample["image_path"], image_size)
 heat_base = explain.gradcam(baseline, images, explain.class_index(sample["baseline_predicted"], "emotion"))
 heat_info = explain.gradcam(informed, images, explain.class_index(sample["predicted"], "emotion"))
-explain.describe(images, heat_base, heat_info)'''),
+print(f"{len(images)} paintings at {images.shape[1]} px; heatmaps within [0, 1]: "
+      f"{all(h.min() >= 0 and h.max() <= 1 and h.shape == images.shape[:3] for h in (heat_base, heat_info))}")'''),
         new_markdown_cell("## Baseline vs genre-informed, side by side"),
         new_code_cell(IGNORE + '''tiles, titles = explain.side_by_side(sample, images, heat_base, heat_info, alpha)
 plots.image_grid(tiles, titles, rows=len(sample), cols=3, path=session.figures / "07_gradcam.png", size=2.2)

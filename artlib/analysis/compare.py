@@ -1,6 +1,6 @@
 """Comparing the stages of a run: what notebook 06 shows, computed from run_dir files only.
 
-Reads run_dir/results.csv and run_dir/stages/<stage>/seed_<n>/predictions.csv (pandas, no
+Reads run_dir/results.csv and every stage-run's predictions.csv (see :mod:`artlib.rundir`; pandas, no
 torch) and returns plain DataFrames and text; plots live elsewhere. Choices a reader must know:
 
 - ``mean ± std`` is over training seeds (sample std, ddof=1; no ± with one seed).
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from artlib import atomic
+from artlib import atomic, rundir
 from artlib.errors import DataError
 from artlib.data.labels import ERAS
 from artlib.metrics import f1_for_task
@@ -62,7 +62,7 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
 
 def load_predictions(run_dir: str | Path, stage: str, seed: int) -> pd.DataFrame:
     """One stage/seed's test predictions (predictions.csv), labels as strings, missing eras as NO_ERA."""
-    path = Path(run_dir) / "stages" / stage / f"seed_{int(seed)}" / "predictions.csv"
+    path = rundir.stage_file(run_dir, stage, seed, "predictions.csv")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; stage {stage} (seed {seed}) is in results.csv but its predictions "
                                 f"are not — rerun the stage.")
@@ -475,7 +475,7 @@ def write_comparison(run_dir: str | Path, n_boot: int = 2000, confidence: float 
     merged = pooled[["stage", "baseline", *keep]].rename(
         columns={"baseline": "baseline_stage", **{k: f"vs_baseline_{k}" for k in keep}})
     table = summary.merge(merged, on="stage", how="left")
-    atomic.write_csv(run_dir / "comparison.csv", table)
+    atomic.write_csv(rundir.comparison(run_dir), table)
     return table
 
 
@@ -490,7 +490,7 @@ def confusion_matrices(run_dir: str | Path, results: pd.DataFrame, task: str = "
     for stage in _stage_order(results[results["task"] == task]):
         total, classes = None, []
         for seed in _seeds(results, stage):
-            metrics = json.loads((Path(run_dir) / "stages" / stage / f"seed_{seed}" / "metrics.json").read_text())
+            metrics = json.loads(rundir.stage_file(run_dir, stage, seed, "metrics.json").read_text())
             cm = np.asarray(metrics["metrics"]["confusion_matrix"], dtype=np.int64)
             total = cm if total is None else total + cm
             classes = list(metrics.get("classes", classes))

@@ -83,14 +83,6 @@ def class_index(names: pd.Series | list[str], task: str) -> np.ndarray:
     return np.asarray([lookup[str(n)] for n in names], dtype=np.int64)
 
 
-def describe(images: np.ndarray, *heatmaps: np.ndarray) -> None:
-    """Print sanity facts about heatmaps (shape matches the images, finite, within [0, 1]) for a checked cell."""
-    same = all(h.shape == images.shape[:3] for h in heatmaps)
-    finite = all(np.isfinite(h).all() for h in heatmaps)
-    bounded = all(h.min() >= 0 and h.max() <= 1 for h in heatmaps)
-    print(f"heatmaps match the images' size: {same}; finite: {finite}; within [0, 1]: {bounded}")
-
-
 def side_by_side(sample: pd.DataFrame, images: np.ndarray, heat_base: np.ndarray, heat_info: np.ndarray,
                  alpha: float = 0.45) -> tuple[list[np.ndarray], list[str]]:
     """Tiles and titles for a grid: painting | baseline overlay | genre-informed overlay, one row per painting."""

@@ -17,7 +17,8 @@ from artlib import atomic
 from artlib.errors import DataError
 from artlib.data.images import ImageLoadError, load_square
 from artlib.results import read_results
-from artlib.train.runner import load_stage_model, stage_dir
+from artlib import rundir
+from artlib.models.stored import load_stage_model
 from artlib.stages import STAGES, dependency_chain
 
 
@@ -36,7 +37,7 @@ def _genre_stage_for(run_dir: Path, stage: str, seed: int) -> str | None:
     chain = [s.name for s in dependency_chain(stage) if s.task == "genre"]
     others = [s for s, st in STAGES.items() if st.task == "genre"]
     for name in chain + others:
-        if (stage_dir(run_dir, name, seed) / "metrics.json").is_file():
+        if rundir.stage_file(run_dir, name, seed, "metrics.json").is_file():
             return name
     return None
 

@@ -29,8 +29,9 @@ from typing import Union
 import numpy as np
 import pandas as pd
 
+from artlib.metrics import NAMED_METRICS, from_confusion
+
 MetricArg = Union[str, Callable[[np.ndarray, np.ndarray], float]]
-NAMED_METRICS = ("accuracy", "f1", "f1_binary", "f1_macro", "balanced_accuracy")
 _CHUNK = 256  # bootstrap resamples drawn per block: bounds memory, and fixes the random stream
 
 
@@ -124,35 +125,6 @@ def bootstrap_ci(values: np.ndarray | Sequence[float], statistic: str | Callable
     return _percentiles(np.concatenate(out), confidence)
 
 
-def confusion_metric(conf: np.ndarray, metric: str, n_classes: int) -> np.ndarray:
-    """A named metric from confusion matrices (..., k, k), rows = true class; vectorised for bootstraps.
-
-    'f1' is the study's F1 (positive class = index 1 for two classes, macro otherwise, 0 where
-    undefined), matching :func:`artlib.metrics.f1_for_task`; 'balanced_accuracy' averages
-    recall over the classes present, like scikit-learn.
-    """
-    conf = np.asarray(conf, dtype=np.float64)
-    total = conf.sum(axis=(-2, -1))
-    tp = np.diagonal(conf, axis1=-2, axis2=-1)
-    true_n = conf.sum(axis=-1)
-    pred_n = conf.sum(axis=-2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if metric == "accuracy":
-            return np.where(total > 0, tp.sum(axis=-1) / total, np.nan)
-        if metric in ("f1", "f1_binary", "f1_macro"):
-            denom = true_n + pred_n
-            f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
-            binary = metric == "f1_binary" or (metric == "f1" and n_classes == 2)
-            value = f1[..., 1] if binary else f1.mean(axis=-1)
-            return np.where(total > 0, value, np.nan)
-        if metric == "balanced_accuracy":
-            present = true_n > 0
-            recall = np.where(present, tp / np.where(present, true_n, 1), 0.0)
-            k = present.sum(axis=-1)
-            return np.where(k > 0, recall.sum(axis=-1) / np.where(k > 0, k, 1), np.nan)
-    raise ValueError(f"unknown metric {metric!r}; named metrics are {NAMED_METRICS}, or pass a callable")
-
-
 def bootstrap_metric_ci(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int], metric: MetricArg,
                         n_boot: int = 2000, confidence: float = 0.95, seed: int = 0,
                         n_classes: int | None = None) -> tuple[float, float]:
@@ -181,7 +153,7 @@ def bootstrap_metric_ci(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray |
         onehots = [np.eye(k * k)[row] for row in cell]  # (n, k²) per seed
         for idx in _resample_blocks(n, n_boot, seed):
             w = _counts(idx, n).astype(np.float64)
-            per_seed = [confusion_metric((w @ oh).reshape(-1, k, k), metric, k) for oh in onehots]
+            per_seed = [from_confusion((w @ oh).reshape(-1, k, k), metric, k) for oh in onehots]
             out.append(np.mean(per_seed, axis=0))
     elif callable(metric):
         for idx in _resample_blocks(n, n_boot, seed):

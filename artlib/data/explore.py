@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from artlib.data.labels import ERAS, canonical_style, era_table, normalise_emotion, polarity
-from artlib.data.manifest import DataPaths
+from artlib.data.roots import DataPaths
 from artlib.data.names import canonical_name
 from artlib.data.readers import read_artemis, read_classes
 

@@ -10,6 +10,7 @@ Blocks follow the ResNet paper's names: ``conv4`` is conv4_x (torchvision ``laye
 
 from __future__ import annotations
 
+import logging
 import contextlib
 import hashlib
 import importlib.util
@@ -26,6 +27,8 @@ from torch import nn
 
 from artlib.models.checkpoints import verify_zip
 from artlib.errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -160,7 +163,7 @@ def _announce(weights: Weights, verbose: bool, note: str = "") -> Weights:
     """Print which backbone weights are in use (results record the same label)."""
     if verbose:
         banner = "!" * 8 if weights.label.startswith(("self-supervised", "random")) else "*" * 3
-        print(f"{banner} backbone weights: {weights.label}" + (f" — {note}" if note else "") + f" {banner}")
+        log.warning("%s backbone weights: %s%s %s", banner, weights.label, f" — {note}" if note else "", banner)
     return weights
 
 

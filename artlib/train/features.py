@@ -10,7 +10,6 @@ normalisation), the image cache, the rows and the storage dtype.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from artlib import atomic
+from artlib.train.cachefile import CacheFile
 from artlib.models.backbone import ArtNet, autocast
 
 
@@ -54,60 +53,60 @@ def build_feature_cache(model: ArtNet, images: np.ndarray, rows: np.ndarray, ima
 
     ``check_space(cache_dir, bytes)`` is called before a new cache is allocated (never when one is reused).
     """
-    from filelock import FileLock
-
     start = model.first_trainable()
     if start is None or start == "stem":
         raise ValueError("a feature cache needs frozen blocks before the first trainable one")
     if dtype not in DTYPES:
         raise ValueError(f"cache dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     key = feature_key(model, start, image_key, rows, dtype, precision)
-    npy = cache_dir / f"features_{start}_{key}.npy"
-    meta_file = npy.with_suffix(".json")
-    with FileLock(str(npy) + ".lock"):
-        if npy.is_file() and meta_file.is_file():
-            try:
-                meta = json.loads(meta_file.read_text())
-                array = np.load(npy, mmap_mode="r")
-                if isinstance(meta, dict) and meta.get("key") == key and meta.get("complete") \
-                        and array.shape[0] == len(rows):
-                    return FeatureCache(array, start, key, npy)
-            except (ValueError, OSError, json.JSONDecodeError):
-                pass  # damaged: rebuild below
+    file = CacheFile(Path(cache_dir) / f"features_{start}_{key}.npy", key)
+    with file.lock():
+        if file.meta() is not None and (array := file.open()) is not None and array.shape[0] == len(rows):
+            return FeatureCache(array, start, key, file.path)
+        if len(rows) == 0:
+            raise ValueError("no rows to cache")
         t0 = time.perf_counter()
-        for stale in cache_dir.glob(f".{npy.name}.*"):
-            stale.unlink(missing_ok=True)
         was_training = model.training
         model.eval().to(device)
-        out = None
         try:
-            with atomic.atomic_path(npy, ".npy") as tmp, torch.no_grad():
-                bar = tqdm(total=len(rows), desc=f"caching features below {start}", unit="img", disable=not progress)
-                for lo in range(0, len(rows), batch_size):
-                    idx = rows[lo: lo + batch_size]
-                    x = torch.from_numpy(np.ascontiguousarray(images[np.sort(idx)][np.argsort(np.argsort(idx))]))
-                    with autocast(device, precision):
-                        f = model.forward_blocks(x.to(device), None, start)
-                    f = f.float().permute(0, 2, 3, 1).cpu().numpy().astype(DTYPES[dtype])  # stored NHWC
-                    if out is None:
-                        if check_space is not None:
-                            check_space(cache_dir, int(np.prod(f.shape[1:])) * len(rows) * f.dtype.itemsize)
-                        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=DTYPES[dtype], shape=(len(rows), *f.shape[1:]))
-                    out[lo: lo + len(idx)] = f
-                    bar.update(len(idx))
-                bar.close()
-                if out is None:
-                    raise ValueError("no rows to cache")
-                out.flush()
-                shape = out.shape
-                del out
+            shape = _compute_into(file, model, images, rows, start, device, precision, DTYPES[dtype], batch_size,
+                                  progress, check_space)
         finally:
             model.train(was_training)
-        atomic.write_json(meta_file, {"key": key, "complete": True, "start": start, "shape": list(shape),
-                                      "dtype": dtype, "precision": precision})
-        return FeatureCache(np.load(npy, mmap_mode="r"), start, key, npy, seconds=time.perf_counter() - t0)
+        file.write_meta(start=start, shape=list(shape), dtype=dtype, precision=precision)
+        array = file.open()
+        assert array is not None
+        return FeatureCache(array, start, key, file.path, seconds=time.perf_counter() - t0)
+
+
+def _prefix_batch(model: ArtNet, images: np.ndarray, idx: np.ndarray, start: str, device: torch.device,
+                  precision: str, dtype: type) -> np.ndarray:
+    """The frozen prefix's output for images[idx] (any order), NHWC in the storage dtype."""
+    x = torch.from_numpy(np.ascontiguousarray(images[np.sort(idx)][np.argsort(np.argsort(idx))]))
+    with autocast(device, precision):
+        f = model.forward_blocks(x.to(device), None, start)
+    return f.float().permute(0, 2, 3, 1).cpu().numpy().astype(dtype)
+
+
+def _compute_into(file: CacheFile, model: ArtNet, images: np.ndarray, rows: np.ndarray, start: str,
+                  device: torch.device, precision: str, dtype: type, batch_size: int, progress: bool,
+                  check_space: Callable[[Path, int], None] | None) -> tuple[int, ...]:
+    """Run the prefix over every row in batches into a new cache array; returns its shape."""
+    bar = tqdm(total=len(rows), desc=f"caching features below {start}", unit="img", disable=not progress)
+    with torch.no_grad():
+        first = _prefix_batch(model, images, rows[:batch_size], start, device, precision, dtype)
+        shape = (len(rows), *first.shape[1:])
+        if check_space is not None:
+            check_space(file.path.parent, int(np.prod(shape)) * first.dtype.itemsize)
+        with file.create(shape, dtype) as out:
+            out[: len(first)] = first
+            bar.update(len(first))
+            for lo in range(batch_size, len(rows), batch_size):
+                idx = rows[lo: lo + batch_size]
+                out[lo: lo + len(idx)] = _prefix_batch(model, images, idx, start, device, precision, dtype)
+                bar.update(len(idx))
+    bar.close()
+    return shape
 
 
 def cache_bytes(model: ArtNet, start: str, image_size: int, n_rows: int, dtype: str = "float16") -> int:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import multiprocessing
+import time
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -23,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from artlib import atomic
+from artlib.train.cachefile import CacheFile
 from artlib.data.images import RESIZE_POLICY, ImageLoadError, load_square
 
 
@@ -61,11 +62,6 @@ def _decode(args: tuple[int, str, int, bool]) -> tuple[int, np.ndarray | None, s
         return i, None, f"{exc.reason}: {exc.detail}"
 
 
-def _meta_path(npy: Path) -> Path:
-    """The sidecar JSON of a cache file."""
-    return npy.with_suffix(".json")
-
-
 def _pack(mask: np.ndarray) -> str:
     """A boolean mask as compact base64 text (for the JSON sidecar)."""
     return base64.b64encode(np.packbits(mask).tobytes()).decode("ascii")
@@ -79,22 +75,19 @@ def _unpack(text: str, n: int) -> np.ndarray:
     return bits[:n].astype(bool)
 
 
-def open_cache(npy: Path, key: str, n: int, size: int) -> ImageCache | None:
-    """Open an existing cache whose sidecar matches ``key``; None if absent, incomplete or not trustworthy.
+def open_cache(file: CacheFile, n: int, size: int) -> ImageCache | None:
+    """Open an existing cache whose sidecar matches its key; None if absent, incomplete or not trustworthy.
 
     Rows count as decoded only when the sidecar's ``filled`` mask says so (it is written after their pixels).
     """
-    meta_file = _meta_path(npy)
-    if not (npy.is_file() and meta_file.is_file()):
+    meta = file.meta()
+    array = file.open() if meta is not None else None
+    if meta is None or array is None:
         return None
     try:
-        meta = json.loads(meta_file.read_text())
-        if not isinstance(meta, dict) or meta.get("key") != key or not meta.get("complete"):
-            return None
-        array = np.load(npy, mmap_mode="r")
         errors = {int(k): str(v) for k, v in dict(meta.get("errors") or {}).items()}
         filled = _unpack(str(meta.get("filled", "")), n)
-    except (ValueError, TypeError, OSError, json.JSONDecodeError, binascii.Error):
+    except (ValueError, TypeError, binascii.Error):
         return None
     if array.shape != (n, size, size, 3) or array.dtype != np.uint8 or any(not 0 <= i < n for i in errors):
         return None
@@ -102,14 +95,24 @@ def open_cache(npy: Path, key: str, n: int, size: int) -> ImageCache | None:
         return None
     ok = filled.copy()
     ok[list(errors)] = False
-    return ImageCache(array=array, ok=ok, key=key, path=npy, errors=errors, filled=filled)
+    return ImageCache(array=array, ok=ok, key=file.key, path=file.path, errors=errors, filled=filled)
 
 
-def _write_meta(npy: Path, key: str, n: int, size: int, draft: bool, filled: np.ndarray,
-                errors: dict[int, str]) -> None:
+def _write_meta(file: CacheFile, n: int, size: int, draft: bool, filled: np.ndarray, errors: dict[int, str]) -> None:
     """Write the sidecar (atomically, after the pixels it vouches for are flushed)."""
-    atomic.write_json(_meta_path(npy), {"key": key, "complete": True, "n": n, "size": size, "policy": RESIZE_POLICY,
-                                        "draft": draft, "filled": _pack(filled), "errors": errors})
+    file.write_meta(n=n, size=size, policy=RESIZE_POLICY, draft=draft, filled=_pack(filled), errors=errors)
+
+
+def _new_cache(file: CacheFile, n: int, size: int, draft: bool) -> ImageCache:
+    """Start an empty cache file (sparse: unfilled rows take no disk) after checking the disk has room."""
+    atomic.check_free_space(file.path.parent, n * size * size * 3, "the image cache",
+                            "free space, choose a run_dir on a larger disk, or use a smaller image_size")
+    with file.create((n, size, size, 3), np.uint8):
+        pass
+    _write_meta(file, n, size, draft, np.zeros(n, bool), {})
+    cache = open_cache(file, n, size)
+    assert cache is not None
+    return cache
 
 
 def build_image_cache(archive: str | os.PathLike[str], image_paths: list[str], size: int, cache_dir: str | os.PathLike[str],
@@ -120,56 +123,48 @@ def build_image_cache(archive: str | os.PathLike[str], image_paths: list[str], s
     One cache file serves every task and stage of a manifest; ``rows`` (default: all) says which
     rows this caller needs, so an emotion-only run never decodes the paintings only genre uses.
     """
-    import time
-
-    from filelock import FileLock
-
     archive, cache_dir = Path(archive), Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     key = cache_key(archive, image_paths, size, draft)
-    npy = cache_dir / f"images_{size}px_{key}.npy"
+    file = CacheFile(cache_dir / f"images_{size}px_{key}.npy", key)
     n = len(image_paths)
     wanted = np.arange(n) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
-    with FileLock(str(npy) + ".lock"):
+    with file.lock():
         t0 = time.perf_counter()
-        cache = open_cache(npy, key, n, size)
-        if cache is None:  # absent or not trustworthy: start a new file (sparse: unfilled rows take no disk)
-            for stale in cache_dir.glob(f".{npy.name}.*"):
-                stale.unlink(missing_ok=True)  # left by a build that was killed
-            atomic.check_free_space(cache_dir, n * size * size * 3, "the image cache",
-                                    "free space, choose a run_dir on a larger disk, or use a smaller image_size")
-            with atomic.atomic_path(npy, ".npy") as tmp:
-                np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3)).flush()
-            _write_meta(npy, key, n, size, draft, np.zeros(n, bool), {})
-            cache = open_cache(npy, key, n, size)
-            assert cache is not None
+        cache = open_cache(file, n, size) or _new_cache(file, n, size, draft)
         assert cache.filled is not None
         todo = wanted[~cache.filled[wanted]]
         if len(todo) == 0:
             return cache
         errors, filled = dict(cache.errors), cache.filled.copy()
-        out = np.load(npy, mmap_mode="r+")
-        jobs = [(int(i), str(archive / image_paths[i]), size, draft) for i in todo]
-        n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-        bar = tqdm(total=len(jobs), desc=f"caching images at {size}px", unit="img", disable=not progress)
-        if n_workers > 1 and len(jobs) >= 64:
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context()) as pool:
-                for i, arr, err in pool.map(_decode, jobs, chunksize=8):
-                    _store(out, i, arr, err, errors)
-                    bar.update()
-        else:
-            for job in jobs:
-                _store(out, *_decode(job), errors)
-                bar.update()
-        bar.close()
+        out = file.open(writable=True)
+        assert out is not None
+        _decode_into(out, [(int(i), str(archive / image_paths[i]), size, draft) for i in todo], errors, workers,
+                     progress, size)
         out.flush()
         del out
         filled[todo] = True
-        _write_meta(npy, key, n, size, draft, filled, errors)
-        cache = open_cache(npy, key, n, size)
+        _write_meta(file, n, size, draft, filled, errors)
+        cache = open_cache(file, n, size)
         assert cache is not None
         cache.seconds = time.perf_counter() - t0
         return cache
+
+
+def _decode_into(out: np.ndarray, jobs: list[tuple[int, str, int, bool]], errors: dict[int, str],
+                 workers: int | None, progress: bool, size: int) -> None:
+    """Decode the jobs into ``out`` (worker processes from 64 images on), recording failures in ``errors``."""
+    n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    bar = tqdm(total=len(jobs), desc=f"caching images at {size}px", unit="img", disable=not progress)
+    if n_workers > 1 and len(jobs) >= 64:
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context()) as pool:
+            for i, arr, err in pool.map(_decode, jobs, chunksize=8):
+                _store(out, i, arr, err, errors)
+                bar.update()
+    else:
+        for job in jobs:
+            _store(out, *_decode(job), errors)
+            bar.update()
+    bar.close()
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:

@@ -1,4 +1,4 @@
-"""The training loop: Adam, class-weighted cross-entropy, early stopping, best-epoch restore, resume.
+"""The training loop: Adam, early stopping, best-epoch restore, resume from a checkpoint after every epoch.
 
 Correct where the original was not: per-class weights, early stopping in the right
 direction for the monitored metric, test metrics from the best epoch's weights, seeded data
@@ -9,10 +9,11 @@ and resumes to exactly the same result.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,54 +22,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from artlib import metrics
 from artlib.models import checkpoints
-from artlib.models.backbone import ArtNet, autocast
-from artlib.metrics import f1_for_task
+from artlib.models.backbone import BLOCK_MODULES, ArtNet, autocast
+from artlib.train.config import MONITORS, TrainConfig
 
-MONITORS = {"val_loss": "min", "val_accuracy": "max", "val_f1": "max", "val_balanced_accuracy": "max"}
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters and execution choices of one training stage."""
-
-    image_size: int = 112
-    epochs: int = 6
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    class_weights: bool = True
-    monitor: str = "val_loss"
-    patience: int | None = 3  # epochs without improvement before stopping; None = never stop early
-    augment: bool = False
-    feature_cache: bool | None = None  # None = on whenever augmentation is off
-    cache_dtype: str = "float16"
-    weights: str = "auto"
-    device: str = "auto"
-    precision: str = "auto"  # auto | fp32 | bf16
-    workers: int | None = None  # image decoding processes (None: all cores)
-    max_skipped_fraction: float = 0.01  # images failing to load above this stop the stage
-
-    def __post_init__(self) -> None:
-        """Reject impossible settings with the valid choices."""
-        if self.monitor not in MONITORS:
-            raise ValueError(f"monitor must be one of {tuple(MONITORS)}, got {self.monitor!r}")
-        if self.epochs < 1 or self.batch_size < 2 or self.image_size < 32:
-            raise ValueError("need epochs >= 1, batch_size >= 2 and image_size >= 32")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-
-    @property
-    def use_feature_cache(self) -> bool:
-        """Whether the frozen prefix is cached (default: whenever there is no augmentation)."""
-        return (not self.augment) if self.feature_cache is None else bool(self.feature_cache and not self.augment)
-
-    def result_fields(self) -> dict[str, Any]:
-        """The settings that change results (hashed into the stage's identity)."""
-        out = asdict(self)
-        for k in ("device", "workers", "feature_cache"):
-            out.pop(k)
-        return out
+log = logging.getLogger(__name__)
+EpochCallback = Callable[[int, dict[str, float]], None]
+"""Called after each epoch (and its checkpoint) with the epoch number and its history row."""
 
 
 class Source(Protocol):
@@ -103,16 +64,9 @@ def batches(order: np.ndarray, batch_size: int, drop_single: bool = True) -> Ite
 
 def trainable_state(model: ArtNet, copy: bool = True) -> dict[str, torch.Tensor]:
     """Weights and buffers of the trainable blocks and the head (what training changes); copies unless told not to."""
-    prefixes = tuple(f"backbone.{m}." for b in model.trainable_blocks for m in _modules_of(b)) + ("head.",)
+    prefixes = tuple(f"backbone.{m}." for b in model.trainable_blocks for m in BLOCK_MODULES[b]) + ("head.",)
     state = {k: v.detach() for k, v in model.state_dict().items() if k.startswith(prefixes)}
     return {k: v.cpu().clone() for k, v in state.items()} if copy else state
-
-
-def _modules_of(block: str) -> tuple[str, ...]:
-    """torchvision module names of a block."""
-    from artlib.models.backbone import BLOCK_MODULES
-
-    return BLOCK_MODULES[block]
 
 
 def _rng_state() -> dict[str, Any]:
@@ -161,97 +115,138 @@ def evaluate(model: ArtNet, source: Source, positions: np.ndarray, labels: np.nd
     return (total / max(n, 1), np.concatenate(probs) if probs else np.zeros((0, k), np.float32))
 
 
-def train_loop(model: ArtNet, source: Source, labels: np.ndarray, train_pos: np.ndarray, val_pos: np.ndarray,
-               config: TrainConfig, seed: int, device: torch.device, precision: str, weights: np.ndarray | None,
+@dataclass
+class _Best:
+    """The best epoch so far, its monitored score and its trainable weights."""
+
+    epoch: int = 0
+    score: float | None = None
+    state: dict[str, torch.Tensor] | None = None
+
+    def improves(self, score: float, mode: str) -> bool:
+        """Whether ``score`` beats the best one in the monitored direction."""
+        return self.score is None or (score < self.score if mode == "min" else score > self.score)
+
+
+@dataclass
+class _Progress:
+    """Where a (possibly resumed) loop stands."""
+
+    history: list[dict[str, float]]
+    best: _Best
+    start_epoch: int = 1
+    train_seconds: float = 0.0
+
+
+def _resume(checkpoint_path: Path, meta: dict[str, Any], model: ArtNet, optimizer: torch.optim.Optimizer,
+            epochs: int) -> _Progress:
+    """The state of an earlier run of this stage from its checkpoint, or a fresh start (loudly, if damaged)."""
+    fresh = _Progress(history=[], best=_Best())
+    if not checkpoint_path.is_file():
+        return fresh
+    try:
+        ck = checkpoints.load(checkpoint_path, expect={k: meta[k] for k in ("kind", "config_hash", "task", "stage")})
+    except Exception as exc:  # noqa: BLE001 (damaged or stale: start over, loudly)
+        log.warning("ignoring checkpoint %s (training from epoch 1 instead): %s", checkpoint_path.name, exc)
+        return fresh
+    model.load_state_dict({**model.state_dict(), **ck["trainable_state"]})
+    optimizer.load_state_dict(ck["optimizer"])
+    best_state = ck.get("best_state") if ck.get("best_state") is not None else ck["trainable_state"]
+    _set_rng_state(ck["rng"])
+    start = epochs + 1 if ck.get("stopped") else int(ck["epoch"]) + 1
+    log.info("resuming from epoch %d of %d (%s)", start - 1, epochs, checkpoint_path)
+    return _Progress(list(ck["history"]), _Best(ck["best_epoch"], ck["best_score"], best_state), start,
+                     float(ck.get("train_seconds", 0.0)))
+
+
+def _train_epoch(model: ArtNet, source: Source, targets: np.ndarray, order: np.ndarray, epoch: int,
+                 criterion: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, precision: str,
+                 batch_size: int, progress: bool) -> tuple[float, float]:
+    """One pass over the training order; mean loss and accuracy (against the top target)."""
+    model.train()
+    total, correct, seen = 0.0, 0, 0
+    for chunk in tqdm(list(batches(order, batch_size)), desc=f"epoch {epoch}", leave=False, disable=not progress,
+                      unit="batch"):
+        x = source.get(chunk, epoch=epoch).to(device, non_blocking=True)
+        y = torch.from_numpy(targets[chunk]).to(device)
+        with autocast(device, precision):
+            logits = model.forward_blocks(x, source.start, None)
+        loss = criterion(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(chunk)
+        top = y if y.ndim == 1 else y.argmax(1)
+        correct += int((logits.argmax(1) == top).sum())
+        seen += len(chunk)
+    return total / max(seen, 1), correct / max(seen, 1)
+
+
+def _validation_row(model: ArtNet, source: Source, targets: np.ndarray, val_pos: np.ndarray, criterion: nn.Module,
+                    device: torch.device, precision: str, batch_size: int) -> dict[str, float]:
+    """Validation loss, accuracy, F1 and balanced accuracy (against the top target)."""
+    val_loss, val_probs = evaluate(model, source, val_pos, targets, criterion, device, precision, batch_size)
+    k = model.head.out_features
+    top = targets[val_pos] if targets.ndim == 1 else targets[val_pos].argmax(1)
+    conf = metrics.confusion(top, val_probs.argmax(1), k)
+    return {"val_loss": val_loss, **{f"val_{m}": float(metrics.from_confusion(conf, m, k))
+                                     for m in ("accuracy", "f1", "balanced_accuracy")}}
+
+
+def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np.ndarray, val_pos: np.ndarray,
+               config: TrainConfig, seed: int, device: torch.device, precision: str, criterion: nn.Module,
                checkpoint_path: Path, meta: dict[str, Any], progress: bool = True,
-               on_epoch_end: Callable[[int], None] | None = None) -> LoopResult:
-    """Train the model's trainable blocks; resume from ``checkpoint_path`` if it holds an earlier epoch."""
-    n_classes = model.head.out_features
-    w = torch.tensor(weights, dtype=torch.float32, device=device) if weights is not None else None
-    criterion = nn.CrossEntropyLoss(weight=w)
+               on_epoch_end: EpochCallback | None = None) -> LoopResult:
+    """Train the model's trainable blocks; resume from ``checkpoint_path`` if it holds an earlier epoch.
+
+    ``targets`` are class indices (n,) or target distributions (n, k), as ``criterion`` expects.
+    """
     model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_adam(params, config.lr, config.weight_decay)
-    mode = MONITORS[config.monitor]
-    history: list[dict[str, float]] = []
-    best = {"epoch": 0, "score": None, "state": None}
-    start_epoch, train_seconds = 1, 0.0
-    if checkpoint_path.is_file():
-        try:
-            ck = checkpoints.load(checkpoint_path, expect={k: meta[k] for k in ("kind", "config_hash", "task", "stage")})
-        except Exception as exc:  # noqa: BLE001 (damaged or stale: start over, loudly)
-            print(f"ignoring checkpoint {checkpoint_path.name} (training from epoch 1 instead): {exc}")
-            ck = None
-        if ck is not None:
-            model.load_state_dict({**model.state_dict(), **ck["trainable_state"]})
-            optimizer.load_state_dict(ck["optimizer"])
-            history = list(ck["history"])
-            best = {"epoch": ck["best_epoch"], "score": ck["best_score"],
-                    "state": ck.get("best_state") if ck.get("best_state") is not None else ck["trainable_state"]}
-            _set_rng_state(ck["rng"])
-            start_epoch = int(ck["epoch"]) + 1
-            train_seconds = float(ck.get("train_seconds", 0.0))
-            if ck.get("stopped"):
-                start_epoch = config.epochs + 1
-            print(f"resuming from epoch {start_epoch - 1} of {config.epochs} ({checkpoint_path})")
-    resumed_from = start_epoch - 1
-    epochs_bar = tqdm(range(start_epoch, config.epochs + 1), desc=meta.get("stage", "training"), unit="epoch",
+    optimizer = make_adam([p for p in model.parameters() if p.requires_grad], config.lr, config.weight_decay)
+    state = _resume(checkpoint_path, meta, model, optimizer, config.epochs)
+    resumed_from = state.start_epoch - 1
+    epochs_bar = tqdm(range(state.start_epoch, config.epochs + 1), desc=meta.get("stage", "training"), unit="epoch",
                       disable=not progress, initial=resumed_from, total=config.epochs)
-    stopped = False
     for epoch in epochs_bar:
         t0 = time.perf_counter()
-        model.train()
-        order = epoch_order(train_pos, seed, epoch)
-        total, correct, seen = 0.0, 0, 0
-        for chunk in tqdm(list(batches(order, config.batch_size)), desc=f"epoch {epoch}", leave=False,
-                          disable=not progress, unit="batch"):
-            x = source.get(chunk, epoch=epoch).to(device, non_blocking=True)
-            y = torch.from_numpy(labels[chunk]).to(device)
-            with autocast(device, precision):
-                logits = model.forward_blocks(x, source.start, None)
-            loss = criterion(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(chunk)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(chunk)
-        val_loss, val_probs = evaluate(model, source, val_pos, labels, criterion, device, precision, config.batch_size)
-        val_pred = val_probs.argmax(1)
-        y_val = labels[val_pos]
-        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "train_accuracy": correct / max(seen, 1),
-               "val_loss": val_loss, "val_accuracy": float(np.mean(val_pred == y_val)) if len(y_val) else float("nan"),
-               "val_f1": f1_for_task(y_val, val_pred, n_classes) if len(y_val) else float("nan"),
-               "val_balanced_accuracy": _balanced(y_val, val_pred), "seconds": time.perf_counter() - t0}
-        history.append(row)
-        train_seconds += row["seconds"]
-        score = row[config.monitor]
+        train_loss, train_acc = _train_epoch(model, source, targets, epoch_order(train_pos, seed, epoch), epoch,
+                                             criterion, optimizer, device, precision, config.batch_size, progress)
+        row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
+               **_validation_row(model, source, targets, val_pos, criterion, device, precision, config.batch_size)}
+        row["seconds"] = time.perf_counter() - t0
+        state.history.append(row)
+        state.train_seconds += row["seconds"]
         current = trainable_state(model, copy=False)  # saved right away, before training changes it again
-        if best["score"] is None or (score < best["score"] if mode == "min" else score > best["score"]):
-            best = {"epoch": epoch, "score": score, "state": {k: v.clone() for k, v in current.items()}}
-        if config.patience is not None and epoch - best["epoch"] >= config.patience:
-            stopped = True
+        if state.best.improves(row[config.monitor], MONITORS[config.monitor]):
+            state.best = _Best(epoch, row[config.monitor], {k: v.clone() for k, v in current.items()})
+        stopped = config.patience is not None and epoch - state.best.epoch >= config.patience
         final = stopped or epoch == config.epochs
         if not final:
             # (After the final epoch the stage's results are written next; a crash before that replays
             # that deterministic epoch from this previous checkpoint, so writing one more only costs time.)
-            checkpoints.save(checkpoint_path, {
-                "meta": meta, "epoch": epoch, "trainable_state": current, "optimizer": optimizer.state_dict(),
-                "history": list(history), "best_epoch": best["epoch"], "best_score": best["score"],
-                # the best weights are stored separately only when they are not the current ones
-                "best_state": None if best["epoch"] == epoch else best["state"],
-                "rng": _rng_state(), "train_seconds": train_seconds, "stopped": stopped})
-        epochs_bar.set_postfix(train_loss=f"{row['train_loss']:.3f}", val_loss=f"{val_loss:.3f}",
-                               val_acc=f"{row['val_accuracy']:.3f}", best=best["epoch"])
+            _save_checkpoint(checkpoint_path, meta, epoch, current, optimizer, state, stopped)
+        epochs_bar.set_postfix(train_loss=f"{train_loss:.3f}", val_loss=f"{row['val_loss']:.3f}",
+                               val_acc=f"{row['val_accuracy']:.3f}", best=state.best.epoch)
         if on_epoch_end is not None:
-            on_epoch_end(epoch)
+            on_epoch_end(epoch, row)
         if final:
             break
     epochs_bar.close()
-    if best["state"] is not None:
-        model.load_state_dict({**model.state_dict(), **best["state"]})
-    return LoopResult(history=history, best_epoch=int(best["epoch"]), epochs_run=len(history),
-                      seconds=train_seconds, resumed_from=resumed_from)
+    if state.best.state is not None:
+        model.load_state_dict({**model.state_dict(), **state.best.state})
+    return LoopResult(history=state.history, best_epoch=int(state.best.epoch), epochs_run=len(state.history),
+                      seconds=state.train_seconds, resumed_from=resumed_from)
+
+
+def _save_checkpoint(path: Path, meta: dict[str, Any], epoch: int, current: dict[str, torch.Tensor],
+                     optimizer: torch.optim.Optimizer, state: _Progress, stopped: bool) -> None:
+    """Write the resumable state after an epoch (the best weights separately only when not the current ones)."""
+    best = state.best
+    checkpoints.save(path, {
+        "meta": meta, "epoch": epoch, "trainable_state": current, "optimizer": optimizer.state_dict(),
+        "history": list(state.history), "best_epoch": best.epoch, "best_score": best.score,
+        "best_state": None if best.epoch == epoch else best.state,
+        "rng": _rng_state(), "train_seconds": state.train_seconds, "stopped": stopped})
 
 
 def make_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -260,11 +255,3 @@ def make_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float) 
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
-
-
-def _balanced(y: np.ndarray, pred: np.ndarray) -> float:
-    """Balanced accuracy without importing sklearn's warnings for absent classes."""
-    if len(y) == 0:
-        return float("nan")
-    recalls = [float(np.mean(pred[y == c] == c)) for c in np.unique(y)]
-    return float(np.mean(recalls))

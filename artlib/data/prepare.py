@@ -1,0 +1,294 @@
+"""From a data root to ``manifest.csv`` in named steps: read, join, label, check images, split, write.
+
+    data root ──prepare──▶ run_dir/manifest.csv + prepare_report.json
+
+    prep = Preparation(data_root, PrepareConfig())   # notebook 02 runs the steps one by one
+    prep.read(); prep.join(); prep.label(); prep.check_images(); prep.split(); prep.write(run_dir)
+
+No torch here: preparing labels and splits for the full 454k-row ArtEmis file takes seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from artlib import __version__, atomic, rundir
+from artlib.data.annotations import annotation_counts, classes_table
+from artlib.data.archive import ArchiveIndex, check_images, unsafe_reason
+from artlib.data.funnel import Funnel
+from artlib.data.labels import ERA_MAPS, ERAS, LABEL_RULES, apply_label_rule, canonical_style, eras_for_styles
+from artlib.data.manifest import MANIFEST_COLUMNS, write_outputs
+from artlib.data.names import canonical_name
+from artlib.data.readers import read_artemis, read_classes
+from artlib.data.roots import DataPaths, has_files
+from artlib.data.splits import assign_splits, check_fractions
+from artlib.errors import DataError
+
+EXCLUSION_REASONS = ("unsafe_path", "unknown_style", "missing_image", "unreadable_image")
+GROUP_BY = ("phash", "artist", "none")
+COUNT_COLUMNS = ("n_positive", "n_negative", "n_something_else")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Every choice ``prepare`` makes; recorded in the report so a manifest can be rebuilt exactly."""
+
+    label_rule: str = "unanimous"
+    era_map: str = "chronological"
+    seed: int = 0
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    group_by: str = "phash"
+    cap_per_era: int | None = None
+    cap_per_emotion: int | None = None
+    check_images: bool = True
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        """Reject unknown options early, with the valid choices."""
+        if self.label_rule not in LABEL_RULES:
+            raise ValueError(f"label_rule must be one of {LABEL_RULES}, got {self.label_rule!r}")
+        if self.era_map not in ERA_MAPS:
+            raise ValueError(f"era_map must be one of {tuple(ERA_MAPS)}, got {self.era_map!r}")
+        if self.group_by not in GROUP_BY:
+            raise ValueError(f"group_by must be one of {GROUP_BY}, got {self.group_by!r}")
+        check_fractions(self.fractions)
+        for cap in (self.cap_per_era, self.cap_per_emotion):
+            if cap is not None and cap < 1:
+                raise ValueError(f"caps must be positive integers or None, got {cap}")
+
+
+@dataclass
+class PrepareResult:
+    """The manifest, the report (JSON-able) and the label funnel of one ``prepare`` run."""
+
+    manifest: pd.DataFrame
+    report: dict
+    funnel: pd.DataFrame = field(repr=False)
+
+
+class Preparation:
+    """One preparation of a data root, step by step; each step adds to the funnel and the report."""
+
+    def __init__(self, data_root: str | os.PathLike[str], config: PrepareConfig = PrepareConfig(),
+                 progress: bool = True, check_cache: Path | None = None):
+        self.t0 = time.perf_counter()
+        self.paths = DataPaths.of(data_root)
+        if not has_files(self.paths.archive):
+            raise DataError(f"{self.paths.archive}: holds no image files at all. Unpack the WikiArt images there as "
+                            f"archive/<Style>/<painting>.jpg (e.g. archive/Impressionism/claude-monet_water-lilies.jpg).")
+        self.config, self.progress, self.check_cache = config, progress, check_cache
+        self.funnel = Funnel()
+        self.report: dict = {"artlib_version": __version__, "data_root": str(self.paths.root), "config": asdict(config),
+                             "excluded": {r: [] for r in EXCLUSION_REASONS}, "details": {}}
+        self.frame = pd.DataFrame()
+        self._inputs: tuple[pd.DataFrame, pd.DataFrame] | None = None
+
+    # ---- 1. read ----------------------------------------------------------------------------
+    def read(self) -> Preparation:
+        """Read and validate both CSVs (encoding, delimiter, columns), noting what was worked around."""
+        artemis, notes_a = read_artemis(self.paths.artemis_csv)
+        classes, notes_c = read_classes(self.paths.classes_csv)
+        self.report["read"] = {"artemis": asdict(notes_a), "classes": asdict(notes_c)}
+        self._inputs = (artemis, classes)
+        return self
+
+    # ---- 2. join ----------------------------------------------------------------------------
+    def join(self) -> Preparation:
+        """One row per painting: ArtEmis counts joined to classes.csv on the repaired, normalised name."""
+        if self._inputs is None:
+            self.read()
+        assert self._inputs is not None
+        artemis, classes = self._inputs
+        counts = annotation_counts(artemis, self.paths.artemis_csv, self.funnel, self.report)
+        self.funnel.add("paintings", "annotated in ArtEmis", len(counts))
+        table = classes_table(classes, self.paths.classes_csv, self.funnel, self.report)
+        counts = self._match_case_insensitively(counts, table)
+        self.funnel.add("paintings", "names repaired (mojibake / Unicode form)", self.report["names_repaired"])
+        frame = table.join(counts, how="outer")
+        frame["in_classes"] = frame["classes_path"].notna()
+        frame["in_artemis"] = frame["artemis_path"].notna()
+        self.funnel.add("paintings", "in both CSVs", (frame["in_classes"] & frame["in_artemis"]).sum())
+        self.funnel.add("paintings", "in ArtEmis only", (~frame["in_classes"]).sum())
+        self.funnel.add("paintings", "in classes.csv only (no annotations)", (~frame["in_artemis"]).sum())
+        for c in COUNT_COLUMNS:
+            frame[c] = frame[c].fillna(0).astype("int64")
+        frame["declared_path"] = frame["classes_path"].fillna(frame["artemis_path"]).astype(str)
+        artist_from_name = frame["declared_path"].str.extract(r"/([^/_]+)_", expand=False)
+        frame["artist"] = frame["artist"].fillna(artist_from_name).fillna("")
+        frame["phash"] = frame["phash"].fillna("")
+        frame["genres"] = frame["genres"].fillna("")
+        self.frame = self._drop_unsafe(frame.reset_index())
+        self._inputs = None  # the raw CSVs are no longer needed
+        return self
+
+    def _match_case_insensitively(self, counts: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+        """ArtEmis keys with no exact classes.csv match try a unique case-insensitive one."""
+        missing = counts.index.difference(table.index)
+        folded = pd.Series(table.index, index=table.index.str.casefold())
+        folded = folded[~folded.index.duplicated(keep=False)]
+        remap = {k: folded[k.casefold()] for k in missing if k.casefold() in folded.index}
+        if remap:
+            counts = counts.rename(index=remap)
+            agg = {c: "sum" for c in COUNT_COLUMNS} | {"artemis_path": "first"}
+            counts = counts.groupby(level=0).agg(agg)
+        self.report["names_matched_case_insensitively"] = len(remap)
+        return counts
+
+    def _drop_unsafe(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Exclude paths that are unsafe (absolute, '..') or name no known WikiArt style."""
+        unsafe = frame["declared_path"].map(unsafe_reason)
+        folder = frame["declared_path"].str.replace("\\", "/", regex=False).str.split("/").str[0]
+        frame["style"] = folder.map(canonical_style)
+        bad_style = unsafe.isna() & (frame["style"].isna() | ~frame["declared_path"].str.contains("/", regex=False))
+        self.report["excluded"]["unsafe_path"] = sorted(frame.loc[unsafe.notna(), "declared_path"])
+        self.report["excluded"]["unknown_style"] = sorted(frame.loc[bad_style, "declared_path"])
+        self.report["details"]["unsafe_path"] = dict(zip(frame.loc[unsafe.notna(), "declared_path"], unsafe.dropna()))
+        self.funnel.add("images", "excluded: unsafe path", unsafe.notna().sum())
+        self.funnel.add("images", "excluded: unknown style", bad_style.sum())
+        return frame.loc[unsafe.isna() & ~bad_style].copy()
+
+    # ---- 3. label ---------------------------------------------------------------------------
+    def label(self) -> Preparation:
+        """Emotion label per painting (the label rule) and era (the era map); paintings with neither go."""
+        frame, config, funnel = self.frame, self.config, self.funnel
+        label, why = apply_label_rule(frame[list(COUNT_COLUMNS)], config.label_rule)
+        frame["emotion"] = label.to_numpy()
+        annotated = frame["in_artemis"].to_numpy()
+        funnel.add("labels", "emotion positive", (frame["emotion"] == "positive").sum())
+        funnel.add("labels", "emotion negative", (frame["emotion"] == "negative").sum())
+        reasons = {"unanimous": (("mixed", "no emotion: mixed positive and negative"),),
+                   "majority": (("tie", "no emotion: tie"),)}[config.label_rule]
+        for reason, text in (*reasons, ("only_something_else", "no emotion: only 'something else'")):
+            funnel.add("labels", text, ((why.to_numpy() == reason) & annotated).sum())
+        funnel.add("labels", "no emotion: no annotations", (~annotated).sum())
+        frame["era"] = eras_for_styles(frame["style"], config.era_map).to_numpy()
+        for era in ERAS:
+            funnel.add("labels", f"era {era}", (frame["era"] == era).sum())
+        funnel.add("labels", f"no era: style not in the '{config.era_map}' map", (frame["era"] == "").sum())
+        unlabelled = (frame["era"] == "") & (frame["emotion"] == "")
+        funnel.add("labels", "dropped: neither era nor emotion", unlabelled.sum())
+        self.frame = frame.loc[~unlabelled].copy()
+        return self
+
+    # ---- 4. images --------------------------------------------------------------------------
+    def check_images(self) -> Preparation:
+        """Find every painting on disk (name-tolerant, symlink escapes refused), then decode-check it once."""
+        self._locate()
+        frame = self.frame
+        frame["width"] = 0
+        frame["height"] = 0
+        if not self.config.check_images:
+            self.funnel.add("images", "image checks skipped", len(frame))
+            return self
+        checks = check_images(self.paths.archive, frame["image_path"], self.check_cache, self.config.workers,
+                              self.progress)
+        frame["width"] = checks.loc[frame["image_path"], "width"].to_numpy()
+        frame["height"] = checks.loc[frame["image_path"], "height"].to_numpy()
+        reasons = checks.loc[frame["image_path"], "reason"].to_numpy()
+        bad = pd.Series(reasons != "", index=frame.index)
+        excluded = self.report["excluded"]
+        for reason in ("missing_image", "unreadable_image"):
+            hit = bad & (reasons == reason)
+            excluded[reason] = sorted(excluded[reason] + frame.loc[hit, "image_path"].tolist())
+        self.report["details"]["unreadable_image"] = {p: checks.loc[p, "detail"] for p in frame.loc[bad, "image_path"]}
+        self.funnel.add("images", "excluded: unreadable image (zero bytes, truncated, not an image, too large)",
+                        bad.sum())
+        self.frame = frame.loc[~bad].copy()
+        return self
+
+    def _locate(self) -> None:
+        """Set image_path (as on disk); exclude paintings not found or resolving outside archive/."""
+        frame = self.frame
+        index = ArchiveIndex(self.paths.archive)
+        frame["image_path"] = frame["declared_path"].map(index.find)
+        not_found = frame["image_path"].isna()
+        escaping = ~not_found & frame["image_path"].fillna("").map(lambda p: bool(p) and index.escapes(p)).astype(bool)
+        excluded = self.report["excluded"]
+        excluded["missing_image"] = sorted(frame.loc[not_found, "declared_path"])
+        excluded["unsafe_path"] = sorted(excluded["unsafe_path"] + frame.loc[escaping, "declared_path"].tolist())
+        if len(frame) >= 10 and not_found.all():
+            folders = sorted(index.styles_on_disk())[:8]
+            raise DataError(f"{self.paths.archive}: none of the {len(frame):,} paintings the CSVs name was found there. "
+                            f"Expected archive/<Style>/<painting>.jpg (e.g. archive/{frame['declared_path'].iloc[0]}); "
+                            f"the folders there are {folders or 'none'} — unpacked one level too deep?")
+        self.funnel.add("images", "excluded: missing image", not_found.sum())
+        self.funnel.add("images", "excluded: path resolves outside archive/", escaping.sum())
+        self.frame = frame.loc[~not_found & ~escaping].copy()
+
+    # ---- 5. split ---------------------------------------------------------------------------
+    def split(self) -> Preparation:
+        """Caps (if any), then one train/val/test split per painting with groups kept whole."""
+        frame = self._apply_caps(self.frame.sort_values("image_path").reset_index(drop=True))
+        config = self.config
+        if config.group_by == "phash":
+            groups = frame["phash"].where(frame["phash"] != "", "key:" + frame["key"])
+        elif config.group_by == "artist":
+            groups = frame["artist"].where(frame["artist"] != "", "key:" + frame["key"])
+        else:
+            groups = "key:" + frame["key"]
+        strata = frame["era"] + "|" + frame["emotion"]
+        frame["split"] = assign_splits(strata.reset_index(drop=True), groups.reset_index(drop=True),
+                                       config.fractions, config.seed).to_numpy()
+        self.frame = frame
+        return self
+
+    def _apply_caps(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Subsample at most N paintings per era and per emotion class (seeded), for balanced subsets."""
+        rng = np.random.default_rng(self.config.seed)
+        for column, cap in (("era", self.config.cap_per_era), ("emotion", self.config.cap_per_emotion)):
+            if cap is None:
+                continue
+            drop = []
+            for value, idx in frame.groupby(column, sort=True).groups.items():
+                if value == "" or len(idx) <= cap:
+                    continue
+                drop.extend(rng.permutation(np.sort(np.asarray(idx)))[cap:].tolist())
+            frame = frame.drop(index=drop)
+            self.funnel.add("caps", f"dropped by cap of {cap} per {column}", len(drop))
+        return frame
+
+    # ---- 6. write ---------------------------------------------------------------------------
+    def result(self) -> PrepareResult:
+        """The manifest (contract columns), the report with funnel and counts, and the funnel table."""
+        frame = self.frame
+        frame["art_style"] = frame["image_path"].str.split("/").str[0]
+        frame["painting"] = frame["image_path"].map(lambda p: canonical_name(p.rsplit("/", 1)[-1].rsplit(".", 1)[0]))
+        manifest = frame.loc[:, list(MANIFEST_COLUMNS)].reset_index(drop=True)
+        funnel = self.funnel
+        funnel.add("manifest", "paintings in manifest", len(manifest))
+        funnel.add("manifest", "with an era (genre task)", (manifest["era"] != "").sum())
+        funnel.add("manifest", "with an emotion (emotion task)", (manifest["emotion"] != "").sum())
+        for split in ("train", "val", "test"):
+            funnel.add("manifest", f"split {split}", (manifest["split"] == split).sum())
+        report = self.report
+        report["funnel"] = funnel.frame().to_dict(orient="records")
+        report["counts"] = {"manifest_rows": len(manifest),
+                            "excluded": {k: len(v) for k, v in report["excluded"].items()}}
+        report["seconds"] = round(time.perf_counter() - self.t0, 3)
+        return PrepareResult(manifest=manifest, report=report, funnel=funnel.frame())
+
+    def write(self, out: str | os.PathLike[str]) -> PrepareResult:
+        """Write manifest.csv and prepare_report.json into ``out`` (atomically) and return the result."""
+        result = self.result()
+        write_outputs(result.manifest, result.report, out)
+        return result
+
+
+def prepare(data_root: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
+            config: PrepareConfig = PrepareConfig(), progress: bool = True) -> PrepareResult:
+    """Build the manifest (labels, eras, checked images, one leakage-free split) from a data root.
+
+    Runs every step of :class:`Preparation`; writes ``out/manifest.csv`` and ``out/prepare_report.json``
+    (atomically) when ``out`` is given.
+    """
+    prep = Preparation(data_root, config, progress, rundir.image_checks(out) if out is not None else None)
+    if out is not None:
+        atomic.check_writable(out, "write the manifest", "choose another output folder")
+    prep.read().join().label().check_images().split()
+    return prep.write(out) if out is not None else prep.result()

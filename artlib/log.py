@@ -1,0 +1,52 @@
+"""Status messages through :mod:`logging`: shown in notebooks and terminals, silenced with one call.
+
+artlib's loggers live under ``"artlib"``. Unless the application configured that logger itself,
+artlib gives it one handler that writes INFO and above to the *current* ``sys.stdout`` (so Jupyter
+shows the lines under the cell that caused them). ``quiet()`` keeps only warnings — the loud
+backbone-weights banner is a warning, so it stays visible.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+ROOT = "artlib"
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """A stream handler that writes to whatever ``sys.stdout`` is at the time of each message."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        """The current standard output (notebooks and test runners replace it)."""
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001 (StreamHandler assigns it once; ignored)
+        """Ignored: the handler always follows sys.stdout."""
+
+
+def setup() -> logging.Logger:
+    """artlib's root logger, with the stdout handler added once (unless handlers were configured)."""
+    logger = logging.getLogger(ROOT)
+    if not logger.handlers:
+        handler = _StdoutHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+def quiet(level: int = logging.WARNING) -> None:
+    """Show only messages at ``level`` and above (default: warnings, e.g. the backbone-weights banner)."""
+    setup().setLevel(level)
+
+
+def verbose() -> None:
+    """Show artlib's status messages again (INFO and above)."""
+    setup().setLevel(logging.INFO)
