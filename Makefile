@@ -9,12 +9,12 @@ STAMP   := $(VENV)/.artlib-installed
 RUN_DIR ?= runs/demo
 SANITIZE := notebooks/nbval_sanitize.cfg
 
-.PHONY: setup demo test unit nbval lab notebooks bench clean
+.PHONY: setup demo test unit unit-fast lint nbval lab notebooks bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,ray]'
 	@# the offline self-supervised ResNet50 weights (used when ImageNet weights cannot be downloaded)
 	$(PY) -m pip install --quiet --no-deps imgsim==0.1.2
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (artlib)" >/dev/null
@@ -25,10 +25,19 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m artlib demo --run-dir $(RUN_DIR)
 
-test: unit nbval
+test: lint unit nbval
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# the inner loop: every test that trains nothing (under a minute)
+unit-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
+# style (ruff, on the library, tests, benchmarks and the notebooks' .py sources) and the layer contracts
+lint: $(STAMP)
+	$(VENV)/bin/ruff check artlib tests benchmarks tools notebooks
+	$(VENV)/bin/lint-imports
 
 # nbval runs each notebook with its default parameters in a scratch run directory
 # (ARTLIB_RUN_DIR), so tests neither need nor overwrite runs/demo.
@@ -40,11 +49,10 @@ nbval: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
 
-# Regenerate the notebooks from tools/build_notebooks.py and store the outputs of a run of their
-# default parameters (what nbval compares), executed in a fresh scratch run directory.
+# Sync the notebooks' .py sources into the .ipynb files, execute them with their default parameters in a fresh
+# scratch run directory and store the outputs (what nbval compares), without run-specific metadata.
 notebooks: $(STAMP)
-	$(PY) tools/build_notebooks.py
-	rm -rf runs/nbexec && ARTLIB_RUN_DIR=runs/nbexec $(PY) tools/execute_notebooks.py
+	$(if $(NB),,rm -rf runs/nbexec &&) ARTLIB_RUN_DIR=runs/nbexec $(PY) tools/execute_notebooks.py $(NB)
 
 bench: $(STAMP)
 	$(PY) benchmarks/train_throughput.py $(ARGS)

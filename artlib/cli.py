@@ -6,8 +6,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from artlib.errors import CheckpointError, DataError
+
+if TYPE_CHECKING:
+    from artlib.train.config import TrainConfig
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
@@ -92,20 +96,57 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+_TRAIN_HELP = {
+    "image_size": "pixels (the study: 224)", "epochs": "the study: 100", "lr": "Adam learning rate (the study: 1e-6)",
+    "weights": "auto | imagenet | self-supervised | none | a .pth/.safetensors path",
+    "device": "auto | cuda | mps | cpu", "precision": "auto | fp32 | bf16",
+    "monitor": "early-stopping metric", "patience": "epochs without improvement before stopping",
+    "images": "cache (decode once) | files (decode every batch, as the original)",
+    "layout": "auto | channels_last | contiguous", "cache_dtype": "feature cache storage: float16 | float32",
+    "workers": "image decoding processes (default: all cores)",
+}
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field, its default taken from TrainConfig (the one source of defaults)."""
+    from artlib.train.config import CACHE_DTYPES, IMAGE_SOURCES, LAYOUTS, MONITORS, PRECISIONS, defaults
+
+    d = defaults()
+    choices = {"monitor": tuple(MONITORS), "precision": PRECISIONS, "images": IMAGE_SOURCES, "layout": LAYOUTS,
+               "cache_dtype": CACHE_DTYPES}
+    for name in ("image_size", "epochs", "batch_size", "patience", "workers"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=d[name], help=_TRAIN_HELP.get(name))
+    for name in ("lr", "weight_decay"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=d[name], help=_TRAIN_HELP.get(name))
+    for name in ("weights", "device", "monitor", "precision", "images", "layout", "cache_dtype"):
+        p.add_argument(f"--{name.replace('_', '-')}", default=d[name], choices=choices.get(name),
+                       help=_TRAIN_HELP.get(name))
+    p.add_argument("--augment", action="store_true", default=d["augment"], help="flips and small affine changes")
+    p.add_argument("--no-class-weights", dest="class_weights", action="store_false", default=d["class_weights"])
+    p.add_argument("--no-feature-cache", dest="feature_cache", action="store_false", default=d["feature_cache"])
+    p.add_argument("--no-draft", dest="draft", action="store_false", default=d["draft"],
+                   help="decode JPEGs at full size before resizing")
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig the parsed options describe."""
+    from dataclasses import fields
+
+    from artlib.train.config import TrainConfig
+
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     """Train stages (sources first) into a run directory that holds a manifest."""
     from artlib.paths import resolve_path
-    from artlib.train.runner import run_stages
     from artlib.stages import CONFIGURATIONS
-    from artlib.train.config import TrainConfig
+    from artlib.train.runner import run_stages
 
     names = [s for c in args.configuration for s in CONFIGURATIONS[c]] if args.configuration else args.stages
     if not names:
         raise ValueError("name stages (e.g. genre_conv4) or --configuration 1/2/3")
-    config = TrainConfig(image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         weights=args.weights, device=args.device, precision=args.precision, augment=args.augment,
-                         monitor=args.monitor, patience=args.patience)
-    rows = run_stages(names, resolve_path(args.run_dir), config, seeds=args.seeds, force=args.force,
+    rows = run_stages(names, resolve_path(args.run_dir), train_config(args), seeds=args.seeds, force=args.force,
                       progress=not args.quiet)
     print(rows[["stage", "seed", "accuracy", "f1", "majority_baseline_accuracy", "best_epoch"]].to_string(index=False))
     return 0
@@ -131,25 +172,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if (frame["error"] != "").any() else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every sub-command."""
-    parser = argparse.ArgumentParser(prog="python -m artlib", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _prepare_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``prepare`` sub-command's options (choices from artlib.data, not repeated here)."""
+    from artlib.data.labels import ERA_MAPS, LABEL_RULES
+    from artlib.data.prepare import GROUP_BY, PrepareConfig
 
-    p = sub.add_parser("demo-data", help="write a synthetic data root in the real formats")
-    p.add_argument("out", type=Path)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--scale", type=float, default=1.0, help="multiply the number of paintings")
-    p.set_defaults(func=_cmd_demo_data)
-
+    d = PrepareConfig()
     p = sub.add_parser("prepare", help="labels, eras, image checks and splits → OUT/manifest.csv")
     p.add_argument("--data-root", required=True, help="folder with archive/, data_gen/, data_em/ (or 'demo')")
     p.add_argument("--out", required=True, type=Path, help="run directory to write manifest.csv into")
-    p.add_argument("--label-rule", choices=["unanimous", "majority"], default="unanimous")
-    p.add_argument("--era-map", choices=["chronological", "seed"], default="chronological")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--splits", type=_parse_fractions, default=(0.7, 0.15, 0.15), help="train/val/test, e.g. 70/15/15")
-    p.add_argument("--group-by", choices=["phash", "artist", "none"], default="phash",
+    p.add_argument("--label-rule", choices=LABEL_RULES, default=d.label_rule)
+    p.add_argument("--era-map", choices=tuple(ERA_MAPS), default=d.era_map)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--splits", type=_parse_fractions, default=d.fractions, help="train/val/test, e.g. 70/15/15")
+    p.add_argument("--group-by", choices=GROUP_BY, default=d.group_by,
                    help="keep these groups in one split (phash: near-duplicates; artist: artist-disjoint)")
     p.add_argument("--cap-per-era", type=int, default=None, help="at most N paintings per era (the original: ~2900)")
     p.add_argument("--cap-per-emotion", type=int, default=None, help="at most N paintings per emotion class")
@@ -160,6 +196,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_prepare)
 
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``train`` sub-command's options (training options from TrainConfig)."""
+    p = sub.add_parser("train", help="train stages into a run directory holding manifest.csv")
+    p.add_argument("stages", nargs="*", help="stage names (sources run first when missing)")
+    p.add_argument("--configuration", type=int, nargs="+", choices=[1, 2, 3], default=None)
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    _add_train_options(p)
+    p.add_argument("--force", action="store_true", help="retrain finished stages")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    parser = argparse.ArgumentParser(prog="python -m artlib", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo-data", help="write a synthetic data root in the real formats")
+    p.add_argument("out", type=Path)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--scale", type=float, default=1.0, help="multiply the number of paintings")
+    p.set_defaults(func=_cmd_demo_data)
+    _prepare_parser(sub)
+
     p = sub.add_parser("demo", help="run every notebook in order with papermill (what `make demo` does)")
     p.add_argument("--run-dir", default="runs/demo")
     p.add_argument("--data-root", default=None, help="'demo' (the default: synthetic data) or a data root")
@@ -167,25 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the training notebooks' seeds")
     p.add_argument("--no-html", action="store_true", help="skip the HTML report")
     p.set_defaults(func=_cmd_demo)
-
-    p = sub.add_parser("train", help="train stages into a run directory holding manifest.csv")
-    p.add_argument("stages", nargs="*", help="stage names (sources run first when missing)")
-    p.add_argument("--configuration", type=int, nargs="+", choices=[1, 2, 3], default=None)
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--image-size", type=int, default=96)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--weights", default="auto")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    p.add_argument("--augment", action="store_true")
-    p.add_argument("--monitor", default="val_loss")
-    p.add_argument("--patience", type=int, default=3)
-    p.add_argument("--force", action="store_true", help="retrain finished stages")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_cmd_train)
+    _train_parser(sub)
 
     p = sub.add_parser("predict", help="emotion (and era) probabilities for new images, optional Grad-CAM")
     p.add_argument("images", nargs="+", type=Path)

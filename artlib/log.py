@@ -50,3 +50,17 @@ def quiet(level: int = logging.WARNING) -> None:
 def verbose() -> None:
     """Show artlib's status messages again (INFO and above)."""
     setup().setLevel(logging.INFO)
+
+
+PROGRESS_ENV = "ARTLIB_PROGRESS"
+"""Set to 0 to turn every progress bar off (``make notebooks`` does, so stored outputs hold no bar timings)."""
+
+
+def progress(iterable: object = None, *, enabled: bool = True, **kwargs: object) -> object:
+    """A plain-text tqdm progress bar (no notebook widgets), off when ``enabled`` is False or $ARTLIB_PROGRESS=0."""
+    import os
+
+    from tqdm import tqdm
+
+    show = enabled and os.environ.get(PROGRESS_ENV, "1") != "0"
+    return tqdm(iterable, disable=not show, **kwargs)

@@ -23,6 +23,8 @@ from artlib.data.roots import resolve_data_root
 from artlib.paths import display_path, resolve_run_dir
 
 log = logging.getLogger(__name__)
+INLINE_DPI = 60
+"""Resolution of figures shown in notebooks (stored notebooks stay small; saved PNGs are sharper)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ def start(data_root: str, run_dir: str) -> Session:
     """Resolve a notebook's data_root ('demo' = built-in synthetic data) and run_dir ($ARTLIB_RUN_DIR wins)."""
     session = Session(data_root=resolve_data_root(data_root), run_dir=resolve_run_dir(run_dir))
     log.info("%s", session)
+    import matplotlib
+
+    matplotlib.rcParams["figure.dpi"] = INLINE_DPI  # figures shown in notebooks; saved PNGs keep plots.save's dpi
     return session
 
 

@@ -38,11 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # run from a checkout without installing
-
-from artlib.paths import display_path, resolve_path  # noqa: E402  (light: no torch)
+from artlib.paths import display_path, resolve_path
 
 STAGES = ("emotion_conv5", "emotion_conv45")
 CONTENDED_SHARE = 0.10  # other processes using more than this share of the CPUs marks a row as contended
@@ -51,30 +47,35 @@ CONTENDED_SHARE = 0.10  # other processes using more than this share of the CPUs
 # ---- pipeline rows ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Pipeline:
-    """One way of feeding and running the model (a row of the table)."""
+    """One way of feeding and running the model (a row of the table), as public TrainConfig options."""
 
     name: str
     description: str
-    draft: bool  # JPEG draft (DCT-scaled) decoding
-    image_cache: bool  # decode once into the memory-mapped image cache
-    feature_cache: bool  # run the frozen prefix once, train on its cached output
-    channels_last: bool  # NHWC convolutions
-    precision: str  # 'fp32', 'bf16' or 'auto' (artlib.models.backbone.pick_precision)
+    images: str  # TrainConfig.images: 'files' (decode every batch) or 'cache' (decode once)
+    draft: bool  # TrainConfig.draft: JPEG draft (DCT-scaled) decoding
+    feature_cache: bool  # TrainConfig.feature_cache: run the frozen prefix once
+    layout: str  # TrainConfig.layout: 'contiguous', 'channels_last' or 'auto' (by input size)
+    precision: str  # TrainConfig.precision: 'fp32' or 'auto' (bf16 where the hardware has it)
+
+    def config_options(self) -> dict[str, Any]:
+        """The TrainConfig options this row sets."""
+        return {"images": self.images, "draft": self.draft, "feature_cache": self.feature_cache,
+                "layout": self.layout, "precision": self.precision}
 
 
 PIPELINES: tuple[Pipeline, ...] = (
     Pipeline("naive", "the original's pipeline: full-size decode every batch, full forward pass, fp32, NCHW",
-             draft=False, image_cache=False, feature_cache=False, channels_last=False, precision="fp32"),
+             images="files", draft=False, feature_cache=False, layout="contiguous", precision="fp32"),
     Pipeline("+draft", "naive + JPEG draft decoding (still decoded every batch)",
-             draft=True, image_cache=False, feature_cache=False, channels_last=False, precision="fp32"),
+             images="files", draft=True, feature_cache=False, layout="contiguous", precision="fp32"),
     Pipeline("+image_cache", "+ decoded-image cache (each file decoded once, memory-mapped)",
-             draft=True, image_cache=True, feature_cache=False, channels_last=False, precision="fp32"),
+             images="cache", draft=True, feature_cache=False, layout="contiguous", precision="fp32"),
     Pipeline("+feature_cache", "+ frozen-prefix feature cache (only the trainable blocks run per step)",
-             draft=True, image_cache=True, feature_cache=True, channels_last=False, precision="fp32"),
+             images="cache", draft=True, feature_cache=True, layout="contiguous", precision="fp32"),
     Pipeline("+channels_last", "+ channels_last (NHWC) convolutions",
-             draft=True, image_cache=True, feature_cache=True, channels_last=True, precision="fp32"),
-    Pipeline("artlib", "+ bf16 autocast where pick_precision('auto') chooses it: artlib's default pipeline",
-             draft=True, image_cache=True, feature_cache=True, channels_last=True, precision="auto"),
+             images="cache", draft=True, feature_cache=True, layout="channels_last", precision="fp32"),
+    Pipeline("artlib", "artlib's defaults: layout by input size, bf16 autocast where pick_precision('auto') chooses it",
+             images="cache", draft=True, feature_cache=True, layout="auto", precision="auto"),
 )
 PIPELINE_NAMES = tuple(p.name for p in PIPELINES)
 
@@ -164,99 +165,52 @@ def _children_cpu_seconds() -> float:
 
 # ---- one row, in a fresh process ----------------------------------------------------------
 def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[str, Any]:
-    """Build the model and inputs the pipeline's way, train, test; wall time covers cache building."""
-    mark = sampler.mark if sampler is not None else (lambda phase: None)
+    """Train the row's stage with ``run_stage`` — the code users run — configured by public options only."""
+    import json as _json
+
+    import pandas as pd
     import torch
-    from torch import nn
 
-    from artlib.models import checkpoints
-    from artlib.models.backbone import ArtNet, pick_precision
-    from artlib.train.features import build_feature_cache
-    from artlib.train.imagecache import build_image_cache
-    from artlib.data.manifest import read_manifest
-    from artlib.metrics import class_weights, classification_metrics, majority_class
-    from artlib.train.runner import (FeatureSource, FileSource, ImageSource, inference_batch, prefers_channels_last,
-                               task_data)
-    from artlib.stages import get_stage
-    from artlib.train.loop import TrainConfig, evaluate, set_seeds, train_loop
+    from artlib import rundir
+    from artlib.train.config import TrainConfig
+    from artlib.train.runner import run_stage
 
-    mark("imports")
+    mark = sampler.mark if sampler is not None else (lambda phase: None)
     pipe = Pipeline(**job["pipeline"])
-    folder = Path(job["row_dir"])
-    archive = Path(job["archive"])
-    device = torch.device(job["device"])
-    precision = pick_precision(pipe.precision, device)
-    stage = get_stage(job["stage"])
+    run_dir = Path(job["row_dir"])
+    for name in ("manifest.csv", "prepare_report.json"):
+        shutil.copy(Path(job["prepared"]) / name, run_dir / name)
     config = TrainConfig(image_size=job["image_size"], epochs=job["epochs"], batch_size=job["batch_size"],
-                         lr=job["lr"], patience=None, augment=False, feature_cache=pipe.feature_cache,
-                         device=job["device"], precision=precision)
+                         lr=job["lr"], patience=None, augment=False, device=job["device"], weights=job["weights"],
+                         workers=job["decode_threads"], **pipe.config_options())
+    mark("imports")
     t0 = time.perf_counter()
-    manifest = read_manifest(job["manifest"])
-    data = task_data(manifest, stage, job["manifest"])
-    set_seeds(job["seed"])
-    model = ArtNet.build(len(stage.classes), job["weights"], seed=job["seed"])
-    model.use_channels_last(pipe.channels_last)
-    model.freeze_all().unfreeze(*stage.blocks)
-    image_paths = manifest["image_path"].tolist()
-    model_seconds = time.perf_counter() - t0
-    mark("model")
-    t_cache = time.perf_counter()
-    pos = dict(data.positions)
-    if pipe.image_cache:
-        images = build_image_cache(archive, image_paths, config.image_size, folder / "cache", progress=False,
-                                   draft=pipe.draft, rows=data.rows)  # as run_stage: only the task's rows
-        ok = images.ok[data.rows]
-        pos = {s: p[ok[p]] for s, p in pos.items()}
-        mark("image_cache")
-        if pipe.feature_cache:
-            feats = build_feature_cache(model, images.array, data.rows, images.key, folder / "cache", device,
-                                        precision, config.cache_dtype, batch_size=inference_batch(config, device),
-                                        progress=False)
-            dtype = torch.bfloat16 if precision == "bf16" else torch.float32  # as run_stage
-            if pipe.name == "artlib":  # artlib picks the layout by the trainable blocks' input size, as run_stage
-                model.use_channels_last(prefers_channels_last(int(feats.array.shape[1])))
-            source: Any = FeatureSource(feats.array, feats.start, device, dtype=dtype)
-            mark("feature_cache")
-        else:
-            source = ImageSource(images, data.rows, augment=False, seed=job["seed"])
-    else:
-        source = FileSource(archive, image_paths, data.rows, config.image_size, threads=job["decode_threads"],
-                            draft=pipe.draft)
-    cache_seconds = time.perf_counter() - t_cache
-    y_train = data.labels[pos["train"]]
-    weights_vec = class_weights(y_train, len(stage.classes)) if config.class_weights else None
-    meta = checkpoints.make_meta(kind="checkpoint", stage=stage.name, task=stage.task, classes=list(stage.classes),
-                                 seed=job["seed"], config_hash=f"bench-{pipe.name}")
-    loop = train_loop(model, source, data.labels, pos["train"], pos["val"], config, job["seed"], device, precision,
-                      weights_vec, folder / "checkpoint.pt", meta, progress=False)
-    mark("training")
-    crit = nn.CrossEntropyLoss(weight=None if weights_vec is None else
-                               torch.tensor(weights_vec, dtype=torch.float32, device=device))
-    t_test = time.perf_counter()
-    _, probs = evaluate(model, source, pos["test"], data.labels, crit, device, precision, config.batch_size)
-    test_seconds = time.perf_counter() - t_test
-    mark("test")
-    y_test = data.labels[pos["test"]]
-    pred = probs.argmax(1)
-    m = classification_metrics(y_test, pred, len(stage.classes), majority_class(y_train, len(stage.classes)))
+    row = run_stage(job["stage"], run_dir, config, seed=job["seed"], progress=False,
+                    on_epoch_end=lambda epoch, history: mark(f"epoch {epoch}"))
     wall = time.perf_counter() - t0
-    n_train = int(len(pos["train"]))
+    mark("test")
+    metrics = _json.loads(rundir.stage_file(run_dir, job["stage"], job["seed"], "metrics.json").read_text())
+    predictions = pd.read_csv(rundir.stage_file(run_dir, job["stage"], job["seed"], "predictions.csv"))
+    n_train = int(row["n_train"])
     return {
-        "pipeline": pipe.name, "stage": stage.name, "precision": precision, "channels_last": pipe.channels_last,
-        "feature_cache": pipe.feature_cache, "image_cache": pipe.image_cache, "draft": pipe.draft,
-        "device": str(device), "torch_threads": torch.get_num_threads(),
-        "n_train": n_train, "n_val": int(len(pos["val"])), "n_test": int(len(pos["test"])),
-        "n_cached_images": len(image_paths) if pipe.image_cache else 0, "epochs_run": loop.epochs_run,
-        "train_seconds": loop.seconds, "train_images_per_s": n_train * loop.epochs_run / max(loop.seconds, 1e-9),
-        "cache_seconds": cache_seconds, "test_seconds": test_seconds, "wall_seconds": wall,
-        "model_seconds": model_seconds,  # manifest, task rows, model build and weights loading
-        # the rest of the wall time: mostly train_loop's per-epoch checkpoint (trainable weights + Adam state)
-        "checkpoint_seconds": wall - model_seconds - cache_seconds - loop.seconds - test_seconds,
-        "accuracy": m["accuracy"], "f1": m["f1"], "balanced_accuracy": m["balanced_accuracy"],
-        "majority_baseline_accuracy": m["majority_baseline_accuracy"],
-        "final_train_loss": loop.history[-1]["train_loss"], "best_epoch": loop.best_epoch,
-        "predictions": [int(v) for v in pred], "test_rows": [int(v) for v in data.rows[pos["test"]]],
-        "cuda_peak_mb": (torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None,
+        "pipeline": pipe.name, "stage": job["stage"], "precision": row["precision"], "layout": pipe.layout,
+        "feature_cache": bool(row["feature_cache"]), "images": pipe.images, "draft": pipe.draft,
+        "device": row["device"], "torch_threads": torch.get_num_threads(),
+        "n_train": n_train, "n_val": int(row["n_val"]), "n_test": int(row["n_test"]),
+        "n_cached_images": 0 if pipe.images == "files" else int(job["n_images"]), "epochs_run": int(row["epochs_run"]),
+        "train_seconds": float(row["train_seconds"]),
+        "train_images_per_s": n_train * int(row["epochs_run"]) / max(float(row["train_seconds"]), 1e-9),
+        "cache_seconds": float(row["cache_seconds"]), "wall_seconds": wall,
+        # the rest of run_stage's wall time: model building, per-epoch checkpoints, testing and writing the results
+        "other_seconds": wall - float(row["cache_seconds"]) - float(row["train_seconds"]),
+        "accuracy": row["accuracy"], "f1": row["f1"], "balanced_accuracy": row["balanced_accuracy"],
+        "majority_baseline_accuracy": row["majority_baseline_accuracy"], "best_epoch": int(row["best_epoch"]),
+        "final_train_loss": float(pd.read_csv(rundir.stage_file(run_dir, job["stage"], job["seed"],
+                                                                  "history.csv"))["train_loss"].iloc[-1]),
+        "predictions": predictions["predicted"].astype(str).tolist(),
+        "test_paths": predictions["image_path"].astype(str).tolist(),
+        "config_hash": metrics["config_hash"],
+        "cuda_peak_mb": (torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None,
     }
 
 
@@ -349,7 +303,7 @@ def image_stats(archive: Path) -> dict[str, float]:
 
 def prepare_timed(root: Path, out: Path) -> dict[str, Any]:
     """Run artlib.data.prepare.prepare into ``out`` with fresh image checks, timing the checks separately."""
-    import artlib.data.manifest as manifest_module
+    import artlib.data.prepare as manifest_module
 
     (out / "image_checks.csv").unlink(missing_ok=True)  # a reused check cache would skip the work we time
     original = manifest_module.check_images
@@ -408,7 +362,7 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> st
 
 MAIN_COLUMNS = [("stage", "stage", ""), ("pipeline", "pipeline", ""), ("prec", "precision", ""),
                 ("train img/s", "train_images_per_s", ".1f"), ("train s", "train_seconds", ".1f"),
-                ("cache s", "cache_seconds", ".1f"), ("ckpt s", "checkpoint_seconds", ".1f"),
+                ("cache s", "cache_seconds", ".1f"), ("other s", "other_seconds", ".1f"),
                 ("wall s", "wall_seconds", ".1f"),
                 ("wall/naive", "wall_vs_naive", ".3f"), ("speedup", "speedup", ".2f"),
                 ("peak RSS MiB", "peak_rss_mb", ".0f"), ("anon MiB", "peak_anon_mb", ".0f"),
@@ -434,7 +388,7 @@ def annotate(rows: list[dict[str, Any]]) -> None:
         r["wall_vs_naive"] = r["wall_seconds"] / base["wall_seconds"]
         r["speedup"] = base["wall_seconds"] / r["wall_seconds"]
         r["train_speedup"] = r["train_images_per_s"] / base["train_images_per_s"]
-        same_rows = r["test_rows"] == base["test_rows"]
+        same_rows = r["test_paths"] == base["test_paths"]
         same = [a == b for a, b in zip(r["predictions"], base["predictions"])] if same_rows else []
         r["agreement_with_naive"] = sum(same) / len(same) if same else None
         n = max(r["n_test"], 1)
@@ -515,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = resolve_weights(args.weights, verbose=True)  # once here, not per row (no network retries per row)
     auto_precision = pick_precision("auto", device)
     pipelines = [p for p in PIPELINES if p.name in args.pipelines]
-    if auto_precision == "fp32":  # the artlib row would repeat +channels_last: run it once, named artlib
+    if auto_precision == "fp32":  # the artlib row would nearly repeat +channels_last: run it once, named artlib
         pipelines = [p for p in pipelines if not (p.name == "+channels_last" and "artlib" in args.pipelines)]
     env = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
            "cpu_model": _cpu_model(), "cpu_native_bf16": cpu_has_native_bf16(), "device": str(device),
@@ -554,7 +508,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(row_dir, ignore_errors=True)
         row_dir.mkdir(parents=True)
         return {"pipeline": asdict(pipe), "stage": stage, "row_dir": str(row_dir), "archive": str(root / "archive"),
-                "manifest": preps[scale]["manifest"], "device": str(device), "weights": weights, "seed": args.seed,
+                "prepared": str(Path(preps[scale]["manifest"]).parent), "n_images": preps[scale]["manifest_rows"],
+                "device": str(device), "weights": args.weights, "seed": args.seed,
                 "image_size": args.image_size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                 "decode_threads": args.decode_threads}
 
@@ -624,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  [{'PASS' if c['passed'] else 'FAIL'}] {c['target']}: {c['value']:.3f}{extra}{flag}")
     out.parent.mkdir(parents=True, exist_ok=True)
     for r in report["rows"] + report["scaling"]:
-        r.pop("predictions", None), r.pop("test_rows", None)
+        r.pop("predictions", None), r.pop("test_paths", None)
     settings["weights_resolved"] = weights.label
     out.write_text(json.dumps(report, indent=1, default=str))
     print(f"\nwrote {display_path(out)}")

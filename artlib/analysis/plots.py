@@ -173,3 +173,15 @@ def per_era_bars(per_era: pd.DataFrame, path: str | Path | None = None) -> plt.F
     fig.tight_layout()
     save(fig, path)
     return fig
+
+
+def show_as_jpeg(fig: plt.Figure, quality: int = 80) -> None:
+    """Show a figure of paintings inline as JPEG (a tenth of a PNG's size in a stored notebook) and close it."""
+    import io
+
+    from IPython.display import Image, display
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="jpeg", dpi=fig.dpi, bbox_inches="tight", pil_kwargs={"quality": quality})
+    plt.close(fig)
+    display(Image(data=buffer.getvalue(), format="jpeg"))

@@ -13,11 +13,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from artlib import atomic
 from artlib.data.images import ImageCheck, check_image
 from artlib.data.names import canonical_name
+from artlib.log import progress as progress_bar
 
 
 def unsafe_reason(rel: str) -> str | None:
@@ -132,7 +132,7 @@ def check_images(
                 continue
         todo.append((rel, str(archive / rel)))
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    bar = tqdm(total=len(todo), desc="checking images", unit="img", disable=not progress or not todo)
+    bar = progress_bar(total=len(todo), desc="checking images", unit="img", enabled=progress and bool(todo))
     if n_workers > 1 and len(todo) >= 200:
         with ProcessPoolExecutor(max_workers=n_workers) as pool:
             for rel, res in pool.map(_check_one, todo, chunksize=8):

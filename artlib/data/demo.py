@@ -144,23 +144,23 @@ def _mojibake(text: str) -> str:
     return text.encode("utf-8").decode("latin-1").lower()
 
 
-def generate(out: str | os.PathLike[str], spec: DemoSpec = DemoSpec()) -> dict[str, int]:
-    """Write a demo data root (archive/, data_gen/classes.csv, data_em/artemis…csv) into ``out``."""
-    out = Path(out)
-    rng = np.random.default_rng(spec.seed)
-    era_styles = ERA_MAPS["chronological"]
-    artists_per_style = {s: [f"{a}-{b}" for a, b in zip(rng.choice(["anna", "pierre", "ivan", "maria", "luca", "hans",
-                                                                      "yoko", "carlos", "ines", "tomas"], 3),
-                                                           rng.choice(["moretti", "weber", "novak", "silva", "berg",
-                                                                       "dubois", "tanaka", "lind", "costa"], 3))]
-                         for styles in era_styles.values() for s in styles}
+def _artists(rng: np.random.Generator) -> dict[str, list[str]]:
+    """Three made-up artist names per style."""
+    firsts = ["anna", "pierre", "ivan", "maria", "luca", "hans", "yoko", "carlos", "ines", "tomas"]
+    lasts = ["moretti", "weber", "novak", "silva", "berg", "dubois", "tanaka", "lind", "costa"]
+    return {s: [f"{a}-{b}" for a, b in zip(rng.choice(firsts, 3), rng.choice(lasts, 3))]
+            for styles in ERA_MAPS["chronological"].values() for s in styles}
+
+
+def _plan(spec: DemoSpec, rng: np.random.Generator) -> pd.DataFrame:
+    """One row per painting: era, style, artist, name, emotion, label pattern, and its role in the demo."""
+    artists = _artists(rng)
     paintings: list[dict] = []
     for era, n_era in PAINTINGS_PER_ERA.items():
-        styles = era_styles[era]
-        n_era = int(round(n_era * spec.scale))
-        for i in range(n_era):
+        styles = ERA_MAPS["chronological"][era]
+        for i in range(int(round(n_era * spec.scale))):
             style = styles[i % len(styles)]
-            artist = str(rng.choice(artists_per_style[style]))
+            artist = str(rng.choice(artists[style]))
             if i % 23 == 5:
                 artist = _ACCENTED_ARTISTS[(i // 23) % len(_ACCENTED_ARTISTS)]
             emotion = "positive" if rng.random() < POSITIVE_RATE[era] else "negative"
@@ -170,17 +170,20 @@ def generate(out: str | os.PathLike[str], spec: DemoSpec = DemoSpec()) -> dict[s
                                   pattern=pattern, intensity=float(rng.uniform(0.15, 0.8)),
                                   phash=f"{int(rng.integers(0, 2**62)):016x}"))
     frame = pd.DataFrame(paintings).drop_duplicates("painting").reset_index(drop=True)
+    if len(frame) < 60:
+        raise ValueError(f"DemoSpec.scale={spec.scale} gives {len(frame)} paintings; at least 60 are needed for every case")
+    return _assign_roles(frame, rng)
+
+
+def _assign_roles(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Most paintings are in both CSVs; some in one only; a few broken on purpose; some gray, CMYK, huge, NFD."""
     n = len(frame)
-    if n < 60:
-        raise ValueError(f"DemoSpec.scale={spec.scale} gives {n} paintings; at least 60 are needed for every case")
-    # Roles: most paintings are in both CSVs; some in one only; a few are broken on purpose.
     role = np.full(n, "both", dtype=object)
     idx = rng.permutation(n)
     role[idx[:14]] = "classes_only"
     role[idx[14:19]] = "artemis_only"
-    defects = ["missing_image", "missing_image", "zero_bytes", "truncated", "not_an_image"]
-    for j, d in enumerate(defects):
-        role[idx[19 + j]] = d
+    for j, defect in enumerate(["missing_image", "missing_image", "zero_bytes", "truncated", "not_an_image"]):
+        role[idx[19 + j]] = defect
     frame["role"] = role
     frame["mode"] = "RGB"
     frame.loc[idx[30:36], "mode"] = "L"
@@ -190,87 +193,121 @@ def generate(out: str | os.PathLike[str], spec: DemoSpec = DemoSpec()) -> dict[s
     frame["nfd_on_disk"] = False
     accented = frame.index[~frame["painting"].map(str.isascii)]
     frame.loc[accented[::2], "nfd_on_disk"] = True
+    return frame
 
-    with atomic.atomic_dir(out) as tmp:
-        archive = tmp / "archive"
-        rows_classes, rows_artemis = [], []
-        for k, p in frame.iterrows():
-            style_dir = archive / p["style"]
-            style_dir.mkdir(parents=True, exist_ok=True)
-            side = spec.large_side if p["large"] else int(rng.integers(spec.min_side + 20, spec.max_side + 1))
-            aspect = float(rng.uniform(0.65, 1.5))
-            w, h = (side, max(spec.min_side, int(side / aspect))) if aspect >= 1 else (max(spec.min_side, int(side * aspect)), side)
-            disk_name = unicodedata.normalize("NFD" if p["nfd_on_disk"] else "NFC", p["painting"]) + ".jpg"
-            path = style_dir / disk_name
-            if p["role"] not in ("missing_image",):
-                arr = _draw(p["era"], p["style"], p["emotion"], p["intensity"], w, h, rng)
-                im = Image.fromarray(arr)
-                if p["mode"] != "RGB":
-                    im = im.convert(p["mode"])
-                im.save(path, quality=88)
-                if p["role"] == "zero_bytes":
-                    path.write_bytes(b"")
-                elif p["role"] == "truncated":
-                    data = path.read_bytes()
-                    path.write_bytes(data[: len(data) // 2])
-                elif p["role"] == "not_an_image":
-                    path.write_text("<html>403 Forbidden</html>\n")
-            filename = f"{p['style']}/{p['painting']}.jpg"
-            genres = [p["style"].replace("_", " ")]
-            if k % 17 == 3:  # a few paintings list a second style, as the real genre column does
-                genres.append(str(rng.choice([s for s in era_styles[p["era"]] if s != p["style"]])).replace("_", " "))
-            if p["role"] != "artemis_only":
-                rows_classes.append(dict(filename=filename, artist=p["artist"], genre=str(genres),
-                                         description=p["painting"].split("_", 1)[1], phash=p["phash"], width=w,
-                                         height=h, genre_count=len(genres),
-                                         subset=str(rng.choice(["train", "test", "uncertain artist"], p=[0.7, 0.25, 0.05]))))
-            if p["role"] != "classes_only":
-                emotions = _annotations(p["emotion"], p["pattern"], rng)
-                ae_name = _mojibake(p["painting"]) if not p["painting"].isascii() and k % 2 == 0 else p["painting"]
-                for j, e in enumerate(emotions):
-                    pool = _UTTER_SE if e == SOMETHING_ELSE else (_UTTER_POS if e in POSITIVE_EMOTIONS else _UTTER_NEG)
-                    rows_artemis.append(dict(art_style=p["style"], painting=ae_name, emotion=e,
-                                             utterance=f"{rng.choice(pool)} (annotator {j + 1})",
-                                             repetition=len(emotions)))
-                if k % 151 == 7:  # the same annotation twice, as exports sometimes repeat a row
-                    rows_artemis.append(dict(rows_artemis[-1]))
-        # Near-duplicates: a re-scan of an existing painting under another name, same phash.
-        base = frame[(frame["role"] == "both")].sample(n=12, random_state=spec.seed)
+
+class _Writer:
+    """Writes the planned paintings' files and collects both CSVs' rows, in one seeded order."""
+
+    def __init__(self, root: Path, spec: DemoSpec, rng: np.random.Generator):
+        self.root, self.spec, self.rng = root, spec, rng
+        self.archive = root / "archive"
+        self.classes: list[dict] = []
+        self.artemis: list[dict] = []
+
+    def _image(self, p: pd.Series, path: Path) -> tuple[int, int]:
+        """Draw the painting at a random size and save it (or its deliberate defect); returns (w, h)."""
+        spec, rng = self.spec, self.rng
+        side = spec.large_side if p["large"] else int(rng.integers(spec.min_side + 20, spec.max_side + 1))
+        aspect = float(rng.uniform(0.65, 1.5))
+        w, h = (side, max(spec.min_side, int(side / aspect))) if aspect >= 1 else \
+            (max(spec.min_side, int(side * aspect)), side)
+        if p["role"] == "missing_image":
+            return w, h
+        im = Image.fromarray(_draw(p["era"], p["style"], p["emotion"], p["intensity"], w, h, rng))
+        (im.convert(p["mode"]) if p["mode"] != "RGB" else im).save(path, quality=88)
+        if p["role"] == "zero_bytes":
+            path.write_bytes(b"")
+        elif p["role"] == "truncated":
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        elif p["role"] == "not_an_image":
+            path.write_text("<html>403 Forbidden</html>\n")
+        return w, h
+
+    def painting(self, k: int, p: pd.Series) -> None:
+        """One planned painting: its file, its classes.csv row and its ArtEmis annotations (per its role)."""
+        rng = self.rng
+        (self.archive / p["style"]).mkdir(parents=True, exist_ok=True)
+        disk_name = unicodedata.normalize("NFD" if p["nfd_on_disk"] else "NFC", p["painting"]) + ".jpg"
+        w, h = self._image(p, self.archive / p["style"] / disk_name)
+        genres = [p["style"].replace("_", " ")]
+        if k % 17 == 3:  # a few paintings list a second style, as the real genre column does
+            others = [s for s in ERA_MAPS["chronological"][p["era"]] if s != p["style"]]
+            genres.append(str(rng.choice(others)).replace("_", " "))
+        if p["role"] != "artemis_only":
+            self.classes.append(dict(filename=f"{p['style']}/{p['painting']}.jpg", artist=p["artist"], genre=str(genres),
+                                     description=p["painting"].split("_", 1)[1], phash=p["phash"], width=w, height=h,
+                                     genre_count=len(genres),
+                                     subset=str(rng.choice(["train", "test", "uncertain artist"], p=[0.7, 0.25, 0.05]))))
+        if p["role"] != "classes_only":
+            emotions = _annotations(p["emotion"], p["pattern"], rng)
+            ae_name = _mojibake(p["painting"]) if not p["painting"].isascii() and k % 2 == 0 else p["painting"]
+            for j, e in enumerate(emotions):
+                pool = _UTTER_SE if e == SOMETHING_ELSE else (_UTTER_POS if e in POSITIVE_EMOTIONS else _UTTER_NEG)
+                self.artemis.append(dict(art_style=p["style"], painting=ae_name, emotion=e,
+                                         utterance=f"{rng.choice(pool)} (annotator {j + 1})", repetition=len(emotions)))
+            if k % 151 == 7:  # the same annotation twice, as exports sometimes repeat a row
+                self.artemis.append(dict(self.artemis[-1]))
+
+    def near_duplicates(self, frame: pd.DataFrame) -> int:
+        """Re-scans of 12 paintings under another name (cropped, re-encoded), with the same phash."""
+        base = frame[(frame["role"] == "both")].sample(n=12, random_state=self.spec.seed)
         for _, p in base.iterrows():
-            src = next((archive / p["style"]).glob(unicodedata.normalize("NFD" if p["nfd_on_disk"] else "NFC", p["painting"]) + ".jpg"))
+            form = "NFD" if p["nfd_on_disk"] else "NFC"
+            src = next((self.archive / p["style"]).glob(unicodedata.normalize(form, p["painting"]) + ".jpg"))
             im = Image.open(src).convert("RGB")
             im = im.crop((2, 2, im.width - 3, im.height - 3))
             dup = f"{p['painting']}-1"
-            im.save(archive / p["style"] / f"{dup}.jpg", quality=80)
-            rows_classes.append(dict(filename=f"{p['style']}/{dup}.jpg", artist=p["artist"],
+            im.save(self.archive / p["style"] / f"{dup}.jpg", quality=80)
+            self.classes.append(dict(filename=f"{p['style']}/{dup}.jpg", artist=p["artist"],
                                      genre=str([p["style"].replace("_", " ")]), description=dup.split("_", 1)[1],
                                      phash=p["phash"], width=im.width, height=im.height, genre_count=1, subset="train"))
-            for j, e in enumerate(_annotations(p["emotion"], "unanimous", rng)):
-                rows_artemis.append(dict(art_style=p["style"], painting=dup, emotion=e,
+            for j, e in enumerate(_annotations(p["emotion"], "unanimous", self.rng)):
+                self.artemis.append(dict(art_style=p["style"], painting=dup, emotion=e,
                                          utterance=f"Same as the other version (annotator {j + 1})", repetition=5))
-        # Entries no loader should trust: an unknown style, a path escaping the archive.
-        (archive / "Fantasy_Art").mkdir()
-        Image.fromarray(_draw("Modern", "Fantasy_Art", "positive", 0.8, 150, 150, rng)).save(
-            archive / "Fantasy_Art" / "anna-weber_dragon-1990.jpg")
-        rows_classes.append(dict(filename="Fantasy_Art/anna-weber_dragon-1990.jpg", artist="anna-weber",
+        return len(base)
+
+    def untrusted_entries(self) -> None:
+        """Entries no loader should trust: an unknown style, a path escaping the archive."""
+        (self.archive / "Fantasy_Art").mkdir()
+        Image.fromarray(_draw("Modern", "Fantasy_Art", "positive", 0.8, 150, 150, self.rng)).save(
+            self.archive / "Fantasy_Art" / "anna-weber_dragon-1990.jpg")
+        self.classes.append(dict(filename="Fantasy_Art/anna-weber_dragon-1990.jpg", artist="anna-weber",
                                  genre="['Fantasy Art']", description="dragon-1990", phash="ffffffffffffffff",
                                  width=150, height=150, genre_count=1, subset="train"))
         for e in ("awe", "awe", "contentment"):
-            rows_artemis.append(dict(art_style="Fantasy_Art", painting="anna-weber_dragon-1990", emotion=e,
-                                     utterance=f"A dragon ({len(rows_artemis)})", repetition=3))
-            rows_artemis.append(dict(art_style="Baroque", painting="../../../etc/passwd", emotion=e,
-                                     utterance=f"Not a painting ({len(rows_artemis)})", repetition=3))
-        classes = pd.DataFrame(rows_classes, columns=["filename", "artist", "genre", "description", "phash", "width",
+            self.artemis.append(dict(art_style="Fantasy_Art", painting="anna-weber_dragon-1990", emotion=e,
+                                     utterance=f"A dragon ({len(self.artemis)})", repetition=3))
+            self.artemis.append(dict(art_style="Baroque", painting="../../../etc/passwd", emotion=e,
+                                     utterance=f"Not a painting ({len(self.artemis)})", repetition=3))
+
+    def finish(self, frame: pd.DataFrame) -> tuple[int, int]:
+        """Write both CSVs, the ground truth and the markers; returns (classes rows, ArtEmis rows)."""
+        classes = pd.DataFrame(self.classes, columns=["filename", "artist", "genre", "description", "phash", "width",
                                                       "height", "genre_count", "subset"])
-        artemis = pd.DataFrame(rows_artemis, columns=["art_style", "painting", "emotion", "utterance", "repetition"])
-        atomic.write_csv(tmp / CLASSES_RELPATH, classes)
-        atomic.write_csv(tmp / ARTEMIS_RELPATH, artemis)
-        frame.drop(columns=["large"]).to_csv(tmp / "demo_truth.csv", index=False)
-        (tmp / "README.md").write_text(
+        artemis = pd.DataFrame(self.artemis, columns=["art_style", "painting", "emotion", "utterance", "repetition"])
+        atomic.write_csv(self.root / CLASSES_RELPATH, classes)
+        atomic.write_csv(self.root / ARTEMIS_RELPATH, artemis)
+        frame.drop(columns=["large"]).to_csv(self.root / "demo_truth.csv", index=False)
+        (self.root / "README.md").write_text(
             "# artlib demo data — SYNTHETIC\n\nGenerated pictures in the real WikiArt/ArtEmis formats, made by "
-            "`python -m artlib demo-data`. They are not paintings; see artlib/demo.py for how they are built.\n")
-        (tmp / ".artlib-demo").write_text(DEMO_VERSION + "\n")
-    return {"paintings": n + len(base) + 1, "classes_rows": len(classes), "artemis_rows": len(artemis)}
+            "`python -m artlib demo-data`. They are not paintings; see artlib/data/demo.py for how they are built.\n")
+        (self.root / ".artlib-demo").write_text(DEMO_VERSION + "\n")
+        return len(classes), len(artemis)
+
+
+def generate(out: str | os.PathLike[str], spec: DemoSpec = DemoSpec()) -> dict[str, int]:
+    """Write a demo data root (archive/, data_gen/classes.csv, data_em/artemis…csv) into ``out``."""
+    rng = np.random.default_rng(spec.seed)
+    frame = _plan(spec, rng)
+    with atomic.atomic_dir(Path(out)) as tmp:
+        writer = _Writer(tmp, spec, rng)
+        for k, p in frame.iterrows():
+            writer.painting(int(k), p)
+        n_dups = writer.near_duplicates(frame)
+        writer.untrusted_entries()
+        n_classes, n_artemis = writer.finish(frame)
+    return {"paintings": len(frame) + n_dups + 1, "classes_rows": n_classes, "artemis_rows": n_artemis}
 
 
 def is_demo_root(path: str | os.PathLike[str]) -> bool:

@@ -9,6 +9,7 @@ silently loading the wrong model. No pickle of arbitrary objects is ever loaded.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import zipfile
 from pathlib import Path
@@ -34,12 +35,14 @@ def save(path: str | os.PathLike[str], payload: dict[str, Any], digest: bool = F
         raise ValueError("a checkpoint needs a 'meta' entry")
     crc = torch.serialization.get_crc32_options()
     torch.serialization.set_crc32_options(True)  # the per-record CRCs are what verify_zip checks on loading
+    buffer = io.BytesIO()  # torch names the zip's records after a file's name: a buffer keeps the bytes reproducible
     try:
-        with atomic.atomic_path(path, ".pt") as tmp:
-            torch.save(payload, tmp)
+        torch.save(payload, buffer)
     finally:
         torch.serialization.set_crc32_options(crc)
-    return file_sha256(path) if digest else None
+    data = buffer.getbuffer()
+    atomic.write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest() if digest else None
 
 
 def verify_zip(path: str | os.PathLike[str]) -> None:

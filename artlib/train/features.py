@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from artlib.train.cachefile import CacheFile
 from artlib.models.backbone import ArtNet, autocast
+from artlib.log import progress as progress_bar
 
 
 @dataclass
@@ -92,7 +92,7 @@ def _compute_into(file: CacheFile, model: ArtNet, images: np.ndarray, rows: np.n
                   device: torch.device, precision: str, dtype: type, batch_size: int, progress: bool,
                   check_space: Callable[[Path, int], None] | None) -> tuple[int, ...]:
     """Run the prefix over every row in batches into a new cache array; returns its shape."""
-    bar = tqdm(total=len(rows), desc=f"caching features below {start}", unit="img", disable=not progress)
+    bar = progress_bar(total=len(rows), desc=f"caching features below {start}", unit="img", enabled=progress)
     with torch.no_grad():
         first = _prefix_batch(model, images, rows[:batch_size], start, device, precision, dtype)
         shape = (len(rows), *first.shape[1:])

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from artlib import atomic
 from artlib.train.cachefile import CacheFile
 from artlib.data.images import RESIZE_POLICY, ImageLoadError, load_square
+from artlib.log import progress as progress_bar
 
 
 @dataclass
@@ -154,7 +154,7 @@ def _decode_into(out: np.ndarray, jobs: list[tuple[int, str, int, bool]], errors
                  workers: int | None, progress: bool, size: int) -> None:
     """Decode the jobs into ``out`` (worker processes from 64 images on), recording failures in ``errors``."""
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    bar = tqdm(total=len(jobs), desc=f"caching images at {size}px", unit="img", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc=f"caching images at {size}px", unit="img", enabled=progress)
     if n_workers > 1 and len(jobs) >= 64:
         with ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context()) as pool:
             for i, arr, err in pool.map(_decode, jobs, chunksize=8):

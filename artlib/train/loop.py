@@ -20,12 +20,12 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from artlib import metrics
 from artlib.models import checkpoints
 from artlib.models.backbone import BLOCK_MODULES, ArtNet, autocast
 from artlib.train.config import MONITORS, TrainConfig
+from artlib.log import progress as progress_bar
 
 log = logging.getLogger(__name__)
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -165,7 +165,7 @@ def _train_epoch(model: ArtNet, source: Source, targets: np.ndarray, order: np.n
     """One pass over the training order; mean loss and accuracy (against the top target)."""
     model.train()
     total, correct, seen = 0.0, 0, 0
-    for chunk in tqdm(list(batches(order, batch_size)), desc=f"epoch {epoch}", leave=False, disable=not progress,
+    for chunk in progress_bar(list(batches(order, batch_size)), desc=f"epoch {epoch}", leave=False, enabled=progress,
                       unit="batch"):
         x = source.get(chunk, epoch=epoch).to(device, non_blocking=True)
         y = torch.from_numpy(targets[chunk]).to(device)
@@ -205,8 +205,8 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
     optimizer = make_adam([p for p in model.parameters() if p.requires_grad], config.lr, config.weight_decay)
     state = _resume(checkpoint_path, meta, model, optimizer, config.epochs)
     resumed_from = state.start_epoch - 1
-    epochs_bar = tqdm(range(state.start_epoch, config.epochs + 1), desc=meta.get("stage", "training"), unit="epoch",
-                      disable=not progress, initial=resumed_from, total=config.epochs)
+    epochs_bar = progress_bar(range(state.start_epoch, config.epochs + 1), desc=meta.get("stage", "training"), unit="epoch",
+                      enabled=progress, initial=resumed_from, total=config.epochs)
     for epoch in epochs_bar:
         t0 = time.perf_counter()
         train_loss, train_acc = _train_epoch(model, source, targets, epoch_order(train_pos, seed, epoch), epoch,

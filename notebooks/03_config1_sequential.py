@@ -1,0 +1,120 @@
+# %% [markdown]
+# # 03 · Configuration 1 — sequential: genre on conv4, then emotion on conv5
+#
+# Stage 1 fine-tunes conv4 (torchvision `layer3`) on the four eras; stage 3 carries that backbone over, puts a fresh emotion head on it and fine-tunes conv5 (`layer4`) on positive/negative. The baseline, stage 2, fine-tunes conv5 on emotion straight from the pretrained backbone. Everything below the trainable blocks is frozen (BatchNorm included) and computed once (the feature cache).
+
+# %% tags=["parameters"]
+data_root     = "demo"        # a data root (archive/, data_gen/, data_em/) or "demo"
+run_dir       = "runs/demo"   # where results are read and written
+image_size    = 96            # pixels (the study: 224)
+epochs        = 5             # the study: 100
+batch_size    = 32
+lr            = 1e-4          # Adam learning rate (the study: 1e-6)
+weight_decay  = 0.0
+seeds         = [0, 1]        # one training run per seed, for spread and significance
+weights       = "auto"        # "imagenet", "self-supervised", "none", a .pth/.safetensors path, or "auto"
+device        = "auto"        # "cuda", "mps", "cpu" or "auto"
+precision     = "auto"        # "bf16" where the hardware has it natively, else "fp32"
+augment       = False         # flips and small affine changes (turns the feature cache off)
+feature_cache = None          # run the frozen blocks once and cache their output (None: whenever augment is off)
+class_weights = True          # per-class weights against imbalance
+monitor       = "val_loss"    # early stopping metric: val_loss, val_accuracy, val_f1, val_balanced_accuracy
+patience      = 3             # epochs without improvement before stopping
+force         = False         # retrain stages that already finished with these settings
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import matplotlib.pyplot as plt
+
+from artlib import workflow
+from artlib.analysis import plots
+from artlib.train.runner import run_stages
+from artlib.stages import STAGES
+from artlib.train.config import TrainConfig
+
+session = workflow.start(data_root, run_dir)
+manifest = workflow.ensure_manifest(session)
+config = TrainConfig(image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                     class_weights=class_weights, monitor=monitor, patience=patience, augment=augment,
+                     feature_cache=feature_cache, weights=weights, device=device, precision=precision)
+config
+
+# %% [markdown]
+# ### Stage `genre_conv4`
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from artlib.models.backbone import ArtNet
+
+stage = STAGES["genre_conv4"]
+print(f"task: {stage.task} ({len(stage.classes)} classes)  trains: {stage.trained_blocks}  "
+      f"starts from: {stage.init_from or 'the pretrained backbone'}")
+ArtNet.build(len(stage.classes)).freeze_all().unfreeze(*stage.blocks).parameter_table()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+run_stages(["genre_conv4"], session.run_dir, config, seeds=seeds, force=force)
+workflow.stage_metrics(session.run_dir, "genre_conv4")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+plots.loss_curves(workflow.stage_histories(session.run_dir, "genre_conv4", seeds),
+                  session.figures / "loss_genre_conv4.png")
+plt.show()
+
+# %% [markdown]
+# ### Stage `emotion_conv5`
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from artlib.models.backbone import ArtNet
+
+stage = STAGES["emotion_conv5"]
+print(f"task: {stage.task} ({len(stage.classes)} classes)  trains: {stage.trained_blocks}  "
+      f"starts from: {stage.init_from or 'the pretrained backbone'}")
+ArtNet.build(len(stage.classes)).freeze_all().unfreeze(*stage.blocks).parameter_table()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+run_stages(["emotion_conv5"], session.run_dir, config, seeds=seeds, force=force)
+workflow.stage_metrics(session.run_dir, "emotion_conv5")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+plots.loss_curves(workflow.stage_histories(session.run_dir, "emotion_conv5", seeds),
+                  session.figures / "loss_emotion_conv5.png")
+plt.show()
+
+# %% [markdown]
+# ### Stage `genre_conv4_then_emotion_conv5`
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from artlib.models.backbone import ArtNet
+
+stage = STAGES["genre_conv4_then_emotion_conv5"]
+print(f"task: {stage.task} ({len(stage.classes)} classes)  trains: {stage.trained_blocks}  "
+      f"starts from: {stage.init_from or 'the pretrained backbone'}")
+ArtNet.build(len(stage.classes)).freeze_all().unfreeze(*stage.blocks).parameter_table()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+run_stages(["genre_conv4_then_emotion_conv5"], session.run_dir, config, seeds=seeds, force=force)
+workflow.stage_metrics(session.run_dir, "genre_conv4_then_emotion_conv5")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+plots.loss_curves(workflow.stage_histories(session.run_dir, "genre_conv4_then_emotion_conv5", seeds),
+                  session.figures / "loss_genre_conv4_then_emotion_conv5.png")
+plt.show()
+
+# %% [markdown]
+# ## The configuration's table, in the original study's format
+#
+# Mean ± standard deviation over seeds; the last row is what always answering the majority class scores on the same test paintings (the original never reported it). Notebook 06 adds confidence intervals and significance tests.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from artlib.analysis import compare
+
+compare.original_tables(compare.load_results(session.run_dir), session.run_dir)[1]

@@ -1,0 +1,115 @@
+"""The codebase's own rules: cheap imports, small functions, notebooks in sync with their sources, one set of defaults."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+from artlib.train.config import TrainConfig, defaults
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+TRAINING_NOTEBOOKS = [p for p in NOTEBOOK_SOURCES if "\nepochs " in p.read_text()]
+MAX_FUNCTION_LINES = 60
+
+
+@pytest.mark.parametrize("module", ["artlib", "artlib.data", "artlib.data.prepare", "artlib.stages", "artlib.metrics",
+                                    "artlib.rundir", "artlib.results", "artlib.train.config", "artlib.cli"])
+def test_light_modules_do_not_import_torch(module: str) -> None:
+    """The data layer, the study's definitions and the CLI's parser start without torch (prepare starts fast)."""
+    code = f"import sys, {module}; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0, f"importing {module} imports torch"
+
+
+def test_no_library_function_is_longer_than_a_reader_can_hold() -> None:
+    """Every function and method in artlib/ spans at most 60 lines (docstring included)."""
+    long = []
+    for path in sorted((ROOT / "artlib").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []
+
+
+def test_every_library_function_has_a_docstring_and_type_hints() -> None:
+    """Public and private functions alike say what they do and what they take and return."""
+    missing = []
+    for path in sorted((ROOT / "artlib").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = [a for a in node.args.args + node.args.kwonlyargs if a.arg not in ("self", "cls")]
+                if ast.get_docstring(node) is None or node.returns is None and node.name != "__init__" \
+                        or any(a.annotation is None for a in args):
+                    missing.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert missing == []
+
+
+@pytest.mark.parametrize("source", NOTEBOOK_SOURCES, ids=lambda p: p.stem)
+def test_notebook_pairs_are_in_sync(source: Path) -> None:
+    """Each .ipynb holds exactly the cells of its percent-format .py source (run `make notebooks` after editing)."""
+    paired = jupytext.read(source)
+    stored = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    cells = [(c.cell_type, c.source.strip(), tuple(c.metadata.get("tags", []))) for c in paired.cells]
+    stored_cells = [(c.cell_type, c.source.strip(), tuple(c.metadata.get("tags", []))) for c in stored.cells]
+    assert stored_cells == cells, f"{source.name} and its .ipynb differ: run `make notebooks` (or jupytext --sync)"
+
+
+@pytest.mark.parametrize("source", NOTEBOOK_SOURCES, ids=lambda p: p.stem)
+def test_notebook_cells_follow_the_conventions(source: Path) -> None:
+    """One parameters cell of literals (data_root, run_dir); every code cell is checked or explicitly ignored by nbval."""
+    nb = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    assigned = {}
+    for node in ast.parse(params[0].source).body:
+        assert isinstance(node, ast.Assign), "the parameters cell holds assignments only"
+        assigned[node.targets[0].id] = ast.literal_eval(node.value)  # literals only
+    assert {"data_root", "run_dir"} <= set(assigned)
+    for cell in code:
+        if cell is not params[0]:
+            assert "# NBVAL_CHECK_OUTPUT" in cell.source or "# NBVAL_IGNORE_OUTPUT" in cell.source, cell.source[:80]
+    assert all(not c.get("outputs") for c in params)
+    assert "widgets" not in nb.metadata and "papermill" not in nb.metadata
+
+
+def _parameters(source: Path) -> dict:
+    """The literal values of a notebook's parameters cell."""
+    nb = jupytext.read(source)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    return {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body}
+
+
+@pytest.mark.parametrize("source", TRAINING_NOTEBOOKS, ids=lambda p: p.stem)
+def test_training_notebook_defaults_are_trainconfigs(source: Path) -> None:
+    """A training notebook's parameters that are TrainConfig fields carry TrainConfig's defaults (one source)."""
+    params = _parameters(source)
+    shared = {k: v for k, v in params.items() if k in defaults()}
+    assert {"image_size", "epochs", "batch_size", "lr", "weights", "device"} <= set(shared)
+    assert shared == {k: defaults()[k] for k in shared}
+
+
+def test_parameter_profiles_only_name_known_parameters() -> None:
+    """params/*.yaml override notebook parameters that exist, with values TrainConfig accepts."""
+    known = set().union(*(_parameters(p) for p in NOTEBOOK_SOURCES))
+    for profile in sorted((ROOT / "params").glob("*.yaml")):
+        values = yaml.safe_load(profile.read_text())
+        assert set(values) <= known, f"{profile.name}: unknown parameters {set(values) - known}"
+        TrainConfig(**{k: v for k, v in values.items() if k in defaults()})  # valid settings
+
+
+def test_command_line_defaults_are_trainconfigs() -> None:
+    """`python -m artlib train` without options trains with TrainConfig()."""
+    from artlib.cli import build_parser, train_config
+
+    args = build_parser().parse_args(["train", "--run-dir", "x", "emotion_conv5"])
+    assert train_config(args) == TrainConfig()
