@@ -26,6 +26,18 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 
 
+def _coalesce(outputs: list) -> list:
+    """Merge consecutive stream outputs of the same stream (how they are split depends on timing, not content)."""
+    merged: list = []
+    for out in outputs:
+        if merged and out.get("output_type") == "stream" and merged[-1].get("output_type") == "stream" \
+                and merged[-1].get("name") == out.get("name"):
+            merged[-1]["text"] = merged[-1]["text"] + out["text"]
+        else:
+            merged.append(out)
+    return merged
+
+
 def clean(nb: nbformat.NotebookNode, prefix: str) -> nbformat.NotebookNode:
     """Drop run-specific metadata (papermill, execution times, widgets) and set stable cell ids."""
     for key in ("papermill", "widgets", "jupytext"):
@@ -39,7 +51,8 @@ def clean(nb: nbformat.NotebookNode, prefix: str) -> nbformat.NotebookNode:
             cell.metadata.pop(key, None)
         if cell.cell_type == "code":
             cell.execution_count = None
-            for out in cell.get("outputs", []):
+            cell.outputs = _coalesce(cell.get("outputs", []))
+            for out in cell.outputs:
                 out.pop("execution_count", None)
                 if out.get("output_type") == "execute_result":
                     out["execution_count"] = None
@@ -63,7 +76,11 @@ def sync(py: Path) -> Path:
 
 
 def main(names: list[str]) -> int:
-    """Sync, execute and clean each notebook (all by default); stop at the first failure."""
+    """Sync, execute and clean each notebook (all by default); stop at the first failure (``--clean``: clean only)."""
+    if names[:1] == ["--clean"]:
+        for ipynb in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+            nbformat.write(clean(nbformat.read(ipynb, as_version=4), ipynb.name.split("_")[0]), ipynb)
+        return 0
     os.environ.setdefault("ARTLIB_PROGRESS", "0")
     for py in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py")):
         if names and not any(py.name.startswith(n) for n in names):
