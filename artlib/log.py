@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 ROOT = "artlib"
 
@@ -21,13 +22,13 @@ class _StdoutHandler(logging.StreamHandler):
         super().__init__(sys.stdout)
 
     @property
-    def stream(self):  # type: ignore[override]
+    def stream(self) -> TextIO:  # type: ignore[override]
         """The current standard output (notebooks and test runners replace it)."""
         return sys.stdout
 
     @stream.setter
-    def stream(self, value) -> None:  # noqa: ANN001 (StreamHandler assigns it once; ignored)
-        """Ignored: the handler always follows sys.stdout."""
+    def stream(self, value: TextIO) -> None:
+        """Ignored: the handler always follows sys.stdout (StreamHandler assigns it once)."""
 
 
 def setup() -> logging.Logger:

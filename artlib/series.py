@@ -98,7 +98,7 @@ def _accepted(nb: Path, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_html(executed: list[Path], out_dir: Path) -> list[Path]:
-    """Render executed notebooks to standalone HTML files (written atomically)."""
+    """Render executed notebooks to standalone HTML files and an index that leads with the verdicts (atomically)."""
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -111,6 +111,43 @@ def export_html(executed: list[Path], out_dir: Path) -> list[Path]:
         target = out_dir / (nb.stem + ".html")
         atomic.write_text(target, body)
         written.append(target)
-    index = "\n".join(f'<li><a href="{p.name}">{p.stem}</a></li>' for p in written)
-    atomic.write_text(out_dir / "index.html", f"<html><body><h1>artlib report</h1><ul>{index}</ul></body></html>\n")
+    atomic.write_text(out_dir / "index.html", report_index(out_dir.parent, written))
     return written
+
+
+KEY_FIGURES = ("06_verdicts.png", "06_emotion_accuracy.png", "08_verdicts.png", "08_emotion9_accuracy.png")
+
+
+def report_index(run_dir: Path, pages: list[Path]) -> str:
+    """The report's front page: the verdicts table, the key figures, then links to every notebook."""
+    import html
+
+    import pandas as pd
+
+    parts = ["<html><head><meta charset='utf-8'><title>artlib report</title><style>"
+             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}.improved{color:#009E73}"
+             ".worse{color:#D55E00}.inconclusive{color:#777}</style></head><body><h1>artlib report</h1>"]
+    verdicts = rundir.verdicts(run_dir)
+    if verdicts.is_file():
+        table = pd.read_csv(verdicts)
+        parts.append("<h2>Verdicts</h2><table><tr><th>comparison</th><th>kind</th><th>verdict</th><th>reason</th>"
+                     "<th>difference (points)</th><th>interval</th><th>Holm p</th><th>seeds</th></tr>")
+        for r in table.itertuples():
+            diff = f"{r.difference * 100:+.1f}" if pd.notna(r.difference) else "–"
+            ci = f"{r.ci_low * 100:+.1f} to {r.ci_high * 100:+.1f}" if pd.notna(r.ci_low) else "–"
+            p = f"{r.p_adjusted:.3g}" if pd.notna(r.p_adjusted) else "–"
+            parts.append(f"<tr><td>{html.escape(str(r.comparison))}</td><td>{html.escape(str(r.kind))}</td>"
+                         f"<td class='{html.escape(str(r.verdict))}'><b>{html.escape(str(r.verdict))}</b></td>"
+                         f"<td>{html.escape(str(r.reason))}</td><td>{diff}</td><td>{ci}</td><td>{p}</td>"
+                         f"<td>{r.n_seeds}</td></tr>")
+        parts.append("</table>")
+    else:
+        parts.append("<p>No verdicts yet: run notebook 06.</p>")
+    figures = [f for f in KEY_FIGURES if (rundir.figures(run_dir) / f).is_file()]
+    if figures:
+        parts.append("<h2>Key figures</h2>" + "".join(f"<p><img src='../figures/{f}' style='max-width:100%'></p>"
+                                                    for f in figures))
+    parts.append("<h2>Notebooks</h2><ul>" + "".join(f'<li><a href="{p.name}">{html.escape(p.stem)}</a></li>'
+                                                    for p in pages) + "</ul></body></html>\n")
+    return "".join(parts)

@@ -1,7 +1,11 @@
-"""The study's eight training stages as data, grouped into its three configurations.
+"""The study's training stages and the comparisons that judge them, as data.
 
 A stage is a name, a task, the blocks it trains and where its backbone starts from: the
 pretrained weights, or another stage's trained backbone (carried over with a fresh head).
+A comparison pairs a stage with the stage it is judged against; besides the study's own
+comparisons, artlib adds *matched controls*: the same blocks trained in the same order on
+emotion only, so that a difference can be put down to genre and not to adapting conv4 to
+paintings at all.
 """
 
 from __future__ import annotations
@@ -58,12 +62,14 @@ _ALL = (
     Stage("emotion_conv45", 2, "emotion", ("conv4", "conv5"), None, "Trained on Emotions", "Conv4 & Conv5"),
     Stage("genre_conv45_then_emotion_conv45", 2, "emotion", ("conv4", "conv5"), "genre_conv45",
           "Trained on Genre then Emotions", "Conv4 & Conv5", compare_with="emotion_conv45"),
+    Stage("emotion_conv45_then_emotion_conv45", 2, "emotion", ("conv4", "conv5"), "emotion_conv45",
+          "Trained on Emotions, then again (matched control)", "Conv4 & Conv5, twice"),
     Stage("emotion_conv4", 3, "emotion", ("conv4",), None, "Trained on Emotions", "Conv4"),
     Stage("emotion_conv4_then_emotion_conv5", 3, "emotion", ("conv5",), "emotion_conv4", "Trained on Emotions",
           "Conv4 then Conv5", compare_with="emotion_conv4"),
 )
 STAGES: dict[str, Stage] = {s.name: s for s in _ALL}
-"""All eight stages by name, in the study's order."""
+"""Every stage by name: the study's eight, in its order, then the matched control artlib adds."""
 CONFIGURATIONS: dict[int, tuple[str, ...]] = {
     c: tuple(s.name for s in _ALL if s.configuration == c) for c in CONFIGURATION_NAMES
 }
@@ -84,3 +90,42 @@ def dependency_chain(name: str) -> list[Stage]:
         chain.insert(0, stage)
         stage = get_stage(stage.init_from) if stage.init_from else None
     return chain
+
+
+ORIGINAL = "original"
+MATCHED = "matched control"
+SEQUENTIAL_VS_SIMULTANEOUS = "sequential vs simultaneous"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two stages compared on the same test paintings: does ``stage`` beat ``baseline``?"""
+
+    name: str
+    stage: str
+    baseline: str
+    kind: str  # ORIGINAL (the study's own), MATCHED (isolates genre), SEQUENTIAL_VS_SIMULTANEOUS
+    question: str
+
+
+COMPARISONS: tuple[Comparison, ...] = (
+    Comparison("genre → conv5 vs matched control", "genre_conv4_then_emotion_conv5",
+               "emotion_conv4_then_emotion_conv5", MATCHED,
+               "Does training conv4 on genre help more than training conv4 on emotion (same blocks, same order)?"),
+    Comparison("genre → conv5 vs the study's baseline", "genre_conv4_then_emotion_conv5", "emotion_conv5", ORIGINAL,
+               "Does genre_conv4 → emotion_conv5 beat emotion_conv5 (whose conv4 was never trained)?"),
+    Comparison("genre → conv4+5 vs matched control", "genre_conv45_then_emotion_conv45",
+               "emotion_conv45_then_emotion_conv45", MATCHED,
+               "Does training conv4+conv5 on genre first help more than training them on emotion first?"),
+    Comparison("genre → conv4+5 vs the study's baseline", "genre_conv45_then_emotion_conv45", "emotion_conv45",
+               ORIGINAL, "Does genre_conv45 → emotion_conv45 beat emotion_conv45 (trained once)?"),
+    Comparison("conv4 → conv5 vs conv4 (emotion only)", "emotion_conv4_then_emotion_conv5", "emotion_conv4", ORIGINAL,
+               "Does training conv5 after conv4 (both on emotion) beat conv4 alone?"),
+    Comparison("sequential vs simultaneous, with genre", "genre_conv4_then_emotion_conv5",
+               "genre_conv45_then_emotion_conv45", SEQUENTIAL_VS_SIMULTANEOUS,
+               "With a genre step, does training conv4 then conv5 beat training both together (the study's claim 2)?"),
+    Comparison("sequential vs simultaneous, emotion only", "emotion_conv4_then_emotion_conv5",
+               "emotion_conv45_then_emotion_conv45", SEQUENTIAL_VS_SIMULTANEOUS,
+               "Without genre, does training conv4 then conv5 beat training both together twice?"),
+)
+"""Every comparison notebook 06 reports; Holm's correction runs over all of them."""

@@ -111,10 +111,11 @@ plt.show()
 # %% [markdown]
 # ## The configuration's table, in the original study's format
 #
-# Mean ± standard deviation over seeds; the last row is what always answering the majority class scores on the same test paintings (the original never reported it). Notebook 06 adds confidence intervals and significance tests.
+# Mean ± standard deviation over seeds, with an interval that treats seeds and test paintings as random; the last rows are what always answering the majority class, and answering each era's majority emotion, score on the same test paintings (the original reported neither). Notebook 06 decides what the differences show.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 from artlib.analysis import compare
 
-compare.original_tables(compare.load_results(session.run_dir), session.run_dir)[1]
+summary = compare.summary_table(compare.load_results(session.run_dir), session.run_dir)
+compare.original_tables(summary)[1]

@@ -1,32 +1,48 @@
 # %% [markdown]
-# # 06 · Compare the results
+# # 06 · Compare the results — and decide what they show
 #
-# Does genre training help emotion classification, by how much, and is the difference larger than seed-to-seed noise? Everything here is computed from `results.csv` and the per-painting `predictions.csv` files that notebooks 03–05 wrote, so it can be rerun at any time.
+# Does genre training help emotion classification, and is sequential block training better than simultaneous?
+# Everything here is computed from `results.csv`, the per-painting `predictions.csv` files notebooks 03–05 wrote
+# and the manifest, so it can be rerun at any time.
 #
-# * **± values** are the standard deviation over training seeds;
-# * **[95% CI]** is a bootstrap over test paintings of the seed-averaged metric;
-# * **p-values** compare two models on the *same* test paintings (exact McNemar per seed; an exact paired permutation test on seed-averaged correctness when seeds are pooled);
-# * the **majority baseline** is what always answering the most frequent training class scores on the same test paintings — the original study never reported it, and several of its emotion models were below it.
+# **How every number is made** (details in `artlib/analysis/stats.py`):
+#
+# * **± values** are the standard deviation over training seeds.
+# * **Intervals treat both the training seed and the test painting as random.** A model trained with another seed,
+#   or tested on other paintings, would score differently; both uncertainties are in every interval. One stage's
+#   accuracy interval is Clopper–Pearson at the seed-aware effective sample size (never of zero width); a
+#   difference's interval is a t interval with the crossed seeds × paintings variance.
+# * **Two trivial baselines** sit beside every number, on the same test paintings: always answering the training
+#   split's majority class, and answering each era's majority emotion (the *era-prior* baseline — what knowing the
+#   era buys without looking at the painting).
+# * **Matched controls.** `genre_conv4 → emotion_conv5` is judged against `emotion_conv4 → emotion_conv5` (same
+#   blocks, same order, no genre), and `genre_conv45 → emotion_conv45` against `emotion_conv45 → emotion_conv45`.
+#   Only these isolate genre; the study's own comparisons are kept beside them, labelled "original".
+#
+# **The verdict rule** (one function, `artlib.analysis.verdicts.decide`): a comparison is **improved** or **worse**
+# only when at least 3 seeds ran, not both models are below the stronger trivial baseline, the interval of the
+# difference excludes 0 after Holm's correction over all the comparisons shown, and every seed points the same way.
+# Otherwise it is **inconclusive**, with the reason. Stages that were still improving when they stopped are flagged.
 
 # %% tags=["parameters"]
-data_root   = "demo"
-run_dir     = "runs/demo"
-n_boot      = 2000     # bootstrap resamples for confidence intervals
-confidence  = 0.95
-alpha       = 0.05     # significance level of the paired tests
+data_root      = "demo"
+run_dir        = "runs/demo"
+confidence     = 0.95    # intervals of single stages
+alpha          = 0.05    # family-wise error rate of the verdicts (Holm)
+allow_mismatch = []      # settings compared stages may differ in, e.g. ["backbone_weights"] (the tables then say so)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 import matplotlib.pyplot as plt
-
 from IPython.display import display
 
 from artlib import workflow
-from artlib.analysis import compare
-from artlib.analysis import plots
+from artlib.analysis import compare, plots, verdicts
+from artlib.stages import COMPARISONS
 
 session = workflow.start(data_root, run_dir)
 results = compare.load_results(session.run_dir)
+allow = tuple(allow_mismatch)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -34,41 +50,45 @@ print(f"{len(results)} results: {results['stage'].nunique()} stages × {results[
       f"({results['task'].value_counts().sort_index().to_dict()})")
 
 # %% [markdown]
-# ## Every stage: mean ± std over seeds, with confidence intervals
+# ## Were the compared stages trained alike?
+#
+# Backbone weights, image size, epochs, learning rate, label rule, era map and the manifest must match, or a
+# comparison is refused with the differing setting named (`allow_mismatch` overrides, and says so).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+compare.check_comparable(results, list(results["stage"].unique()), allow) or "every recorded setting matches"
+
+# %% [markdown]
+# ## Every stage: mean ± std over seeds, its interval and both trivial baselines
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-summary = compare.summary_table(results, session.run_dir, n_boot=n_boot, confidence=confidence, alpha=alpha)
-summary[["configuration", "stage", "task", "n_seeds", "accuracy_mean", "accuracy_std", "accuracy_ci_low",
-         "accuracy_ci_high", "f1_mean", "f1_std", "majority_baseline_accuracy"]].round(3)
+summary = compare.summary_table(results, session.run_dir, confidence)
+summary[["stage", "n_seeds", "n_test", "accuracy_mean", "accuracy_std", "accuracy_ci_low", "accuracy_ci_high",
+         "f1_mean", "majority_baseline_accuracy", "era_prior_baseline_accuracy", "still_improving"]].round(3)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("stages compared:", ", ".join(summary["stage"]))
+print("intervals of zero width:", int((summary["accuracy_ci_high"] <= summary["accuracy_ci_low"]).sum()))
 
 # %% [markdown]
 # ## Tables 1–3 in the original study's layout
+#
+# With both trivial baselines as rows; `*` marks a stage still improving when it stopped (raise `epochs`).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-tables = compare.original_tables(results, session.run_dir, summary=summary)
-for number, table in tables.items():
+for number, table in compare.original_tables(summary, confidence).items():
     print(f"Table {number}: configuration {number}")
     display(table)
-
-# %% [markdown]
-# ## Emotion stages against the always-majority baseline
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 emotion = summary[summary["task"] == "emotion"].reset_index(drop=True)
-plots.metric_bars(emotion, "accuracy", baseline=float(emotion["majority_baseline_accuracy"].iloc[0]),
-                  path=session.figures / "06_emotion_accuracy.png")
+plots.accuracy_bars(emotion, confidence, session.figures / "06_emotion_accuracy.png")
 plt.show()
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-plots.metric_bars(emotion, "f1", path=session.figures / "06_emotion_f1.png")
-plt.show()
-
-# %% [markdown]
-# ## Confusion matrices (test paintings, summed over seeds)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -76,42 +96,71 @@ plots.confusion_matrices(compare.confusion_matrices(session.run_dir, results, ta
                          session.figures / "06_confusion_emotion.png")
 plt.show()
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-plots.confusion_matrices(compare.confusion_matrices(session.run_dir, results, task="genre"),
-                         session.figures / "06_confusion_genre.png")
-plt.show()
-
 # %% [markdown]
-# ## Genre-informed (or sequential) stage against its emotion-only baseline
+# ## The verdicts
 #
-# Same test paintings, same seeds. `b`: paintings only the stage got right; `c`: only the baseline.
+# Every comparison, the matched controls first. `p_adjusted` is Holm-adjusted over all of them; the interval is at
+# the level Holm tested that comparison at; `detectable` is the smallest difference this run could have found with
+# 80% power.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for c in COMPARISONS:
+    print(f"{c.kind:27s} {c.stage} vs {c.baseline}")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-tests = compare.paired_tests(session.run_dir, results, n_boot=n_boot, confidence=confidence, alpha=alpha)
-pooled = tests[tests["seed"] == "pooled"]
-pooled[["comparison", "stage", "baseline", "accuracy_stage", "accuracy_baseline", "accuracy_diff",
-        "accuracy_diff_ci_low", "accuracy_diff_ci_high", "b", "c", "p_value", "significant"]].round(4)
-
-# %% [markdown]
-# ## Conclusion (generated from the numbers above)
+found = verdicts.evaluate(session.run_dir, results, alpha=alpha, allow=allow)
+table = verdicts.verdict_table(found)
+table[["comparison", "kind", "verdict", "reason", "difference", "ci_low", "ci_high", "p_adjusted", "n_seeds",
+       "detectable_difference"]].round(4)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(compare.conclusion_text(tests, summary, alpha=alpha))
-
-# %% [markdown]
-# ## Does genre help some eras more than others?
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-per_era = compare.per_era_accuracy(session.run_dir, results)
-plots.per_era_bars(per_era.rename(columns={"accuracy_mean": "accuracy"}), session.figures / "06_per_era.png")
+plots.verdict_forest(table, session.figures / "06_verdicts.png")
 plt.show()
-per_era.pivot_table(index="stage", columns="era", values="accuracy_mean", sort=False).round(3)
+
+# %% [markdown]
+# ## Conclusion (generated from the verdicts above)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-comparison = compare.write_comparison(session.run_dir, n_boot=n_boot, confidence=confidence, alpha=alpha)
-print(f"wrote comparison.csv ({len(comparison)} stages) and {len(list(session.figures.glob('06_*.png')))} figures")
+print(verdicts.conclusion_text(found, summary, alpha))
+
+# %% [markdown]
+# ## Detail: each seed on its own (exact McNemar)
+#
+# Per seed, paintings only the stage got right vs only the baseline; these p-values treat the trained models as
+# fixed and are not corrected — detail for reading, not for deciding.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+verdicts.seed_detail(session.run_dir, results).round(4)
+
+# %% [markdown]
+# ## Per era (exploratory)
+#
+# No test is made per era: with few test paintings per era, the era where "genre helped" is easy to find by
+# chance. Eras with fewer than 30 test paintings are faded.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+per_era = compare.per_era_accuracy(session.run_dir, results, confidence)
+plots.per_era_bars(per_era, session.figures / "06_per_era.png")
+plt.show()
+per_era.round(3)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+compare.write_comparison(session.run_dir, summary)
+verdicts.write_verdicts(session.run_dir, table)
+print(f"wrote comparison.csv ({len(summary)} stages), verdicts.csv ({len(table)} comparisons) and "
+      f"{len(list(session.figures.glob('06_*.png')))} figures")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import pandas as pd
+
+from artlib import rundir
+
+print(list(pd.read_csv(rundir.verdicts(session.run_dir)).columns))

@@ -1,4 +1,4 @@
-"""artlib.analysis.stats: hand-computed cases for spread, bootstrap intervals and exact paired tests."""
+"""artlib.metrics and artlib.analysis.stats: hand-computed cases for metrics, spread and exact paired tests."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
 
 from artlib.metrics import f1_for_task, from_confusion
-from artlib.analysis.stats import (binomial_tail_half, bootstrap_ci, bootstrap_metric_ci, exact_two_sided_p,
-                          mcnemar_exact, mean_std, paired_permutation_test, paired_predictions)
+from artlib.analysis.stats import binomial_tail_half, exact_two_sided_p, mcnemar_exact, mean_std, paired_predictions
 
 
 # ---- mean_std ----------------------------------------------------------------------------
@@ -75,99 +74,6 @@ def test_exact_p_agrees_with_scipy_when_available() -> None:
     stats = pytest.importorskip("scipy.stats")
     for b, c in [(1, 6), (17, 30), (100, 130), (2600, 2800), (6000, 6300)]:
         assert exact_two_sided_p(b, c) == pytest.approx(stats.binomtest(b, b + c, 0.5).pvalue, rel=1e-9)
-
-
-def test_paired_permutation_test_is_mcnemar_for_one_seed_and_counts_paintings_once() -> None:
-    """With one seed the pooled test equals McNemar; two identical seeds give the same, not a smaller, p."""
-    a = np.array([1, 1, 1, 0, 1, 1, 0, 1])
-    b = np.array([0, 0, 1, 0, 0, 1, 1, 0])
-    one = paired_permutation_test(a, b)
-    assert {k: one[k] for k in ("b", "c", "p_value")} == {k: mcnemar_exact(a, b)[k] for k in ("b", "c", "p_value")}
-    assert one["mean_difference"] == pytest.approx(3 / 8)
-    two = paired_permutation_test(np.stack([a, a]), np.stack([b, b]))
-    assert (two["b"], two["c"], two["p_value"]) == (one["b"], one["c"], one["p_value"])
-
-
-def test_paired_permutation_test_hand_enumerated() -> None:
-    """d = (1, 1, ½, −½) over 4 paintings: 6 of the 16 sign flips reach |Σd| ≥ 2 → p = 0.375."""
-    a = np.array([[1, 1, 1, 0], [1, 1, 0, 0]])  # seed means 1, 1, .5, 0
-    b = np.array([[0, 0, 0, 1], [0, 0, 0, 0]])  # seed means 0, 0, 0, .5
-    out = paired_permutation_test(a, b)
-    assert (out["b"], out["c"], out["n_discordant"]) == (3, 1, 4)
-    assert out["p_value"] == pytest.approx(6 / 16)
-    assert out["mean_difference"] == pytest.approx((1 + 1 + 0.5 - 0.5) / 4)
-    # A constant comparator (always-majority) against two seeds; all ahead → p = 2 · (1/2)**3.
-    ahead = paired_permutation_test(np.array([[1, 1, 1], [1, 0, 1]]), np.array([0, 0, 0]))
-    assert ahead["p_value"] == pytest.approx(0.25)
-
-
-def test_paired_permutation_agrees_with_monte_carlo() -> None:
-    """On a larger mixed-magnitude case the exact p matches brute-force random sign flips."""
-    rng = np.random.default_rng(11)
-    a = (rng.random((3, 150)) < 0.66).astype(int)
-    b = (rng.random((3, 150)) < 0.58).astype(int)
-    exact = paired_permutation_test(a, b)["p_value"]
-    d = a.mean(0) - b.mean(0)
-    flips = rng.choice([-1.0, 1.0], size=(20000, d.size))
-    mc = np.mean(np.abs(flips @ d) >= abs(d.sum()) - 1e-9)
-    assert exact == pytest.approx(mc, abs=0.01)
-
-
-# ---- bootstrap ---------------------------------------------------------------------------
-def test_bootstrap_constant_vector_gives_point_interval() -> None:
-    """Every resample of a constant has the same mean: the CI is (c, c), exactly."""
-    assert bootstrap_ci(np.full(25, 0.3)) == (0.3, 0.3)
-    assert bootstrap_ci([1, 1, 1, 1]) == (1.0, 1.0)
-    assert bootstrap_ci(np.zeros((2, 7))) == (0.0, 0.0)
-    assert bootstrap_metric_ci([0, 1, 1, 0], [0, 1, 1, 0], "accuracy") == (1.0, 1.0)
-
-
-def test_bootstrap_is_seeded_and_sensible() -> None:
-    """Same seed ⇒ identical interval; another seed ⇒ (slightly) different; it brackets the estimate."""
-    correct = (np.arange(200) % 10 < 7).astype(int)  # accuracy 0.7
-    ci = bootstrap_ci(correct, n_boot=1000, seed=3)
-    assert ci == bootstrap_ci(correct, n_boot=1000, seed=3)
-    assert ci != bootstrap_ci(correct, n_boot=1000, seed=4)
-    low, high = ci
-    assert 0.6 < low < 0.7 < high < 0.8
-    # Normal approximation: half-width ≈ 1.96 · sqrt(0.7 · 0.3 / 200) ≈ 0.0635.
-    assert (high - low) / 2 == pytest.approx(0.0635, abs=0.012)
-    assert bootstrap_ci(correct, confidence=0.5, n_boot=1000)[1] - bootstrap_ci(correct, confidence=0.5,
-                                                                                 n_boot=1000)[0] < high - low
-
-
-def test_bootstrap_statistics_and_errors() -> None:
-    """'median' and callables work; bad settings are refused."""
-    values = np.arange(11, dtype=float)
-    low, high = bootstrap_ci(values, "median", n_boot=300)
-    assert low <= 5 <= high
-    assert bootstrap_ci(values, np.max, n_boot=300)[1] == 10.0
-    with pytest.raises(ValueError):
-        bootstrap_ci(values, "mode")
-    with pytest.raises(ValueError):
-        bootstrap_ci(values, n_boot=0)
-    with pytest.raises(ValueError):
-        bootstrap_ci(values, confidence=1.5)
-    assert all(math.isnan(v) for v in bootstrap_ci([]))
-
-
-def test_bootstrap_metric_matches_accuracy_bootstrap_and_callable() -> None:
-    """Named 'accuracy' uses the same resamples as bootstrap_ci; named 'f1' equals the sklearn callable."""
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 120)
-    pred = np.where(rng.random(120) < 0.75, y, 1 - y)
-    assert bootstrap_metric_ci(y, pred, "accuracy", n_boot=500, seed=1) == pytest.approx(
-        bootstrap_ci(y == pred, n_boot=500, seed=1))
-    named = bootstrap_metric_ci(y, pred, "f1", n_boot=300, seed=2, n_classes=2)
-    called = bootstrap_metric_ci(y, pred, lambda t, p: f1_for_task(t, p, 2), n_boot=300, seed=2)
-    assert named == pytest.approx(called)
-    # Two seeds (seeds × paintings): CI of the seed-averaged metric.
-    pred2 = np.stack([pred, np.where(rng.random(120) < 0.6, y, 1 - y)])
-    named2 = bootstrap_metric_ci(y, pred2, "f1", n_boot=200, seed=2, n_classes=2)
-    called2 = bootstrap_metric_ci(y, pred2, lambda t, p: f1_for_task(t, p, 2), n_boot=200, seed=2)
-    assert named2 == pytest.approx(called2)
-    with pytest.raises(ValueError, match="paintings"):
-        bootstrap_metric_ci(y, pred[:10], "f1")
 
 
 @pytest.mark.parametrize("k", [2, 3, 4])

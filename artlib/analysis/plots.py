@@ -143,32 +143,75 @@ def confusion_matrices(matrices: dict[str, tuple[np.ndarray, list[str]]], path: 
     return fig
 
 
-def metric_bars(summary: pd.DataFrame, metric: str = "accuracy", baseline: float | None = None,
-                path: str | Path | None = None) -> plt.Figure:
-    """Mean metric per stage with 95% CI error bars (columns <metric>_mean, <metric>_ci_low/high)."""
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(summary)), 3.8))
-    mean = summary[f"{metric}_mean"].to_numpy()
-    low = mean - summary[f"{metric}_ci_low"].to_numpy()
-    high = summary[f"{metric}_ci_high"].to_numpy() - mean
-    colors = [sns.color_palette("colorblind")[int(c[0]) - 1] for c in summary["configuration"].astype(str)]
-    ax.bar(range(len(summary)), mean, yerr=[low, high], capsize=4, color=colors, edgecolor="black", lw=0.5)
-    if baseline is not None:
-        ax.axhline(baseline, color="#D55E00", ls="--", lw=1.2, label=f"always majority class ({baseline:.1%})")
-        ax.legend(fontsize=8, loc="lower right")
+def accuracy_bars(summary: pd.DataFrame, confidence: float = 0.95, path: str | Path | None = None) -> plt.Figure:
+    """Emotion stages' mean accuracy with their seed-aware intervals, both trivial baselines as lines.
+
+    A hatched bar marks a stage that was still improving when it stopped (best epoch = last epoch).
+    """
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.1 * len(summary)), 3.9))
+    mean = summary["accuracy_mean"].to_numpy()
+    err = [mean - summary["accuracy_ci_low"].to_numpy(), summary["accuracy_ci_high"].to_numpy() - mean]
+    colors = [sns.color_palette("colorblind")[int(str(c)[0]) - 1] for c in summary["configuration"]]
+    bars = ax.bar(range(len(summary)), mean, yerr=err, capsize=4, color=colors, edgecolor="black", lw=0.5)
+    for bar, flagged in zip(bars, summary["still_improving"].astype(bool)):
+        if flagged:
+            bar.set_hatch("//")
+    for column, label, style in (("majority_baseline_accuracy", "always the majority class", "--"),
+                                 ("era_prior_baseline_accuracy", "each era's majority emotion", ":")):
+        value = float(summary[column].mean())
+        if np.isfinite(value):
+            ax.axhline(value, color="#D55E00", ls=style, lw=1.3, label=f"{label} ({value:.1%})")
+    if summary["still_improving"].astype(bool).any():
+        ax.bar([0], [0], color="white", edgecolor="black", hatch="//", label="still improving when stopped")
+    ax.legend(fontsize=7, loc="lower right")
     ax.set_xticks(range(len(summary)), summary["stage"], rotation=30, ha="right", fontsize=8)
-    ax.set(ylabel=metric.replace("_", " "), ylim=(0, 1), title=f"Emotion stages: test {metric} (95% CI)")
+    ax.set(ylabel="test accuracy", ylim=(0, 1),
+           title=f"Emotion stages: mean over seeds, {confidence:.0%} interval (seeds and paintings random)")
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+VERDICT_COLORS = {"improved": "#009E73", "worse": "#D55E00", "inconclusive": "#999999"}
+
+
+def verdict_forest(verdicts: pd.DataFrame, path: str | Path | None = None) -> plt.Figure:
+    """Each comparison's difference with its Holm-level interval, coloured by verdict; 0 marked."""
+    rows = verdicts.dropna(subset=["difference"]).reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(8, 0.55 * max(len(rows), 1) + 1.2))
+    for i, r in rows.iterrows():
+        color = VERDICT_COLORS.get(r["verdict"], "#333")
+        ax.errorbar(r["difference"] * 100, i, xerr=[[(r["difference"] - r["ci_low"]) * 100],
+                                                   [(r["ci_high"] - r["difference"]) * 100]],
+                    fmt="o", color=color, capsize=3)
+        ax.text(1.01, i, r["verdict"], transform=ax.get_yaxis_transform(), va="center", fontsize=8, color=color)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(rows)), [f"{c} ({k})" for c, k in zip(rows["comparison"], rows["kind"])], fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel="accuracy difference, stage − baseline (points; interval at each comparison's Holm level)",
+           title="Verdicts")
     fig.tight_layout()
     save(fig, path)
     return fig
 
 
 def per_era_bars(per_era: pd.DataFrame, path: str | Path | None = None) -> plt.Figure:
-    """Emotion accuracy per era for each emotion stage (columns stage, era, accuracy)."""
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    sns.barplot(data=per_era, x="stage", y="accuracy", hue="era", palette=ERA_PALETTE, ax=ax,
-                hue_order=[e for e in ERAS if e in set(per_era["era"])])
-    ax.tick_params(axis="x", rotation=30, labelsize=8)
-    ax.set(ylim=(0, 1), xlabel="", title="Emotion accuracy per era")
+    """Emotion accuracy per era for each emotion stage, with intervals; eras with too few paintings faded."""
+    stages = list(dict.fromkeys(per_era["stage"]))
+    eras = [e for e in ERAS if e in set(per_era["era"])]
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(stages)), 3.9))
+    width = 0.8 / max(len(eras), 1)
+    for k, era in enumerate(eras):
+        part = per_era.set_index(["stage", "era"])
+        for i, stage in enumerate(stages):
+            if (stage, era) not in part.index:
+                continue
+            r = part.loc[(stage, era)]
+            ax.bar(i + (k - (len(eras) - 1) / 2) * width, r["accuracy_mean"], width,
+                   yerr=[[r["accuracy_mean"] - r["ci_low"]], [r["ci_high"] - r["accuracy_mean"]]], capsize=2,
+                   color=ERA_PALETTE[era], alpha=0.35 if r["too_few"] else 1.0, label=era if i == 0 else None)
+    ax.set_xticks(range(len(stages)), stages, rotation=30, ha="right", fontsize=8)
+    ax.set(ylim=(0, 1), ylabel="test accuracy", title="Emotion accuracy per era (exploratory; faded: too few paintings)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     save(fig, path)

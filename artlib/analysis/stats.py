@@ -1,38 +1,53 @@
-"""Statistics on plain arrays: seed spread, bootstrap intervals, exact paired tests.
+"""Seed-aware inference: training seeds AND test paintings are both random.
 
-No model code and no scipy: everything works on numpy arrays (and pandas frames of
-predictions.csv), so a comparison can be recomputed from a run directory long after
-training. Conventions used throughout:
+A stage's test accuracy depends on two random draws: which training seed produced the model
+(initialisation, data order) and which paintings happen to be in the test split. Reporting a
+confidence interval over test paintings alone treats the trained models as fixed and is too
+narrow whenever seeds disagree; reporting the spread over seeds alone ignores that every seed
+is scored on the same finite test set. Both are random factors, *crossed*: every seed is scored
+on every test painting.
 
-- **Bootstrap** resamples *test paintings* with replacement (percentile interval). A 2-D
-  input ``(n_seeds, n_paintings)`` holds several training seeds evaluated on the same
-  paintings: each resample draws one set of paintings, applies it to every seed, and the
-  statistic is averaged over seeds. The interval is therefore the CI of the *seed-averaged*
-  metric and reflects test-set sampling only; the spread over seeds is ``mean_std``'s job.
-- **McNemar** (exact, two-sided): ``b`` = paintings A got right and B wrong, ``c`` = the
-  reverse; ``p = min(1, 2·P(X <= min(b, c)))`` with ``X ~ Bin(b + c, 1/2)``; ``p = 1`` when
-  ``b + c == 0``.
-- :func:`paired_permutation_test` generalises McNemar to several seeds: per painting,
-  d = A's mean correctness over seeds minus B's; the exact sign-flip (Fisher–Pitman)
-  distribution of the sum of d gives a two-sided p for "mean accuracy A = B". With one
-  seed it *is* exact McNemar. Each painting counts once: summing per-seed discordant
-  counts instead would treat every seed as new paintings and give p-values that are too
-  small; a sign test on d would test a median and can contradict the mean difference.
+**The model.** For a (seeds × paintings) array of per-painting values ``y[s, i]`` (0/1 correctness
+for an accuracy; the difference of two models' correctness, paired by seed and painting, for a
+comparison) write ``y[s, i] = mu + a_i + b_s + e_si`` with independent painting effects ``a``,
+seed effects ``b`` and residuals ``e``. The grand mean estimates ``mu`` with variance
+``sigma_a²/n + sigma_b²/S + sigma_e²/(nS)``. From the two-way analysis of variance without
+replication, ``(MS_seed + MS_painting − MS_residual) / (nS)`` estimates exactly that variance
+(expectations: ``MS_seed = sigma_e² + n·sigma_b²``, ``MS_painting = sigma_e² + S·sigma_a²``,
+``MS_residual = sigma_e²``). The seed component ``MS_seed − MS_residual`` is truncated at 0, as
+variance components are: with three seeds it has two degrees of freedom, so when seeds barely
+differ the truncation makes the interval somewhat wider than necessary — never narrower.
+Its degrees of freedom come from the Welch–Satterthwaite
+approximation over the three mean squares, so with three seeds and a large seed spread the
+interval uses a t quantile with about two degrees of freedom, as it must. This is the treatment
+of two crossed random factors (subjects and items) in Clark (1973), "The language-as-fixed-effect
+fallacy", J. Verbal Learning and Verbal Behavior 12:335–359, with Satterthwaite (1946), Biometrics
+Bulletin 2:110–114; Bouthillier et al. (2021), "Accounting for variance in machine learning
+benchmarks", MLSys, argue for exactly these two sources (seeds and data sampling) in ML
+comparisons. The tests check the variance against the Monte Carlo variance of the simulated
+grand mean, and the decision procedure's false-positive rate under no effect (tests/test_verdicts.py).
+
+**Tests.** A two-sided t test of the seed-aware mean (the same estimate and degrees of freedom as
+the interval, so interval and p-value never disagree); Holm's step-down correction over the
+comparisons shown (statsmodels). Exact McNemar per seed is kept as detail.
+
+**Intervals of one model** (one seed): exact Clopper–Pearson. **Of a stage** (seeds averaged):
+Clopper–Pearson at the effective sample size ``p(1-p)/variance`` with the degrees-of-freedom
+correction of Korn & Graubard (1998), "Confidence intervals for proportions with small expected
+number of positive counts estimated from survey data", Survey Methodology 24:193–201 — never
+of zero width, also for a stage that is right on every painting in every seed.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
-from typing import Union
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from artlib.metrics import NAMED_METRICS, from_confusion
-
-MetricArg = Union[str, Callable[[np.ndarray, np.ndarray], float]]
-_CHUNK = 256  # bootstrap resamples drawn per block: bounds memory, and fixes the random stream
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
 
 
 # ---- spread over seeds -------------------------------------------------------------------
@@ -47,123 +62,136 @@ def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     return mean, std
 
 
-# ---- bootstrap ---------------------------------------------------------------------------
-def _resample_blocks(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
-    """Index blocks (≤ _CHUNK × n) of a seeded bootstrap; every caller sees the same resamples for a seed."""
-    rng = np.random.default_rng(seed)
-    done = 0
-    while done < n_boot:
-        size = min(_CHUNK, n_boot - done)
-        yield rng.integers(0, n, size=(size, n))
-        done += size
+# ---- seed-aware intervals and tests ----------------------------------------------------
+@dataclass(frozen=True)
+class SeedAwareMean:
+    """The mean of a (seeds × paintings) array with its seed-aware standard error."""
+
+    estimate: float
+    se: float  # standard error with seeds and paintings random (NaN if it cannot be estimated)
+    df: float  # Welch–Satterthwaite degrees of freedom of ``se``
+    seed_term: float  # MS_seed / (n·S): the seed part of the variance (NaN with one seed)
+    painting_term: float  # MS_painting / (n·S): the painting part
+    residual_term: float  # MS_residual / (n·S): what both of the above contain once
+    per_seed: tuple[float, ...]  # the mean of each seed
+    n_paintings: int
+
+    @property
+    def n_seeds(self) -> int:
+        """How many seeds the estimate averages."""
+        return len(self.per_seed)
+
+    def interval(self, confidence: float = 0.95) -> tuple[float, float]:
+        """Two-sided t interval (estimate ± t·se); (estimate, estimate) when se is 0, NaN when unknown."""
+        if not np.isfinite(self.se):
+            return float("nan"), float("nan")
+        half = float(sps.t.ppf(0.5 + confidence / 2, self.df)) * self.se if self.se > 0 else 0.0
+        return self.estimate - half, self.estimate + half
+
+    def p_value(self) -> float:
+        """Two-sided p of 'the true mean is 0' from the t statistic (1 when estimate and se are both 0)."""
+        if not np.isfinite(self.se):
+            return float("nan")
+        if self.se == 0:
+            return 1.0 if self.estimate == 0 else 0.0
+        return float(2 * sps.t.sf(abs(self.estimate) / self.se, self.df))
+
+    def detectable(self, alpha: float = 0.05, power: float = 0.8) -> float:
+        """The smallest true mean this design detects with ``power`` at two-sided level ``alpha``."""
+        if not np.isfinite(self.se) or self.se == 0:
+            return float("nan")
+        return float((sps.t.ppf(1 - alpha / 2, self.df) + sps.t.ppf(power, self.df)) * self.se)
 
 
-def _counts(idx: np.ndarray, n: int) -> np.ndarray:
-    """How often each painting occurs in each resample (rows of ``idx``) → (rows, n) int array."""
-    rows = idx.shape[0]
-    flat = (idx + (np.arange(rows)[:, None] * n)).ravel()
-    return np.bincount(flat, minlength=rows * n).reshape(rows, n)
+def seed_aware_mean(values: np.ndarray) -> SeedAwareMean:
+    """Grand mean of (seeds × paintings) values with the crossed seeds × paintings standard error.
 
-
-def _check_boot(n_boot: int, confidence: float) -> None:
-    """Reject bootstrap settings that cannot give an interval."""
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
-
-
-def _percentiles(stats: np.ndarray, confidence: float) -> tuple[float, float]:
-    """The percentile interval of bootstrap statistics (NaN statistics ignored)."""
-    stats = stats[~np.isnan(stats)]
-    if stats.size == 0:
-        return float("nan"), float("nan")
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(stats, [alpha, 1 - alpha])
-    return float(low), float(high)
-
-
-def _as_seed_matrix(values: np.ndarray | Sequence, name: str) -> np.ndarray:
-    """1-D (paintings) or 2-D (seeds × paintings) input as a 2-D array."""
-    arr = np.asarray(values)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be 1-D (paintings) or 2-D (seeds × paintings), got shape {arr.shape}")
-    return arr
-
-
-def bootstrap_ci(values: np.ndarray | Sequence[float], statistic: str | Callable[[np.ndarray], float] = "mean",
-                 n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI over test paintings of a per-painting statistic (e.g. accuracy from 0/1 correctness).
-
-    ``values`` is 1-D (one per painting) or 2-D (seeds × paintings, same paintings): then one
-    resample of paintings serves every seed and the statistic is averaged over seeds.
-    ``statistic`` is 'mean', 'median' or a callable on a 1-D array. A constant input gives
-    (c, c); the same seed gives the same interval.
+    Variance of the grand mean from the two-way mean squares, (MS_seed + MS_painting −
+    MS_residual) / (n·S), floored at the larger one-factor term, with Welch–Satterthwaite degrees
+    of freedom (see the module docstring). One seed: the seed term is unknown and ``se`` is NaN.
     """
-    _check_boot(n_boot, confidence)
-    arr = _as_seed_matrix(values, "values").astype(np.float64)
-    n = arr.shape[1]
+    y = np.asarray(values, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[None, :]
+    n_seeds, n = y.shape
+    seed_means, painting_means = y.mean(axis=1), y.mean(axis=0)
+    if n_seeds < 2 or n < 2:
+        nan = float("nan")
+        return SeedAwareMean(float(y.mean()) if y.size else nan, nan, nan, nan, nan, nan,
+                             tuple(float(m) for m in seed_means), n)
+    cells = n * n_seeds
+    ms_seed = n * seed_means.var(ddof=1)
+    ms_painting = n_seeds * painting_means.var(ddof=1)
+    residual = y - seed_means[:, None] - painting_means[None, :] + y.mean()
+    ms_residual = float((residual**2).sum()) / ((n_seeds - 1) * (n - 1))
+    variance = (ms_painting + max(ms_seed - ms_residual, 0.0)) / cells  # the seed component truncated at 0
+    parts = ((ms_seed / cells, n_seeds - 1), (ms_painting / cells, n - 1),
+             (ms_residual / cells, (n_seeds - 1) * (n - 1)))
+    denom = sum(v**2 / d for v, d in parts)
+    df = variance**2 / denom if denom > 0 else float(n - 1)
+    return SeedAwareMean(float(y.mean()), float(np.sqrt(variance)), float(df), float(ms_seed / cells),
+                         float(ms_painting / cells), float(ms_residual / cells), tuple(float(m) for m in seed_means), n)
+
+
+def clopper_pearson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper–Pearson) interval of a proportion (scipy); never of zero width for n ≥ 1."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    ci = sps.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def stage_accuracy_interval(correct: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Interval of a stage's seed-averaged accuracy: Korn–Graubard Clopper–Pearson at the effective n.
+
+    ``correct`` is (seeds × paintings) 0/1. The effective sample size is p(1-p)/variance, with
+    the seed-aware variance; it is capped at the number of paintings (seeds agreeing perfectly
+    add no paintings) and scaled by (t_{n-1}/t_df)² for the degrees of freedom. With one seed
+    this is plain Clopper–Pearson on the paintings.
+    """
+    c = np.asarray(correct, dtype=np.float64)
+    if c.ndim == 1:
+        c = c[None, :]
+    n = c.shape[1]
     if n == 0:
         return float("nan"), float("nan")
-    finite = arr[~np.isnan(arr)]
-    if finite.size and finite.size == arr.size and np.all(finite == finite.flat[0]):
-        c = float(finite.flat[0])
-        return c, c
-    out: list[np.ndarray] = []
-    for idx in _resample_blocks(n, n_boot, seed):
-        if statistic == "mean":
-            w = _counts(idx, n).astype(np.float64)
-            out.append((w @ arr.T).mean(axis=1) / n)  # (rows, seeds) → seed average
-        elif statistic == "median":
-            out.append(np.median(arr[:, idx], axis=2).mean(axis=0))
-        elif callable(statistic):
-            out.append(np.array([np.mean([statistic(row[i]) for row in arr]) for i in idx]))
-        else:
-            raise ValueError(f"statistic must be 'mean', 'median' or a callable, got {statistic!r}")
-    return _percentiles(np.concatenate(out), confidence)
+    est = seed_aware_mean(c)
+    p = est.estimate
+    n_eff = float(n)
+    if c.shape[0] > 1 and np.isfinite(est.se) and est.se > 0 and 0 < p < 1:
+        n_eff = min(float(n), p * (1 - p) / est.se**2)
+        q = 0.5 + confidence / 2
+        n_eff *= (sps.t.ppf(q, n - 1) / sps.t.ppf(q, est.df)) ** 2
+    n_eff = max(n_eff, 1.0)
+    alpha = 1 - confidence
+    x = p * n_eff
+    low = float(sps.beta.ppf(alpha / 2, x, n_eff - x + 1)) if x > 0 else 0.0
+    high = float(sps.beta.ppf(1 - alpha / 2, x + 1, n_eff - x)) if x < n_eff else 1.0
+    return low, high
 
 
-def bootstrap_metric_ci(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int], metric: MetricArg,
-                        n_boot: int = 2000, confidence: float = 0.95, seed: int = 0,
-                        n_classes: int | None = None) -> tuple[float, float]:
-    """Percentile bootstrap CI over test paintings of any metric(y_true, y_pred), e.g. F1.
-
-    Labels are class indices. ``y_pred`` may be 2-D (seeds × paintings) for seeds evaluated on
-    the same paintings ``y_true``: one resample of paintings serves every seed and the metric
-    is averaged over seeds. ``metric`` is a callable or a name in NAMED_METRICS (vectorised,
-    fast; ``n_classes`` defaults to the largest label + 1). Same seed ⇒ same resamples as
-    :func:`bootstrap_ci`, so 'accuracy' here equals ``bootstrap_ci`` of the 0/1 correctness.
-    """
-    _check_boot(n_boot, confidence)
-    y_true = np.asarray(y_true).astype(np.int64).ravel()
-    preds = _as_seed_matrix(y_pred, "y_pred").astype(np.int64)
-    if preds.shape[1] != y_true.size:
-        raise ValueError(f"y_true has {y_true.size} paintings but y_pred has {preds.shape[1]}")
-    n = y_true.size
-    if n == 0:
-        return float("nan"), float("nan")
-    out: list[np.ndarray] = []
-    if isinstance(metric, str):
-        k = int(n_classes) if n_classes is not None else int(max(y_true.max(), preds.max())) + 1
-        if metric not in NAMED_METRICS:
-            raise ValueError(f"unknown metric {metric!r}; named metrics are {NAMED_METRICS}, or pass a callable")
-        cell = y_true[None, :] * k + preds  # (seeds, n) confusion-cell index per painting
-        onehots = [np.eye(k * k)[row] for row in cell]  # (n, k²) per seed
-        for idx in _resample_blocks(n, n_boot, seed):
-            w = _counts(idx, n).astype(np.float64)
-            per_seed = [from_confusion((w @ oh).reshape(-1, k, k), metric, k) for oh in onehots]
-            out.append(np.mean(per_seed, axis=0))
-    elif callable(metric):
-        for idx in _resample_blocks(n, n_boot, seed):
-            out.append(np.array([np.mean([metric(y_true[i], p[i]) for p in preds]) for i in idx]))
-    else:
-        raise ValueError(f"metric must be a name in {NAMED_METRICS} or a callable, got {metric!r}")
-    return _percentiles(np.concatenate(out), confidence)
+def holm(p_values: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Holm step-down adjusted p-values (statsmodels); NaN entries are left out of the family and stay NaN."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
+    return out
 
 
-# ---- exact paired tests ------------------------------------------------------------------
+def holm_levels(p_values: np.ndarray | Sequence[float], alpha: float = 0.05) -> np.ndarray:
+    """The per-comparison level Holm tests each p-value at: alpha / (m - rank) by ascending p."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    for rank, i in enumerate(order):
+        out[i] = alpha / (len(ok) - rank)
+    return out
+
+
+# ---- exact paired tests (per seed, detail) -------------------------------------------------
 def binomial_tail_half(k: int, n: int) -> float:
     """P(X <= k) for X ~ Bin(n, 1/2): exact integer sums up to n = 5000, log-space sums above."""
     if n < 0 or k < 0:
@@ -214,51 +242,6 @@ def mcnemar_exact(correct_a: np.ndarray | Sequence, correct_b: np.ndarray | Sequ
     c = int(np.sum(~a & bb))
     return {"b": b, "c": c, "n": int(a.size), "n_discordant": b + c, "p_value": exact_two_sided_p(b, c)}
 
-
-def _binomial_pmf_half(k: int) -> np.ndarray:
-    """pmf of Bin(k, 1/2) as floats (log-gamma, so large k neither overflows nor loses the centre)."""
-    i = np.arange(k + 1)
-    logc = np.array([math.lgamma(k + 1) - math.lgamma(j + 1) - math.lgamma(k - j + 1) for j in i])
-    return np.exp(logc - k * math.log(2))
-
-
-def paired_permutation_test(correct_a: np.ndarray | Sequence, correct_b: np.ndarray | Sequence) -> dict:
-    """Exact paired permutation (sign-flip) test of mean accuracy A − B over paintings; McNemar for one seed.
-
-    Inputs are correctness arrays (seeds × paintings, or 1-D for one seed) on the same
-    paintings. Each painting contributes d = (A's mean correctness over seeds) − (B's); under
-    the null hypothesis the sign of each d is a fair coin, and the p-value is the exact
-    two-sided tail of the sum of d. With one seed (d ∈ {-1, 0, 1}) this is exactly the exact
-    McNemar test. Each painting counts once however many seeds there are (seeds are not new
-    paintings), and the test is about the mean difference, so its direction always agrees
-    with the reported accuracy difference. b/c count paintings where A/B is ahead.
-    """
-    a = _as_seed_matrix(correct_a, "correct_a").astype(np.float64)
-    bb = _as_seed_matrix(correct_b, "correct_b").astype(np.float64)
-    if a.shape[1] != bb.shape[1]:
-        raise ValueError(f"correct_a has {a.shape[1]} paintings but correct_b has {bb.shape[1]}; they must be paired")
-    # Integer differences on the grid 1 / (seeds_a · seeds_b), so exact arithmetic on the magnitudes.
-    scale = a.shape[0] * bb.shape[0]
-    d = np.rint((a.mean(axis=0) - bb.mean(axis=0)) * scale).astype(np.int64)
-    b = int(np.sum(d > 0))
-    c = int(np.sum(d < 0))
-    out = {"b": b, "c": c, "n": int(d.size), "n_discordant": b + c,
-           "mean_difference": float(d.sum() / scale / d.size) if d.size else float("nan")}
-    mags = np.abs(d[d != 0])
-    if len(np.unique(mags)) <= 1:  # one magnitude: the sum is a scaled binomial → exact integer computation
-        out["p_value"] = exact_two_sided_p(b, c)
-        return out
-    # U = sum of the magnitudes that come up positive; U = sum over magnitudes m of m · Bin(k_m, 1/2).
-    dist = np.ones(1)
-    for m, k in zip(*np.unique(mags, return_counts=True)):
-        spread = np.zeros(int(m) * int(k) + 1)
-        spread[:: int(m)] = _binomial_pmf_half(int(k))
-        dist = np.convolve(dist, spread)
-    total = int(mags.sum())
-    u_obs = int(d[d > 0].sum())
-    low = min(u_obs, total - u_obs)  # the null distribution is symmetric around total / 2
-    out["p_value"] = float(min(1.0, 2.0 * dist[: low + 1].sum()))
-    return out
 
 
 # ---- pairing predictions.csv frames ------------------------------------------------------

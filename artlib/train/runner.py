@@ -36,12 +36,25 @@ from artlib.train.loop import EpochCallback, LoopResult, evaluate, set_seeds, tr
 log = logging.getLogger(__name__)
 
 
-def data_root_of(run_dir: Path) -> Path:
-    """The data root the run directory's manifest was prepared from (recorded in prepare_report.json)."""
+def prepare_report(run_dir: Path) -> dict:
+    """The run directory's prepare_report.json (data root, the labels' settings), with a clear error if missing."""
     report = rundir.prepare_report(run_dir)
     if not report.is_file():
         raise DataError(f"{report}: missing; run notebook 02 (or `python -m artlib prepare`) for this run directory.")
-    return Path(json.loads(report.read_text())["data_root"])
+    return json.loads(report.read_text())
+
+
+def data_root_of(run_dir: Path) -> Path:
+    """The data root the run directory's manifest was prepared from (recorded in prepare_report.json)."""
+    return Path(prepare_report(run_dir)["data_root"])
+
+
+def labelling(run_dir: Path) -> dict[str, str]:
+    """What the stage-run's labels came from: label rule, era map and the manifest's digest (results columns)."""
+    config = prepare_report(run_dir).get("config", {})
+    digest = checkpoints.file_sha256(rundir.manifest(run_dir))[:16]
+    return {"label_rule": str(config.get("label_rule", "")), "era_map": str(config.get("era_map", "")),
+            "manifest_sha256": digest}
 
 
 def _digest(*parts: object) -> str:
@@ -122,7 +135,7 @@ def criterion_for(stage: Stage, y_train: np.ndarray, config: TrainConfig, device
 
 # ---- recording ---------------------------------------------------------------------------
 def _results_row(stage: Stage, seed: int, m: dict, baseline: int, inputs: StageInputs, loop: LoopResult,
-                 config: TrainConfig, identity: StageIdentity) -> dict:
+                 config: TrainConfig, identity: StageIdentity, run_dir: Path) -> dict:
     """The stage-run's results.csv row."""
     pos = inputs.positions
     return {
@@ -136,7 +149,7 @@ def _results_row(stage: Stage, seed: int, m: dict, baseline: int, inputs: StageI
         "skipped_images": len(inputs.skipped), "image_size": config.image_size, "epochs": config.epochs,
         "batch_size": config.batch_size, "lr": config.lr, "monitor": config.monitor, "augment": config.augment,
         "feature_cache": isinstance(inputs.source, FeatureSource), "device": str(identity.device),
-        "precision": identity.precision, "config_hash": identity.config_hash,
+        "precision": identity.precision, "config_hash": identity.config_hash, **labelling(run_dir),
     }
 
 
@@ -164,7 +177,7 @@ def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, 
                                        backbone_weights=identity.backbone_label, trained_blocks=list(stage.blocks))
     sha = checkpoints.save(folder / "model.pt", {"meta": model_meta, "state_dict": {
         k: v.detach().cpu() for k, v in model.state_dict().items()}}, digest=True)
-    row = _results_row(stage, seed, m, baseline, inputs, loop, config, identity)
+    row = _results_row(stage, seed, m, baseline, inputs, loop, config, identity, run_dir)
     atomic.write_json(folder / "metrics.json", {
         "result": row, "metrics": m, "test_loss": test_loss, "config_hash": identity.config_hash,
         "model_sha256": sha, "classes": list(stage.classes), "skipped_images": inputs.skipped,
