@@ -40,7 +40,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from artlib.data.roots import resolve_data_root
 
     config = PrepareConfig(label_rule=args.label_rule, era_map=args.era_map, seed=args.seed,
-                           fractions=args.splits, group_by=args.group_by, cap_per_era=args.cap_per_era,
+                           fractions=args.splits, group_by=args.group_by, phash_distance=args.phash_distance,
+                           duplicates=args.duplicates, cap_per_era=args.cap_per_era,
                            cap_per_emotion=args.cap_per_emotion, check_images=not args.no_check_images,
                            workers=args.workers)
     t0 = time.perf_counter()
@@ -186,7 +187,12 @@ def _prepare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--splits", type=_parse_fractions, default=d.fractions, help="train/val/test, e.g. 70/15/15")
     p.add_argument("--group-by", choices=GROUP_BY, default=d.group_by,
-                   help="keep these groups in one split (phash: near-duplicates; artist: artist-disjoint)")
+                   help="keep groups in one split: phash = near-duplicates; artist = artists and near-duplicates; "
+                        "none = no near-duplicate grouping (a --duplicates list still holds)")
+    p.add_argument("--phash-distance", type=int, default=d.phash_distance,
+                   help="near-duplicates: phashes at most this many bits apart (default from a measurement, README)")
+    p.add_argument("--duplicates", default=None,
+                   help="ArtEmis's wiki_art_duplicate_paintings.pkl as shipped, or a CSV of duplicate pairs")
     p.add_argument("--cap-per-era", type=int, default=None, help="at most N paintings per era (the original: ~2900)")
     p.add_argument("--cap-per-emotion", type=int, default=None, help="at most N paintings per emotion class")
     p.add_argument("--no-check-images", action="store_true", help="only look files up, do not decode them")

@@ -131,3 +131,12 @@ def load_samples(session: Session, sample: pd.DataFrame, size: int = 160) -> lis
     from artlib.data.images import load_square
 
     return [load_square(session.archive / p, size) for p in sample["image_path"]]
+
+
+def grouping_table(report: dict) -> pd.DataFrame:
+    """Per grouping source (near-duplicates, listed duplicates, artists, all combined): groups and paintings joined."""
+    grouping = report.get("grouping", {})
+    rows = [{"source": source.replace("_", " "), "groups": numbers["groups"],
+             "paintings joined": numbers["paintings_joined"], "largest group": numbers["largest_group"]}
+            for source, numbers in grouping.items() if isinstance(numbers, dict)]
+    return pd.DataFrame(rows, columns=["source", "groups", "paintings joined", "largest group"])

@@ -76,7 +76,8 @@ def main() -> None:
                              "max_probability_diff": float(np.abs(
                                  frame[[c for c in frame if c.startswith("p_")]].to_numpy()
                                  - reference[[c for c in reference if c.startswith("p_")]].to_numpy()).max()),
-                             "max_log_probability_diff": float(np.abs(_log_probabilities(frame) - _log_probabilities(reference)).max()),
+                             "max_log_probability_diff": float(np.abs(
+                                 _log_probabilities(frame) - _log_probabilities(reference)).max()),
                              "accuracy": float(np.mean(frame["predicted"] == frame["label"])), "seconds": seconds})
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 160, "display.float_format", "{:.6g}".format):

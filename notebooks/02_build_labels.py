@@ -12,8 +12,10 @@ seed             = 0
 train_fraction   = 0.70
 val_fraction     = 0.15
 test_fraction    = 0.15
-group_by         = "phash"          # "phash" (near-duplicates together), "artist" (artist-disjoint) or "none"
-cap_per_era      = None             # e.g. 2900 for the original's balanced genre subsets
+group_by         = "phash"          # "phash" (near-duplicates together), "artist" (artists and near-duplicates) or "none"
+phash_distance   = 8                # near-duplicates: phashes at most this many bits apart (measured, see README)
+duplicates       = None             # ArtEmis's wiki_art_duplicate_paintings.pkl (or a CSV of pairs): listed groups
+cap_per_era      = None             # e.g. 2900 for the original's balanced genre subsets (clears the era only)
 cap_per_emotion  = None
 check_images     = True
 export_layout    = None             # a folder: symlink the original's one-folder-per-class layout there
@@ -31,7 +33,8 @@ from artlib.data.prepare import Preparation, PrepareConfig
 session = workflow.start(data_root, run_dir)
 config = PrepareConfig(label_rule=label_rule, era_map=era_map, seed=seed,
                        fractions=(train_fraction, val_fraction, test_fraction), group_by=group_by,
-                       cap_per_era=cap_per_era, cap_per_emotion=cap_per_emotion, check_images=check_images)
+                       phash_distance=phash_distance, duplicates=duplicates, cap_per_era=cap_per_era,
+                       cap_per_emotion=cap_per_emotion, check_images=check_images)
 prep = Preparation(session.data_root, config, check_cache=rundir.image_checks(session.run_dir))
 
 # %% [markdown]
@@ -77,14 +80,22 @@ prep.check_images()
 # %% [markdown]
 # ## Step 5 · One split per painting
 #
-# Groups stay whole; within that, the split is stratified by era × emotion, so every split keeps the same class mix.
+# Paintings that must stay together form groups: near-duplicates (phashes within `phash_distance` bits, joined
+# transitively), the groups of a duplicate list (`duplicates`), and with `group_by = "artist"` every artist. The
+# groups of all sources are joined, and no group ever straddles two splits. Within that, the split is stratified by
+# era × emotion. Caps come last and clear only their own task's label: a painting capped out of the genre task
+# still serves the emotion task.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 prep.split()
 result = prep.write(session.run_dir)
 manifest = result.manifest
-print(format_funnel(result.funnel.query("stage in ('caps', 'manifest')")))
+print(format_funnel(result.funnel.query("stage in ('groups', 'caps', 'manifest')")))
+workflow.grouping_table(result.report)
+
+# %%
+# NBVAL_CHECK_OUTPUT
 workflow.split_table(manifest)
 
 # %%

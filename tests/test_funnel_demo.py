@@ -144,6 +144,10 @@ def hand_count(root: Path) -> dict:
     f["images", "excluded: path resolves outside archive/"] = len(links)
     f["images", "excluded: unreadable image (zero bytes, truncated, not an image, too large)"] = len(unreadable)
     final = [p for p in present if on_disk[p] not in unreadable]
+    # Near-duplicates: the demo's re-scans share classes.csv's phash with their original; nothing else is close.
+    phash_of = {nfc(c["filename"]): c["phash"] for c in classes}
+    sharing = [n for n in Counter(phash_of[p] for p in final if p in phash_of).values() if n >= 2]
+    f["groups", f"near duplicates: paintings joined in {len(sharing)} group(s)"] = sum(sharing)
     f["manifest", "paintings in manifest"] = len(final)
     f["manifest", "with an era (genre task)"] = sum(1 for p in final if era[p])
     f["manifest", "with an emotion (emotion task)"] = sum(1 for p in final if label[p])

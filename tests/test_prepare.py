@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 import os
 import unicodedata
@@ -191,8 +193,9 @@ def test_one_csv_only_paintings(make_root: MakeRoot) -> None:
     ])
     rows = by_path(run(root))
     matisse = rows["Fauvism/henri-matisse_dance.jpg"]
-    assert (matisse["artist"], matisse["phash"], matisse["in_classes"], matisse["in_artemis"], matisse["emotion"]) == (
-        "henri-matisse", "", False, True, "positive")
+    assert (matisse["artist"], matisse["in_classes"], matisse["in_artemis"], matisse["emotion"]) == (
+        "henri-matisse", False, True, "positive")
+    assert re.fullmatch(r"[0-9a-f]{16}", matisse["phash"])  # not in classes.csv: hashed with its image check
     derain = rows["Fauvism/andre-derain_boats.jpg"]
     assert (derain["artist"], derain["in_artemis"], derain["emotion"], derain["era"]) == (
         "André Derain", False, "", "Modern")
@@ -457,21 +460,28 @@ def capped_root(make_root: MakeRoot) -> Path:
 
 
 def test_cap_per_era_exact(make_root: MakeRoot) -> None:
-    """At most N per era: eras above the cap are cut to exactly N, smaller ones untouched."""
+    """At most N per era: the excess loses its era (genre task) but stays, with its emotion, for the emotion task."""
+    uncapped = run(capped_root(make_root)).manifest
     result = run(capped_root(make_root), cap_per_era=4)
-    assert result.manifest["era"].value_counts().to_dict() == {"Renaissance": 4, "Modern": 4, "Contemporary": 3}
-    assert funnel_count(result, "dropped by cap of 4 per era") == 8
+    manifest = result.manifest
+    assert len(manifest) == len(uncapped) == 19
+    assert manifest["era"].value_counts().to_dict() == {"": 8, "Renaissance": 4, "Modern": 4, "Contemporary": 3}
+    assert manifest["emotion"].tolist() == uncapped["emotion"].tolist()  # the emotion study is untouched
+    assert manifest["split"].tolist() == uncapped["split"].tolist()
+    assert funnel_count(result, "cap of 4 per era: era cleared, so out of the genre task") == 8
 
 
 def test_cap_per_emotion_exact(make_root: MakeRoot) -> None:
-    """At most N per emotion class; unlabelled paintings are never capped."""
+    """At most N per emotion class; unlabelled paintings are never capped; eras stay for the genre task."""
+    uncapped = run(capped_root(make_root)).manifest
     result = run(capped_root(make_root), cap_per_emotion=3)
-    assert result.manifest["emotion"].value_counts().to_dict() == {"positive": 3, "negative": 3, "": 5}
-    assert funnel_count(result, "dropped by cap of 3 per emotion") == 6 + 2
+    assert result.manifest["emotion"].value_counts().to_dict() == {"": 13, "positive": 3, "negative": 3}
+    assert result.manifest["era"].tolist() == uncapped["era"].tolist()
+    assert funnel_count(result, "cap of 3 per emotion: emotion cleared, so out of the emotion task") == 6 + 2
 
 
 def test_both_caps_and_seeding(make_root: MakeRoot) -> None:
-    """Era cap first, then emotion cap, exact; the same seed keeps the same paintings, another seed others."""
+    """Each cap clears only its own label, exactly; the same seed clears the same paintings, another seed others."""
     paintings = [Painting("High_Renaissance", f"r_{i}", ("awe",)) for i in range(10)]
     paintings += [Painting("Expressionism", f"m_{i}", ("fear",)) for i in range(6)]
     paintings += [Painting("Minimalism", f"c_{i}", in_artemis=False) for i in range(3)]
@@ -479,13 +489,14 @@ def test_both_caps_and_seeding(make_root: MakeRoot) -> None:
     a = run(root, cap_per_era=5, cap_per_emotion=4, seed=1)
     b = run(root, cap_per_era=5, cap_per_emotion=4, seed=1)
     c = run(root, cap_per_era=5, cap_per_emotion=4, seed=2)
-    assert a.manifest.groupby(["era", "emotion"]).size().to_dict() == {
-        ("Contemporary", ""): 3, ("Modern", "negative"): 4, ("Renaissance", "positive"): 4}
-    assert funnel_count(a, "dropped by cap of 5 per era") == 5 + 1
-    assert funnel_count(a, "dropped by cap of 4 per emotion") == 1 + 1
-    assert a.manifest["image_path"].tolist() == b.manifest["image_path"].tolist()
-    assert a.manifest["image_path"].tolist() != c.manifest["image_path"].tolist()
-    assert len(c.manifest) == 11
+    assert len(a.manifest) == 19
+    assert a.manifest["era"].value_counts().to_dict() == {"": 6, "Renaissance": 5, "Modern": 5, "Contemporary": 3}
+    assert a.manifest["emotion"].value_counts().to_dict() == {"": 11, "positive": 4, "negative": 4}
+    assert funnel_count(a, "cap of 5 per era: era cleared, so out of the genre task") == 5 + 1
+    assert funnel_count(a, "cap of 4 per emotion: emotion cleared, so out of the emotion task") == 6 + 2
+    labels = ["image_path", "era", "emotion"]
+    assert a.manifest[labels].equals(b.manifest[labels])
+    assert not a.manifest[labels].equals(c.manifest[labels])
 
 
 # --- export_layout -----------------------------------------------------------------------------
@@ -584,10 +595,10 @@ def test_no_out_writes_nothing(make_root: MakeRoot) -> None:
 
 
 def test_phashless_paintings_are_not_one_group(make_root: MakeRoot) -> None:
-    """Paintings without a phash (ArtEmis-only) are split individually, not lumped into one group."""
+    """Paintings without a classes.csv phash (ArtEmis-only) get a computed one and are split individually."""
     root = make_root([Painting("Baroque", f"p_{i}", ("awe",), in_classes=False) for i in range(40)]
                      + [Painting("Rococo", "filler_classes-only", in_artemis=False)])
     manifest = run(root).manifest
     manifest = manifest[manifest["art_style"] == "Baroque"]
-    assert len(manifest) == 40 and (manifest["phash"] == "").all()
+    assert len(manifest) == 40 and manifest["phash"].str.fullmatch(r"[0-9a-f]{16}").all()
     assert manifest["split"].value_counts().to_dict() == {"train": 28, "val": 6, "test": 6}

@@ -16,7 +16,7 @@ import pandas as pd
 
 from artlib import atomic
 from artlib.data.images import ImageCheck, check_image
-from artlib.data.names import canonical_name
+from artlib.data.names import canonical_name, repair_candidates
 from artlib.log import progress as progress_bar
 
 
@@ -69,8 +69,11 @@ class ArchiveIndex:
         actual: list[str] = []
         for part in rel.replace("\\", "/").split("/"):
             exact, folded = self._listing("/".join(actual))
-            key = canonical_name(part)
-            hit = exact.get(key) or folded.get(key.casefold())
+            hit = None
+            for key in repair_candidates(part):  # the default repair first, then other readings of ambiguous letters
+                hit = exact.get(key) or folded.get(key.casefold())
+                if hit is not None:
+                    break
             if hit is None:
                 return None
             actual.append(hit)
@@ -95,42 +98,36 @@ def _check_one(args: tuple[str, str]) -> tuple[str, ImageCheck]:
     return rel, check_image(full)
 
 
-def check_images(
-    archive: Path,
-    rels: Iterable[str],
-    cache_file: Path | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Check every image once (in parallel), reusing earlier results for files whose size and mtime match.
+CHECK_COLUMNS = ["path", "size", "mtime_ns", "reason", "detail", "width", "height", "phash"]
 
-    Returns a frame indexed by relative path with reason, detail, width, height.
-    """
-    rels = list(dict.fromkeys(rels))
-    stats: dict[str, tuple[int, int]] = {}
+
+def _stats(archive: Path, rels: list[str]) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of each file, (-1, -1) when it cannot be read."""
+    out = {}
     for rel in rels:
         try:
             st = os.stat(archive / rel)
-            stats[rel] = (st.st_size, st.st_mtime_ns)
+            out[rel] = (st.st_size, st.st_mtime_ns)
         except OSError:
-            stats[rel] = (-1, -1)
-    previous = pd.DataFrame()
-    if cache_file is not None and cache_file.is_file():
-        try:
-            previous = pd.read_csv(cache_file, dtype={"path": str, "reason": str, "detail": str},
-                                   keep_default_na=False).set_index("path")
-        except (pd.errors.ParserError, KeyError, ValueError, UnicodeDecodeError):
-            previous = pd.DataFrame()  # a damaged cache is rebuilt, never trusted
+            out[rel] = (-1, -1)
+    return out
+
+
+def _read_check_cache(cache_file: Path | None) -> pd.DataFrame:
+    """Earlier check results indexed by path; empty when absent, damaged or from before phashes were kept."""
+    if cache_file is None or not cache_file.is_file():
+        return pd.DataFrame()
+    try:
+        previous = pd.read_csv(cache_file, dtype={"path": str, "reason": str, "detail": str, "phash": str},
+                               keep_default_na=False).set_index("path")
+    except (pd.errors.ParserError, KeyError, ValueError, UnicodeDecodeError):
+        return pd.DataFrame()  # a damaged cache is rebuilt, never trusted
+    return previous if set(CHECK_COLUMNS[1:]) <= set(previous.columns) else pd.DataFrame()
+
+
+def _run_checks(todo: list[tuple[str, str]], workers: int | None, progress: bool) -> dict[str, ImageCheck]:
+    """Check these (relative path, full path) files, in worker processes from 200 files on."""
     results: dict[str, ImageCheck] = {}
-    todo = []
-    for rel in rels:
-        size, mtime = stats[rel]
-        if rel in previous.index and size >= 0:
-            row = previous.loc[rel]
-            if int(row["size"]) == size and int(row["mtime_ns"]) == mtime:
-                results[rel] = ImageCheck(row["reason"] or None, row["detail"], int(row["width"]), int(row["height"]))
-                continue
-        todo.append((rel, str(archive / rel)))
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
     bar = progress_bar(total=len(todo), desc="checking images", unit="img", enabled=progress and bool(todo))
     if n_workers > 1 and len(todo) >= 200:
@@ -144,10 +141,32 @@ def check_images(
             results[rel] = res
             bar.update()
     bar.close()
-    frame = pd.DataFrame(
-        [(rel, stats[rel][0], stats[rel][1], r.reason or "", r.detail, r.width, r.height) for rel, r in results.items()],
-        columns=["path", "size", "mtime_ns", "reason", "detail", "width", "height"],
-    ).set_index("path")
+    return results
+
+
+def check_images(archive: Path, rels: Iterable[str], cache_file: Path | None = None, workers: int | None = None,
+                 progress: bool = True) -> pd.DataFrame:
+    """Check (and phash) every image once, reusing earlier results for files whose size and mtime match.
+
+    Returns a frame indexed by relative path with reason, detail, width, height and phash.
+    """
+    rels = list(dict.fromkeys(rels))
+    stats = _stats(archive, rels)
+    previous = _read_check_cache(cache_file)
+    results: dict[str, ImageCheck] = {}
+    todo = []
+    for rel in rels:
+        size, mtime = stats[rel]
+        if rel in previous.index and size >= 0:
+            row = previous.loc[rel]
+            if int(row["size"]) == size and int(row["mtime_ns"]) == mtime:
+                results[rel] = ImageCheck(row["reason"] or None, row["detail"], int(row["width"]), int(row["height"]),
+                                          row["phash"])
+                continue
+        todo.append((rel, str(archive / rel)))
+    results.update(_run_checks(todo, workers, progress))
+    frame = pd.DataFrame([(rel, *stats[rel], r.reason or "", r.detail, r.width, r.height, r.phash)
+                          for rel, r in results.items()], columns=CHECK_COLUMNS).set_index("path")
     if cache_file is not None and todo:
         merged = pd.concat([previous[~previous.index.isin(frame.index)], frame]) if len(previous) else frame
         atomic.write_csv(cache_file, merged.reset_index())

@@ -144,26 +144,33 @@ def load_square(path: str | os.PathLike[str], size: int, draft: bool = True) -> 
 
 @dataclass(frozen=True)
 class ImageCheck:
-    """Result of checking one file: None reason means usable."""
+    """Result of checking one file: None reason means usable; phash is computed while the file is open anyway."""
 
     reason: str | None
     detail: str
     width: int
     height: int
+    phash: str = ""
 
 
 def check_image(path: str | os.PathLike[str]) -> ImageCheck:
-    """Check that a file decodes completely (truncation included), cheaply via JPEG draft mode."""
+    """Check that a file decodes completely (truncation included), cheaply via JPEG draft mode, and hash it.
+
+    The phash (``imagehash.phash``) is computed from the decoded image — at JPEG draft scale, at least
+    64 px on the shorter side, far above the 32×32 phash works on.
+    """
+    from artlib.data.phash import image_phash
+
     try:
-        im = open_image(path, min_size=32)
+        im = open_image(path, min_size=64)
         try:
             w, h = im.info.get("artlib_full_size", im.size)
             im.load()
-            to_rgb(im)
+            digest = image_phash(to_rgb(im))
         finally:
             im.close()
     except ImageLoadError as exc:
         return ImageCheck(exc.reason, exc.detail, 0, 0)
     except _DECODE_ERRORS as exc:
         return ImageCheck("unreadable_image", f"{type(exc).__name__}: {exc}", 0, 0)
-    return ImageCheck(None, "", int(w), int(h))
+    return ImageCheck(None, "", int(w), int(h), digest)

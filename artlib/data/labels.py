@@ -40,7 +40,8 @@ ERA_MAPS: dict[str, dict[str, tuple[str, ...]]] = {
             "New_Realism", "Contemporary_Realism",
         ),
     },
-    # The original study's map (an ordered substring match), kept to reproduce its numbers.
+    # The original study's map, kept to reproduce its numbers: what SEED_GENRE_PATTERNS gives a painting
+    # listed under one style (multi-genre paintings follow the patterns, see eras_for_genres).
     "seed": {
         "Renaissance": ("Early_Renaissance", "High_Renaissance", "Northern_Renaissance", "Mannerism_Late_Renaissance"),
         "Post-Renaissance": ("Realism", "Contemporary_Realism", "New_Realism", "Romanticism", "Baroque", "Rococo"),
@@ -75,6 +76,36 @@ def era_table(era_map: str = "chronological") -> dict[str, str]:
 def eras_for_styles(styles: pd.Series, era_map: str = "chronological") -> pd.Series:
     """Map canonical style names to eras ("" where the map has no era for the style)."""
     return styles.map(era_table(era_map)).fillna("").astype(str)
+
+
+SEED_GENRE_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Contemporary", ("Minimalism", "Pop Art", "Pointillism", "Symbolism")),
+    ("Modern", ("Impressionism", "Expressionism", "Post-Impressionism", "Surrealism", "Abstract Expressionism",
+                "Cubism", "Pop Art", "Abstract Art", "Art Informel", "Color Field Painting", "Neo-Expressionism",
+                "Magic Realism", "Lyrical Abstraction", "Art Nouveau Modern", "Fauvism", "Action Painting",
+                "Naive Art Primitivism", "Ukiyo", "Colour Field Painting")),
+    ("Post-Renaissance", ("Realism", "Romanticism", "Baroque", "Neoclassicism", "Rococo")),
+    ("Renaissance", ("Renaissance",)),
+)
+"""The original study's era rule (its ``Genre_Files.py``): eras tried in this order, the first whose pattern
+occurs (case-sensitively) anywhere in classes.csv's raw ``genre`` list-string wins. Hence its quirks:
+Pointillism and Symbolism are Contemporary, any *Realism is Post-Renaissance, and WikiArt's "Action painting"
+(lower-case p) matches nothing; a painting listed under Realism *and* Impressionism is Modern."""
+
+
+def eras_for_genres(genres: pd.Series) -> pd.Series:
+    """The ``seed`` preset's era of each painting from its genre names (';'-separated style names), "" if none.
+
+    Names are matched with spaces, as classes.csv spells them (``Post_Impressionism`` → ``Post Impressionism``).
+    """
+    def era_of(text: str) -> str:
+        for era, patterns in SEED_GENRE_PATTERNS:
+            if any(p in text for p in patterns):
+                return era
+        return ""
+
+    spelled = genres.fillna("").astype(str).str.replace("_", " ", regex=False)
+    return spelled.map(era_of).astype(str)
 
 
 def normalise_emotion(values: pd.Series) -> pd.Series:

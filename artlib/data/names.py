@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from functools import lru_cache
+from itertools import product
 
 # cp1252 puts printable characters where Latin-1 has C1 controls (0x80-0x9F); mojibake made
 # with cp1252 shows these characters instead of the raw bytes.
@@ -56,8 +57,12 @@ def _seq_len(lead: int) -> int:
     return 0
 
 
-def _repair_once(text: str) -> str:
-    """One pass of mojibake repair; characters that form no valid UTF-8 sequence are kept."""
+def _repair_once(text: str, guess_lowered: bool = True) -> str:
+    """One pass of mojibake repair; characters that form no valid UTF-8 sequence are kept.
+
+    With ``guess_lowered``, a continuation letter after a lower-cased lead byte is read as the upper-case
+    letter it was lowered from (š as 0x8A); without it, every character stands for its own byte.
+    """
     out: list[str] = []
     i, n = 0, len(text)
     while i < n:
@@ -70,7 +75,7 @@ def _repair_once(text: str) -> str:
             for cand in candidates:
                 length = _seq_len(cand)
                 if length and i + length <= n:
-                    lowered = cand != lead  # lower-cased mojibake: its continuation letters were lowered too
+                    lowered = guess_lowered and cand != lead  # lower-cased: its continuation letters were too
                     tail = [(_LOWERED_CONTINUATION.get(c) if lowered else None) or _continuation_of(c)
                             for c in text[i + 1 : i + length]]
                     if all(_is_continuation(b) for b in tail):
@@ -108,3 +113,31 @@ def canonical_name(text: str) -> str:
     if text.isascii():
         return text.replace("\\", "/")
     return unicodedata.normalize("NFC", repair_mojibake(text)).replace("\\", "/")
+
+
+_AMBIGUOUS = {"š": "Š", "œ": "Œ", "ž": "Ž"}
+"""Lower-casing cp1252 mojibake turns Š Œ Ž (bytes 0x8A 0x8C 0x8E) into š œ ž — which are also bytes 0x9A 0x9C 0x9E."""
+
+
+def repair_candidates(text: str, limit: int = 6) -> list[str]:
+    """Every plausible repair of a name, the default (:func:`canonical_name`) first.
+
+    Where lower-cased mojibake holds an ambiguous continuation letter (š œ ž), each reading is tried;
+    callers keep the candidate that matches a file or a classes.csv name. More than ``limit`` ambiguous
+    letters are not expanded (2^limit candidates).
+    """
+    default = canonical_name(text)
+    positions = [i for i, ch in enumerate(text) if ch in _AMBIGUOUS]
+    if not positions or len(positions) > limit:
+        return [default]
+    out = [default]
+    for choice in product((False, True), repeat=len(positions)):
+        chars = list(text)
+        for pos, upper in zip(positions, choice):
+            if upper:
+                chars[pos] = _AMBIGUOUS[chars[pos]]
+        repaired = _repair_once(_repair_once("".join(chars), guess_lowered=False), guess_lowered=False)
+        candidate = unicodedata.normalize("NFC", repaired).replace("\\", "/")
+        if candidate not in out:
+            out.append(candidate)
+    return out

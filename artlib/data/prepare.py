@@ -21,10 +21,14 @@ import pandas as pd
 from artlib import __version__, atomic, rundir
 from artlib.data.annotations import annotation_counts, classes_table
 from artlib.data.archive import ArchiveIndex, check_images, unsafe_reason
+from artlib.data.duplicates import read_duplicates
 from artlib.data.funnel import Funnel
-from artlib.data.labels import ERA_MAPS, ERAS, LABEL_RULES, apply_label_rule, canonical_style, eras_for_styles
+from artlib.data.groups import Links, artist_links, compose, listed_links, near_duplicate_links
+from artlib.data.labels import (ERA_MAPS, ERAS, LABEL_RULES, apply_label_rule, canonical_style, eras_for_genres,
+                                eras_for_styles)
 from artlib.data.manifest import MANIFEST_COLUMNS, write_outputs
-from artlib.data.names import canonical_name
+from artlib.data.names import canonical_name, repair_candidates
+from artlib.data.phash import DEFAULT_MAX_DISTANCE
 from artlib.data.readers import read_artemis, read_classes
 from artlib.data.roots import DataPaths, has_files
 from artlib.data.splits import assign_splits, check_fractions
@@ -44,6 +48,8 @@ class PrepareConfig:
     seed: int = 0
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     group_by: str = "phash"
+    phash_distance: int = DEFAULT_MAX_DISTANCE
+    duplicates: str | None = None  # ArtEmis's wiki_art_duplicate_paintings.pkl (or a CSV of pairs)
     cap_per_era: int | None = None
     cap_per_emotion: int | None = None
     check_images: bool = True
@@ -58,6 +64,8 @@ class PrepareConfig:
         if self.group_by not in GROUP_BY:
             raise ValueError(f"group_by must be one of {GROUP_BY}, got {self.group_by!r}")
         check_fractions(self.fractions)
+        if not 0 <= self.phash_distance <= 32:
+            raise ValueError(f"phash_distance must be between 0 and 32 bits, got {self.phash_distance}")
         for cap in (self.cap_per_era, self.cap_per_emotion):
             if cap is not None and cap < 1:
                 raise ValueError(f"caps must be positive integers or None, got {cap}")
@@ -108,7 +116,7 @@ class Preparation:
         counts = annotation_counts(artemis, self.paths.artemis_csv, self.funnel, self.report)
         self.funnel.add("paintings", "annotated in ArtEmis", len(counts))
         table = classes_table(classes, self.paths.classes_csv, self.funnel, self.report)
-        counts = self._match_case_insensitively(counts, table)
+        counts = self._match_loosely(counts, table)
         self.funnel.add("paintings", "names repaired (mojibake / Unicode form)", self.report["names_repaired"])
         frame = table.join(counts, how="outer")
         frame["in_classes"] = frame["classes_path"].notna()
@@ -127,17 +135,25 @@ class Preparation:
         self._inputs = None  # the raw CSVs are no longer needed
         return self
 
-    def _match_case_insensitively(self, counts: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-        """ArtEmis keys with no exact classes.csv match try a unique case-insensitive one."""
+    def _match_loosely(self, counts: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+        """ArtEmis keys with no exact classes.csv match try other readings of ambiguous mojibake, then case."""
         missing = counts.index.difference(table.index)
         folded = pd.Series(table.index, index=table.index.str.casefold())
         folded = folded[~folded.index.duplicated(keep=False)]
-        remap = {k: folded[k.casefold()] for k in missing if k.casefold() in folded.index}
+        remap, by_reading = {}, 0
+        for key in missing:
+            for k, candidate in enumerate(repair_candidates(str(counts.at[key, "artemis_path"]))):  # readings of š/œ/ž
+                match = candidate if candidate in table.index else folded.get(candidate.casefold())
+                if match is not None:
+                    remap[key] = match
+                    by_reading += k > 0
+                    break
         if remap:
             counts = counts.rename(index=remap)
             agg = {c: "sum" for c in COUNT_COLUMNS} | {"artemis_path": "first"}
             counts = counts.groupby(level=0).agg(agg)
-        self.report["names_matched_case_insensitively"] = len(remap)
+        self.report["names_matched_case_insensitively"] = len(remap) - by_reading
+        self.report["names_matched_by_another_mojibake_reading"] = by_reading
         return counts
 
     def _drop_unsafe(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -167,7 +183,10 @@ class Preparation:
         for reason, text in (*reasons, ("only_something_else", "no emotion: only 'something else'")):
             funnel.add("labels", text, ((why.to_numpy() == reason) & annotated).sum())
         funnel.add("labels", "no emotion: no annotations", (~annotated).sum())
-        frame["era"] = eras_for_styles(frame["style"], config.era_map).to_numpy()
+        if config.era_map == "seed":  # the original's rule works on classes.csv's genre list, else the folder
+            frame["era"] = eras_for_genres(frame["genres"].where(frame["genres"] != "", frame["style"])).to_numpy()
+        else:
+            frame["era"] = eras_for_styles(frame["style"], config.era_map).to_numpy()
         for era in ERAS:
             funnel.add("labels", f"era {era}", (frame["era"] == era).sum())
         funnel.add("labels", f"no era: style not in the '{config.era_map}' map", (frame["era"] == "").sum())
@@ -190,6 +209,10 @@ class Preparation:
                               self.progress)
         frame["width"] = checks.loc[frame["image_path"], "width"].to_numpy()
         frame["height"] = checks.loc[frame["image_path"], "height"].to_numpy()
+        computed = checks.loc[frame["image_path"], "phash"].to_numpy()
+        lacking = (frame["phash"] == "").to_numpy() & (computed != "")
+        frame.loc[lacking, "phash"] = computed[lacking]  # classes.csv had none: hashed while checking the image
+        self.report["phashes_computed"] = int(lacking.sum())
         reasons = checks.loc[frame["image_path"], "reason"].to_numpy()
         bad = pd.Series(reasons != "", index=frame.index)
         excluded = self.report["excluded"]
@@ -223,34 +246,53 @@ class Preparation:
 
     # ---- 5. split ---------------------------------------------------------------------------
     def split(self) -> Preparation:
-        """Caps (if any), then one train/val/test split per painting with groups kept whole."""
-        frame = self._apply_caps(self.frame.sort_values("image_path").reset_index(drop=True))
-        config = self.config
-        if config.group_by == "phash":
-            groups = frame["phash"].where(frame["phash"] != "", "key:" + frame["key"])
-        elif config.group_by == "artist":
-            groups = frame["artist"].where(frame["artist"] != "", "key:" + frame["key"])
-        else:
-            groups = "key:" + frame["key"]
+        """One train/val/test split per painting, groups of every source kept whole; then caps (labels only)."""
+        frame = self.frame.sort_values("image_path").reset_index(drop=True)
+        ids, report = compose(len(frame), self._links(frame))
         strata = frame["era"] + "|" + frame["emotion"]
-        frame["split"] = assign_splits(strata.reset_index(drop=True), groups.reset_index(drop=True),
-                                       config.fractions, config.seed).to_numpy()
-        self.frame = frame
+        frame["split"] = assign_splits(strata, pd.Series(ids.astype(str)), self.config.fractions,
+                                       self.config.seed).to_numpy()
+        straddling = int((frame.groupby(ids)["split"].nunique() > 1).sum())
+        if straddling:  # assign_splits keeps groups whole; this guards the promise the manifest makes
+            raise RuntimeError(f"{straddling} painting groups straddle two splits; please report this as a bug")
+        report["groups_straddling_splits"] = straddling
+        self.report["grouping"] = report
+        for source, numbers in report.items():
+            if source != "combined" and isinstance(numbers, dict):
+                self.funnel.add("groups", f"{source.replace('_', ' ')}: paintings joined in {numbers['groups']} "
+                                          f"group(s)", numbers["paintings_joined"])
+        self.frame = self._apply_caps(frame)
         return self
 
+    def _links(self, frame: pd.DataFrame) -> list[Links]:
+        """The grouping sources this configuration asks for: near-duplicates, a duplicate list, artists."""
+        config, sources = self.config, []
+        if config.group_by != "none":
+            sources.append(near_duplicate_links(frame["phash"], frame["image_path"], config.phash_distance))
+        if config.duplicates:
+            sources.append(listed_links(frame["key"], read_duplicates(config.duplicates)))
+        if config.group_by == "artist":
+            sources.append(artist_links(frame["artist"]))
+        return sources
+
     def _apply_caps(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Subsample at most N paintings per era and per emotion class (seeded), for balanced subsets."""
+        """At most N paintings per era / per emotion class (seeded): a cap clears that task's label only.
+
+        The capped paintings stay in the manifest for the other task (capping eras to balance the genre
+        task must not change the emotion study).
+        """
         rng = np.random.default_rng(self.config.seed)
+        task = {"era": "genre task", "emotion": "emotion task"}
         for column, cap in (("era", self.config.cap_per_era), ("emotion", self.config.cap_per_emotion)):
             if cap is None:
                 continue
-            drop = []
+            cleared = []
             for value, idx in frame.groupby(column, sort=True).groups.items():
-                if value == "" or len(idx) <= cap:
-                    continue
-                drop.extend(rng.permutation(np.sort(np.asarray(idx)))[cap:].tolist())
-            frame = frame.drop(index=drop)
-            self.funnel.add("caps", f"dropped by cap of {cap} per {column}", len(drop))
+                if value != "" and len(idx) > cap:
+                    cleared.extend(rng.permutation(np.sort(np.asarray(idx)))[cap:].tolist())
+            frame.loc[cleared, column] = ""
+            self.funnel.add("caps", f"cap of {cap} per {column}: {column} cleared, so out of the {task[column]}",
+                            len(cleared))
         return frame
 
     # ---- 6. write ---------------------------------------------------------------------------
