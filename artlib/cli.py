@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from artlib import rundir
 from artlib.errors import CheckpointError, DataError
 
 if TYPE_CHECKING:
@@ -76,24 +77,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         params["data_root"] = args.data_root
     if args.seeds is not None:
         params["seeds"] = args.seeds
+    if args.executor is not None:
+        params["executor"] = args.executor
     t0 = time.perf_counter()
     result = run_series(run_dir, params, html=not args.no_html)
     if result.failed is not None:
         return 1
     print(f"\nall {len(result.executed)} notebooks ran in {time.perf_counter() - t0:.0f} s")
-    comparison = run_dir / "comparison.csv"
-    if comparison.is_file():
-        import pandas as pd
-
-        table = pd.read_csv(comparison)
-        cols = [c for c in ("stage", "accuracy_mean", "accuracy_std", "f1_mean", "majority_baseline_accuracy",
-                            "vs_baseline_p_value") if c in table.columns]
-        with pd.option_context("display.width", 160, "display.precision", 3):
-            print(table.loc[table["task"] == "emotion", cols].to_string(index=False))
-    print(f"results:   {display_path(run_dir / 'results.csv')}")
-    print(f"notebooks: {display_path(run_dir / 'notebooks')}")
+    _print_summary(run_dir)
+    print(f"results:   {display_path(rundir.results(run_dir))}")
+    print(f"verdicts:  {display_path(rundir.verdicts(run_dir))}")
+    print(f"notebooks: {display_path(rundir.notebooks(run_dir))}")
     if result.html:
-        print(f"report:    {display_path(run_dir / 'report' / 'index.html')}")
+        print(f"report:    {display_path(rundir.report(run_dir) / 'index.html')}")
     return 0
 
 
@@ -138,6 +134,21 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
 
 
+def _print_summary(run_dir: Path) -> None:
+    """The emotion stages' accuracy beside both baselines, then every verdict, from the run's files."""
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.precision", 3, "display.max_colwidth", 70):
+        if rundir.comparison(run_dir).is_file():
+            table = pd.read_csv(rundir.comparison(run_dir))
+            cols = [c for c in ("stage", "accuracy_mean", "accuracy_std", "accuracy_ci_low", "accuracy_ci_high",
+                                "majority_baseline_accuracy", "era_prior_baseline_accuracy") if c in table.columns]
+            print(table.loc[table["task"] == "emotion", cols].to_string(index=False))
+        if rundir.verdicts(run_dir).is_file():
+            verdicts = pd.read_csv(rundir.verdicts(run_dir))
+            print(verdicts[["comparison", "verdict", "reason"]].to_string(index=False))
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     """Train stages (sources first) into a run directory that holds a manifest."""
     from artlib.paths import resolve_path
@@ -147,9 +158,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     names = [s for c in args.configuration for s in CONFIGURATIONS[c]] if args.configuration else args.stages
     if not names:
         raise ValueError("name stages (e.g. genre_conv4) or --configuration 1/2/3")
-    rows = run_stages(names, resolve_path(args.run_dir), train_config(args), seeds=args.seeds, force=args.force,
-                      progress=not args.quiet)
-    print(rows[["stage", "seed", "accuracy", "f1", "majority_baseline_accuracy", "best_epoch"]].to_string(index=False))
+    from artlib.train.grid import GridFailure
+
+    try:
+        rows = run_stages(names, resolve_path(args.run_dir), train_config(args), seeds=args.seeds, force=args.force,
+                          progress=not args.quiet, executor=args.executor, plan=args.plan,
+                          cpus_per_stage=args.cpus_per_stage, gpus_per_stage=args.gpus_per_stage,
+                          ray_address=args.ray_address)
+    except GridFailure as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    if not args.plan and len(rows):
+        print(rows[["stage", "seed", "accuracy", "f1", "majority_baseline_accuracy", "best_epoch"]].to_string(index=False))
     return 0
 
 
@@ -211,9 +231,23 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     _add_train_options(p)
+    _add_executor_options(p)
+    p.add_argument("--plan", action="store_true", help="print the stage-runs, cache sizes and estimated time; train nothing")
     p.add_argument("--force", action="store_true", help="retrain finished stages")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
+
+
+def _add_executor_options(p: argparse.ArgumentParser) -> None:
+    """Where the grid's stage-runs run: this process, or Ray (a local instance or a cluster)."""
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: one stage-run after another in this process; ray: each stage-run a Ray task")
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster to use: 'auto' or ray://host:port (default: start a local Ray instance)")
+    p.add_argument("--gpus-per-stage", type=float, default=0.0,
+                   help="GPUs per stage-run on Ray, fractions allowed (0.25: four stage-runs share a GPU)")
+    p.add_argument("--cpus-per-stage", type=int, default=None,
+                   help="CPUs (torch threads) per stage-run (Ray default 1; local default: this process's share)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", type=Path, default=None, help="a YAML file of notebook parameters (params/*.yaml)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the training notebooks' seeds")
     p.add_argument("--no-html", action="store_true", help="skip the HTML report")
+    p.add_argument("--executor", choices=["local", "ray"], default=None,
+                   help="the training notebooks' executor (default: their own parameter, local)")
     p.set_defaults(func=_cmd_demo)
     _train_parser(sub)
 

@@ -85,3 +85,64 @@ def class_weights(y_train: np.ndarray, n_classes: int) -> np.ndarray:
     weights = np.zeros(n_classes)
     weights[present] = counts.sum() / (present.sum() * counts[present])
     return weights
+
+
+def prior_by_group(groups_train: np.ndarray, y_train: np.ndarray, groups_test: np.ndarray,
+                   n_classes: int) -> np.ndarray:
+    """Per test item, the majority training class of its group (e.g. its era); the overall majority for groups
+    absent from training and on ties — the era-prior baseline."""
+    overall = majority_class(y_train, n_classes)
+    table = {}
+    for group in np.unique(groups_train):
+        counts = np.bincount(np.asarray(y_train)[groups_train == group], minlength=n_classes)
+        top = np.flatnonzero(counts == counts.max())
+        table[group] = overall if len(top) > 1 and overall in top else int(top[0])
+    return np.array([table.get(g, overall) for g in groups_test], dtype=np.int64)
+
+
+# ---- the nine-emotion task (ArtEmis's definitions) ----------------------------------------------------
+def dominant(counts: np.ndarray, strict: bool = True) -> np.ndarray:
+    """Paintings where one emotion has more than half of the votes (``strict``, ArtEmis's headline subset) or at
+    least half (a 50/50 tie counts here, not above) — from integer vote counts, so 3 of 6 is exactly half."""
+    counts = np.asarray(counts)
+    top, total = counts.max(axis=1) * 2, counts.sum(axis=1)
+    return (top > total) if strict else (top >= total)
+
+
+def mean_kl(shares: np.ndarray, probs: np.ndarray) -> float:
+    """Mean over paintings of KL(annotated shares ‖ predicted distribution), natural log, 0·log 0 = 0."""
+    shares = np.asarray(shares, dtype=np.float64)
+    q = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(shares > 0, shares * (np.log(shares) - np.log(q)), 0.0)
+    return float(terms.sum(axis=1).mean()) if len(shares) else float("nan")
+
+
+def polarity_of(probs: np.ndarray, n_positive: int = 4, n_negative: int = 4) -> np.ndarray:
+    """'positive' where the four positive emotions' probabilities sum to more than the four negative ones', else
+    'negative' (ArtEmis's order: positive emotions first, then negative, then 'something else')."""
+    probs = np.asarray(probs, dtype=np.float64)
+    positive = probs[:, :n_positive].sum(axis=1)
+    negative = probs[:, n_positive:n_positive + n_negative].sum(axis=1)
+    return np.where(positive > negative, "positive", "negative")
+
+
+def emotion9_metrics(counts: np.ndarray, probs: np.ndarray, polarity: np.ndarray, majority: int) -> dict:
+    """ArtEmis's metrics of a nine-emotion model on test paintings (see the README for the definitions)."""
+    counts = np.asarray(counts)
+    top, pred = counts.argmax(axis=1), np.asarray(probs).argmax(axis=1)  # ties: the first emotion, as np.argmax
+    out: dict = {}
+    for name, strict in (("dominant", True), ("at_least_half", False)):
+        mask = dominant(counts, strict)
+        out[f"{name}_n"] = int(mask.sum())
+        out[f"{name}_share"] = float(mask.mean()) if len(mask) else float("nan")
+        out[f"{name}_accuracy"] = float(np.mean(pred[mask] == top[mask])) if mask.any() else float("nan")
+        out[f"{name}_majority_baseline_accuracy"] = float(np.mean(top[mask] == majority)) if mask.any() \
+            else float("nan")
+    shares = counts / np.clip(counts.sum(axis=1, keepdims=True), 1, None)
+    out["mean_kl"] = mean_kl(shares, probs)
+    labelled = np.asarray(polarity) != ""
+    out["polarity_n"] = int(labelled.sum())
+    out["polarity_accuracy"] = float(np.mean(polarity_of(probs)[labelled] == np.asarray(polarity)[labelled])) \
+        if labelled.any() else float("nan")
+    return out

@@ -25,7 +25,7 @@ RESULT_COLUMNS = (
     "n_test", "majority_baseline_accuracy", "majority_baseline_f1", "majority_class", "backbone_weights",
     "best_epoch", "epochs_run", "train_seconds", "cache_seconds", "n_train", "n_val", "skipped_images",
     "image_size", "epochs", "batch_size", "lr", "monitor", "augment", "feature_cache", "device", "precision",
-    "config_hash", "label_rule", "era_map", "manifest_sha256",
+    "config_hash", "label_rule", "era_map", "manifest_sha256", "threads", "era_prior_baseline_accuracy",
 )
 KEY = ("stage", "seed")
 

@@ -12,11 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from artlib.data.labels import EMOTION_CLASSES, ERAS
+from artlib.data.labels import ARTEMIS_EMOTIONS, EMOTION_CLASSES, EMOTION_COUNT_COLUMNS, ERAS
 
-TASK_CLASSES: dict[str, tuple[str, ...]] = {"genre": ERAS, "emotion": EMOTION_CLASSES}
+TASK_CLASSES: dict[str, tuple[str, ...]] = {"genre": ERAS, "emotion": EMOTION_CLASSES, "emotion9": ARTEMIS_EMOTIONS}
 TASK_COLUMN = {"genre": "era", "emotion": "emotion"}
-CONFIGURATION_NAMES = {1: "sequential", 2: "simultaneous", 3: "emotion only"}
+"""The manifest column holding a hard-label task's class."""
+SOFT_TASKS = {"emotion9": EMOTION_COUNT_COLUMNS}
+"""Tasks whose target is a distribution: the manifest columns of the vote counts it is normalised from."""
+CONFIGURATION_NAMES = {1: "sequential", 2: "simultaneous", 3: "emotion only", 4: "nine emotions, sequential",
+                       5: "nine emotions, simultaneous"}
+STUDY_CONFIGURATIONS = (1, 2, 3)
+"""The original study's configurations (its Tables 1–3); 4 and 5 ask its question on ArtEmis's nine emotions."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class Stage:
 
     name: str
     configuration: int
-    task: str  # 'genre' or 'emotion'
+    task: str  # 'genre', 'emotion' or 'emotion9'
     blocks: tuple[str, ...]  # trainable backbone blocks
     init_from: str | None = None  # None: the pretrained backbone; else the stage whose backbone is carried
     process: str = ""  # the original tables' "Fine-tuning Process" text
@@ -40,7 +46,7 @@ class Stage:
     @property
     def output(self) -> str:
         """The original tables' "Output Observed" text."""
-        return "Genre" if self.task == "genre" else "Emotions Evoked"
+        return {"genre": "Genre", "emotion": "Emotions Evoked", "emotion9": "Nine-emotion distribution"}[self.task]
 
     @property
     def trained_blocks(self) -> str:
@@ -67,9 +73,21 @@ _ALL = (
     Stage("emotion_conv4", 3, "emotion", ("conv4",), None, "Trained on Emotions", "Conv4"),
     Stage("emotion_conv4_then_emotion_conv5", 3, "emotion", ("conv5",), "emotion_conv4", "Trained on Emotions",
           "Conv4 then Conv5", compare_with="emotion_conv4"),
+    Stage("emotion9_conv5", 4, "emotion9", ("conv5",), None, "Trained on nine emotions", "Conv5"),
+    Stage("genre_conv4_then_emotion9_conv5", 4, "emotion9", ("conv5",), "genre_conv4",
+          "Trained on Genre then nine emotions", "Conv4 then Conv5", compare_with="emotion9_conv5"),
+    Stage("emotion9_conv4", 4, "emotion9", ("conv4",), None, "Trained on nine emotions", "Conv4"),
+    Stage("emotion9_conv4_then_emotion9_conv5", 4, "emotion9", ("conv5",), "emotion9_conv4",
+          "Trained on nine emotions, conv4 then conv5 (matched control)", "Conv4 then Conv5"),
+    Stage("emotion9_conv45", 5, "emotion9", ("conv4", "conv5"), None, "Trained on nine emotions", "Conv4 & Conv5"),
+    Stage("genre_conv45_then_emotion9_conv45", 5, "emotion9", ("conv4", "conv5"), "genre_conv45",
+          "Trained on Genre then nine emotions", "Conv4 & Conv5", compare_with="emotion9_conv45"),
+    Stage("emotion9_conv45_then_emotion9_conv45", 5, "emotion9", ("conv4", "conv5"), "emotion9_conv45",
+          "Trained on nine emotions, then again (matched control)", "Conv4 & Conv5, twice"),
 )
 STAGES: dict[str, Stage] = {s.name: s for s in _ALL}
-"""Every stage by name: the study's eight, in its order, then the matched control artlib adds."""
+"""Every stage by name: the study's eight, in its order, the matched control artlib adds, then the nine-emotion
+stages (configurations 4 and 5), which ask the study's question on ArtEmis's own task."""
 CONFIGURATIONS: dict[int, tuple[str, ...]] = {
     c: tuple(s.name for s in _ALL if s.configuration == c) for c in CONFIGURATION_NAMES
 }
@@ -129,3 +147,21 @@ COMPARISONS: tuple[Comparison, ...] = (
                "Without genre, does training conv4 then conv5 beat training both together twice?"),
 )
 """Every comparison notebook 06 reports; Holm's correction runs over all of them."""
+
+EMOTION9_COMPARISONS: tuple[Comparison, ...] = (
+    Comparison("nine emotions: genre → conv5 vs matched control", "genre_conv4_then_emotion9_conv5",
+               "emotion9_conv4_then_emotion9_conv5", MATCHED,
+               "On the nine-emotion task, does training conv4 on genre help more than training it on emotions?"),
+    Comparison("nine emotions: genre → conv5 vs conv5 alone", "genre_conv4_then_emotion9_conv5", "emotion9_conv5",
+               ORIGINAL, "On the nine-emotion task, does genre_conv4 → conv5 beat conv5 alone?"),
+    Comparison("nine emotions: genre → conv4+5 vs matched control", "genre_conv45_then_emotion9_conv45",
+               "emotion9_conv45_then_emotion9_conv45", MATCHED,
+               "On the nine-emotion task, does genre first help conv4+conv5 more than emotions first?"),
+    Comparison("nine emotions: genre → conv4+5 vs conv4+5 once", "genre_conv45_then_emotion9_conv45",
+               "emotion9_conv45", ORIGINAL, "On the nine-emotion task, does genre_conv45 → conv4+5 beat training once?"),
+    Comparison("nine emotions: sequential vs simultaneous, with genre", "genre_conv4_then_emotion9_conv5",
+               "genre_conv45_then_emotion9_conv45", SEQUENTIAL_VS_SIMULTANEOUS,
+               "On the nine-emotion task, does conv4 then conv5 beat both together after genre?"),
+)
+"""Notebook 08's comparisons (their own Holm family): accuracy of the top emotion on test paintings where one
+emotion has more than half of the votes (ArtEmis's metric)."""

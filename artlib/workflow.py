@@ -140,3 +140,29 @@ def grouping_table(report: dict) -> pd.DataFrame:
              "paintings joined": numbers["paintings_joined"], "largest group": numbers["largest_group"]}
             for source, numbers in grouping.items() if isinstance(numbers, dict)]
     return pd.DataFrame(rows, columns=["source", "groups", "paintings joined", "largest group"])
+
+
+def emotion9_distribution(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Share of ArtEmis votes per emotion, per era and overall (rows sum to 1), from the manifest's vote counts."""
+    from artlib.data.labels import ARTEMIS_EMOTIONS, EMOTION_COUNT_COLUMNS
+
+    data = manifest.assign(era=manifest["era"].replace("", "no era"))
+    votes = data.groupby("era")[list(EMOTION_COUNT_COLUMNS)].sum()
+    votes.loc["all eras"] = votes.sum()
+    votes.columns = list(ARTEMIS_EMOTIONS)
+    order = [e for e in (*ERAS, "no era", "all eras") if e in votes.index]
+    return votes.div(votes.sum(axis=1), axis=0).loc[order].round(3)
+
+
+def emotion9_subsets(manifest: pd.DataFrame, min_annotations: int = 5) -> pd.DataFrame:
+    """Paintings of the nine-emotion task per split, and how many have a > 50% / ≥ 50% majority emotion."""
+    from artlib.data.labels import EMOTION_COUNT_COLUMNS
+    from artlib.metrics import dominant
+
+    counts = manifest[list(EMOTION_COUNT_COLUMNS)].to_numpy()
+    task = counts.sum(axis=1) >= min_annotations
+    frame = pd.DataFrame({"split": manifest["split"][task], "> 50%": dominant(counts[task], True),
+                          "≥ 50%": dominant(counts[task], False)})
+    table = frame.groupby("split").agg(paintings=("split", "size"), **{"> 50%": ("> 50%", "sum"),
+                                                                       "≥ 50%": ("≥ 50%", "sum")})
+    return table.reindex(["train", "val", "test"]).fillna(0).astype(int)

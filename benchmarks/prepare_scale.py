@@ -1,4 +1,4 @@
-"""Time `prepare` (labels, eras, name repair, splits; no image decoding) on real-sized CSVs.
+"""Time `prepare` (labels, eras, name repair, near-duplicate search, splits; no image decoding) on real-sized CSVs.
 
 Generates an ArtEmis-format CSV of 454,684 annotations over 80,000 paintings and a matching
 classes.csv (plus zero-byte placeholder images so the on-disk lookup runs as on real data),
@@ -38,6 +38,8 @@ def main() -> None:
     counts = {row["step"]: row["count"] for row in result.report["funnel"]}
     summary = {"annotation_rows": counts["rows read"], "paintings": counts["listed in classes.csv"],
                "manifest_rows": len(result.manifest), "names_repaired": result.report["names_repaired"],
+               "near_duplicate_groups": result.report["grouping"]["near_duplicates"]["groups"],
+               "phash_distance": result.report["grouping"]["near_duplicates"]["max_distance"],
                "seconds": round(seconds, 2)}
     print(json.dumps(summary, indent=2))
     atomic.write_json(out / "prepare_scale.json", summary)

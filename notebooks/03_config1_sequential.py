@@ -6,8 +6,8 @@
 # %% tags=["parameters"]
 data_root     = "demo"        # a data root (archive/, data_gen/, data_em/) or "demo"
 run_dir       = "runs/demo"   # where results are read and written
-image_size    = 96            # pixels (the study: 224)
-epochs        = 5             # the study: 100
+image_size    = 64            # pixels (the study: 224)
+epochs        = 4             # the study: 100
 batch_size    = 32
 lr            = 1e-4          # Adam learning rate (the study: 1e-6)
 weight_decay  = 0.0
@@ -21,6 +21,7 @@ class_weights = True          # per-class weights against imbalance
 monitor       = "val_loss"    # early stopping metric: val_loss, val_accuracy, val_f1, val_balanced_accuracy
 patience      = 3             # epochs without improvement before stopping
 force         = False         # retrain stages that already finished with these settings
+executor      = "local"       # "local" (this kernel) or "ray" (each stage-run a Ray task; see README, cluster)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -53,7 +54,7 @@ ArtNet.build(len(stage.classes)).freeze_all().unfreeze(*stage.blocks).parameter_
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-run_stages(["genre_conv4"], session.run_dir, config, seeds=seeds, force=force)
+run_stages(["genre_conv4"], session.run_dir, config, seeds=seeds, force=force, executor=executor)
 workflow.stage_metrics(session.run_dir, "genre_conv4")
 
 # %%
@@ -76,7 +77,7 @@ ArtNet.build(len(stage.classes)).freeze_all().unfreeze(*stage.blocks).parameter_
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-run_stages(["emotion_conv5"], session.run_dir, config, seeds=seeds, force=force)
+run_stages(["emotion_conv5"], session.run_dir, config, seeds=seeds, force=force, executor=executor)
 workflow.stage_metrics(session.run_dir, "emotion_conv5")
 
 # %%
@@ -99,7 +100,7 @@ ArtNet.build(len(stage.classes)).freeze_all().unfreeze(*stage.blocks).parameter_
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-run_stages(["genre_conv4_then_emotion_conv5"], session.run_dir, config, seeds=seeds, force=force)
+run_stages(["genre_conv4_then_emotion_conv5"], session.run_dir, config, seeds=seeds, force=force, executor=executor)
 workflow.stage_metrics(session.run_dir, "genre_conv4_then_emotion_conv5")
 
 # %%

@@ -232,3 +232,14 @@ def crash_after(epoch: int) -> Callable[[int, dict], None]:
         if done >= epoch:
             raise RuntimeError(f"simulated failure after epoch {done}")
     return callback
+
+
+SLOW_FIXTURES = {"run_dir", "tiny_data", "tiny_prepared", "demo_root", "demo_prepared", "local_ray", "prepared", "clean"}
+"""Fixtures that generate images, decode them or train: tests using them are marked slow (make unit-fast skips them)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that trains, decodes a demo root or starts Ray as slow."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -111,3 +111,31 @@ def test_series_writes_html_report(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "report" / "index.html").is_file()
     html = (tmp_path / "run" / "report" / "02_nb.html").read_text()
     assert "second" in html and str(tmp_path / "run") in html
+
+
+def test_predict_adds_the_nine_emotion_distribution(trained_run: Path, tmp_path: Path) -> None:
+    """With a finished nine-emotion stage, predict also reports the top emotion and the nine probabilities."""
+    from artlib.data.labels import ARTEMIS_EMOTIONS
+
+    run_stage("emotion9_conv5", trained_run, TINY, seed=0, progress=False)
+    frame = predict_images(trained_run, [write_jpeg(tmp_path / "p.jpg", (120, 90), seed=7)])
+    row = frame.iloc[0]
+    assert row["emotion9_stage"] == "emotion9_conv5" and row["top_emotion"] in ARTEMIS_EMOTIONS
+    assert abs(sum(row[f"p_{e}"] for e in ARTEMIS_EMOTIONS) - 1) < 1e-5
+
+
+def test_report_index_leads_with_the_verdicts(tmp_path: Path) -> None:
+    """The HTML report's front page shows the verdicts table (before the notebook links) and the key figures."""
+    import pandas as pd
+
+    from artlib.series import report_index
+
+    run = tmp_path / "run"
+    (run / "figures").mkdir(parents=True)
+    (run / "figures" / "06_verdicts.png").write_bytes(b"png")
+    pd.DataFrame([{"comparison": "genre → conv5 vs matched control", "kind": "matched control",
+                   "verdict": "inconclusive", "reason": "too few seeds (2 < 3)", "difference": 0.02, "ci_low": -0.1,
+                   "ci_high": 0.14, "p_adjusted": 0.6, "n_seeds": 2}]).to_csv(run / "verdicts.csv", index=False)
+    page = report_index(run, [run / "report" / "06_compare_results.html"])
+    assert page.index("Verdicts") < page.index("genre → conv5 vs matched control") < page.index("Notebooks")
+    assert "too few seeds (2 &lt; 3)" in page and "../figures/06_verdicts.png" in page

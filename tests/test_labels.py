@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from artlib.data.labels import (
-    KNOWN_STYLES, apply_label_rule, canonical_style, count_polarities, era_table, eras_for_styles,
+    KNOWN_STYLES, apply_label_rule, canonical_style, count_emotions, era_table, eras_for_styles,
     normalise_emotion, polarity,
 )
 
@@ -56,7 +56,7 @@ PATTERNS = [
 
 
 def counts_frame(rows: list[tuple]) -> pd.DataFrame:
-    """A counts frame (as count_polarities returns) from (key, n_pos, n_neg, n_se) tuples."""
+    """A counts frame (the polar columns count_emotions returns) from (key, n_pos, n_neg, n_se) tuples."""
     return pd.DataFrame([r[1:4] for r in rows], columns=["n_positive", "n_negative", "n_something_else"],
                         index=pd.Index([r[0] for r in rows], name="key"))
 
@@ -94,19 +94,22 @@ def test_normalise_emotion(raw: str, expected: str) -> None:
     assert normalise_emotion(pd.Series([raw])).tolist() == [expected]
 
 
-def test_count_polarities_exact() -> None:
-    """Counts per key are exact; unknown emotions are not counted; keys come back sorted."""
+def test_count_emotions_exact() -> None:
+    """Votes per emotion and the polar sums are exact; unknown emotions are not counted; keys come back sorted."""
     rows = [("b", "awe"), ("a", "fear"), ("b", "something else"), ("a", "anger"), ("b", "amusement"),
-            ("c", "something else"), ("a", "joy"), ("b", "Sadness"), ("d", "bogus")]
+            ("c", "something else"), ("a", "joy"), ("b", "Sadness"), ("d", "bogus"), ("b", "awe")]
     keys = pd.Series([r[0] for r in rows])
-    counts = count_polarities(keys, polarity(pd.Series([r[1] for r in rows])))
+    counts = count_emotions(keys, normalise_emotion(pd.Series([r[1] for r in rows])))
     assert counts.index.tolist() == ["a", "b", "c", "d"]
-    assert counts.to_dict(orient="index") == {
+    polar = counts[["n_positive", "n_negative", "n_something_else"]].to_dict(orient="index")
+    assert polar == {
         "a": {"n_positive": 0, "n_negative": 2, "n_something_else": 0},
-        "b": {"n_positive": 2, "n_negative": 1, "n_something_else": 1},
+        "b": {"n_positive": 3, "n_negative": 1, "n_something_else": 1},
         "c": {"n_positive": 0, "n_negative": 0, "n_something_else": 1},
         "d": {"n_positive": 0, "n_negative": 0, "n_something_else": 0},
     }
+    assert counts.loc["b", ["n_amusement", "n_awe", "n_sadness"]].tolist() == [1, 2, 1]
+    assert counts.loc["a", ["n_anger", "n_fear"]].tolist() == [1, 1]
     assert all(str(t) == "int64" for t in counts.dtypes)
 
 
@@ -116,7 +119,7 @@ def test_counts_then_rules_end_to_end() -> None:
            "mixed_pos": ["awe", "awe", "fear"], "tie": ["awe", "fear", "something else"],
            "only_se": ["something else", "something else"]}
     keys = pd.Series([k for k, es in ann.items() for _ in es])
-    counts = count_polarities(keys, polarity(pd.Series([e for es in ann.values() for e in es])))
+    counts = count_emotions(keys, normalise_emotion(pd.Series([e for es in ann.values() for e in es])))
     unan, unan_why = apply_label_rule(counts, "unanimous")
     maj, maj_why = apply_label_rule(counts, "majority")
     assert unan.to_dict() == {"mixed_pos": "", "only_se": "", "tie": "", "unan_neg": "negative", "unan_pos": "positive"}

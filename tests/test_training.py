@@ -27,7 +27,7 @@ from artlib.train.config import TrainConfig
 from conftest import TINY, crash_after, new_run_dir
 
 CONV4, CONV5 = 7_098_368, 14_964_736
-HEAD = {"genre": 2048 * 4 + 4, "emotion": 2048 * 2 + 2}
+HEAD = {"genre": 2048 * 4 + 4, "emotion": 2048 * 2 + 2, "emotion9": 2048 * 9 + 9}
 
 
 @pytest.mark.parametrize("blocks, expected", [
@@ -46,7 +46,7 @@ def test_trainable_parameter_counts(blocks: tuple[str, ...], expected: int, task
 
 @pytest.mark.parametrize("name", list(STAGES))
 def test_every_stage_trains_exactly_its_blocks(name: str) -> None:
-    """Each of the eight stages unfreezes exactly its listed blocks (one test over all variants)."""
+    """Each stage unfreezes exactly its listed blocks (one test over all variants)."""
     stage = STAGES[name]
     model = ArtNet.build(len(stage.classes)).freeze_all().unfreeze(*stage.blocks)
     expected = {"conv4": CONV4, "conv5": CONV5}
@@ -54,9 +54,11 @@ def test_every_stage_trains_exactly_its_blocks(name: str) -> None:
     assert model.trainable_blocks == stage.blocks
 
 
-def test_configurations_group_the_eight_stages() -> None:
-    """Three configurations, eight stages, sources defined before their dependants."""
-    assert sum(len(v) for v in CONFIGURATIONS.values()) == 8
+def test_configurations_group_the_stages() -> None:
+    """The study's three configurations hold its eight stages plus the matched control; two more the nine-emotion
+    ones; sources are defined before their dependants."""
+    assert [len(CONFIGURATIONS[c]) for c in (1, 2, 3)] == [3, 4, 2]
+    assert [len(CONFIGURATIONS[c]) for c in (4, 5)] == [4, 3]
     order = list(STAGES)
     for stage in STAGES.values():
         if stage.init_from:

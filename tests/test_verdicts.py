@@ -46,6 +46,7 @@ def evidence_of(stage: np.ndarray, baseline: np.ndarray, p_adjusted: float | Non
                     p if p_adjusted is None else p_adjusted, diff.detectable(level), "majority", reference)
 
 
+@pytest.mark.slow
 def test_seed_aware_variance_matches_the_simulated_spread_of_the_mean() -> None:
     """The ANOVA variance of a mean difference averages to its Monte Carlo variance; the truncated one is never lower."""
     rng = np.random.default_rng(0)
@@ -64,6 +65,7 @@ def test_seed_aware_variance_matches_the_simulated_spread_of_the_mean() -> None:
         assert np.mean(used) / truth > 0.95
 
 
+@pytest.mark.slow
 def test_calibration_no_effect_is_rarely_improved_and_a_real_effect_is_found() -> None:
     """400 simulated runs (3 seeds, 1,500 paintings): 'improved' ≤ 5% (+ MC error) with no effect; most with +5 points."""
     rng = np.random.default_rng(2026)
@@ -87,6 +89,7 @@ def test_calibration_no_effect_is_rarely_improved_and_a_real_effect_is_found() -
     assert rates["+5 points, seed sd ≈ 1 point"] > 0.5
 
 
+@pytest.mark.slow
 def test_holm_family_keeps_false_positives_down() -> None:
     """Seven null comparisons per run: with Holm the chance of any 'improved' stays near α/2 (one-sided)."""
     rng = np.random.default_rng(7)
@@ -118,6 +121,7 @@ def test_stage_intervals_are_exact_and_never_of_zero_width() -> None:
     assert clopper_pearson(3, 10) == pytest.approx(sps.binomtest(3, 10).proportion_ci(method="exact"))
 
 
+@pytest.mark.slow
 def test_stage_interval_covers_the_truth() -> None:
     """Korn–Graubard interval of a seed-averaged accuracy covers the true accuracy in ≥ 93% of simulations."""
     rng = np.random.default_rng(5)

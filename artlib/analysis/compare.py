@@ -31,7 +31,8 @@ from artlib.data.labels import ERAS
 from artlib.data.manifest import read_manifest
 from artlib.errors import DataError
 from artlib.results import read_results, results_path
-from artlib.stages import CONFIGURATIONS, STAGES, TASK_COLUMN
+from artlib.metrics import dominant, majority_class, prior_by_group
+from artlib.stages import CONFIGURATIONS, SOFT_TASKS, STAGES, STUDY_CONFIGURATIONS, TASK_COLUMN
 
 NO_ERA = "(no era)"
 TABLE_COLUMNS = ("Fine-tuning Process", "Output Observed", "Layers Fine Tuned", "Accuracy", "F1 Score")
@@ -69,7 +70,11 @@ def load_predictions(run_dir: str | Path, stage: str, seed: int) -> pd.DataFrame
 
 @dataclass
 class StagePredictions:
-    """A stage's predictions for several seeds on the same paintings, sorted by image_path."""
+    """A stage's predictions for several seeds on the same scored paintings, sorted by image_path.
+
+    For the nine-emotion task the scored paintings are those where one emotion has more than half of the
+    votes (ArtEmis's metric); for the other tasks every test painting.
+    """
 
     stage: str
     seeds: list[int]
@@ -77,11 +82,21 @@ class StagePredictions:
     era: np.ndarray  # (n,)
     label: np.ndarray  # (n,) class names
     predicted: np.ndarray  # (seeds, n) class names
+    era_prior: np.ndarray | None = None  # (n,) the era-prior baseline's answers, when predictions.csv has them
 
     @property
     def correct(self) -> np.ndarray:
         """(seeds, n) boolean correctness."""
         return self.predicted == self.label[None, :]
+
+
+def _scored(stage: str, frame: pd.DataFrame) -> np.ndarray:
+    """Which test paintings a stage is scored on: the > 50% subset for the nine-emotion task, else all."""
+    task = STAGES[stage].task if stage in STAGES else ""
+    columns = list(SOFT_TASKS.get(task, ()))
+    if columns and set(columns) <= set(frame.columns):
+        return dominant(frame[columns].to_numpy(dtype=np.int64), strict=True)
+    return np.ones(len(frame), dtype=bool)
 
 
 def stage_predictions(run_dir: str | Path, stage: str, seeds: list[int]) -> StagePredictions:
@@ -92,9 +107,11 @@ def stage_predictions(run_dir: str | Path, stage: str, seeds: list[int]) -> Stag
         if len(f) != len(first) or not np.array_equal(f["image_path"].to_numpy(), first["image_path"].to_numpy()):
             raise DataError(f"{stage}: seed {s} was tested on other paintings than seed {seeds[0]}; seeds of one run "
                             f"must share the test split (same manifest.csv).")
-    return StagePredictions(stage=stage, seeds=list(seeds), image_path=first["image_path"].to_numpy(),
-                            era=first["era"].to_numpy(), label=first["label"].to_numpy(),
-                            predicted=np.stack([f["predicted"].to_numpy() for f in frames]))
+    keep = _scored(stage, first)
+    return StagePredictions(stage=stage, seeds=list(seeds), image_path=first["image_path"].to_numpy()[keep],
+                            era=first["era"].to_numpy()[keep], label=first["label"].to_numpy()[keep],
+                            predicted=np.stack([f["predicted"].to_numpy()[keep] for f in frames]),
+                            era_prior=first["era_prior"].to_numpy()[keep] if "era_prior" in first else None)
 
 
 def stage_order(results: pd.DataFrame) -> list[str]:
@@ -149,10 +166,10 @@ def still_improving(results: pd.DataFrame, stage: str) -> bool:
 
 # ---- trivial baselines -------------------------------------------------------------------
 def era_priors(run_dir: str | Path, task: str) -> tuple[dict[str, str], str] | None:
-    """Each era's majority class in the training split, and the overall one (for paintings without an era).
+    """Each era's majority class in the manifest's training split, and the overall one (for paintings without an era).
 
-    None when the run directory has no manifest (e.g. results copied without it). Ties go to the
-    overall majority class.
+    For results whose predictions.csv lacks the era-prior answers (runs made before artlib recorded them).
+    None when the run directory has no manifest, or for a task without a label column.
     """
     path = rundir.manifest(run_dir)
     if not path.is_file() or task not in TASK_COLUMN:
@@ -162,13 +179,12 @@ def era_priors(run_dir: str | Path, task: str) -> tuple[dict[str, str], str] | N
     train = manifest.loc[(manifest["split"] == "train") & (manifest[column].astype(str) != "")]
     if train.empty:
         return None
-    overall = str(train[column].value_counts().sort_index().idxmax())
-    priors = {}
-    for era, group in train.groupby(train["era"].replace("", NO_ERA)):
-        counts = group[column].value_counts()
-        top = counts[counts == counts.max()].index
-        priors[str(era)] = overall if len(top) > 1 and overall in top else str(sorted(top)[0])
-    return priors, overall
+    classes = sorted(set(train[column]))
+    y = train[column].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    eras = train["era"].replace("", NO_ERA).to_numpy()
+    groups = sorted(set(eras))
+    answers = prior_by_group(eras, y, np.asarray(groups), len(classes))
+    return {g: classes[a] for g, a in zip(groups, answers)}, classes[majority_class(y, len(classes))]
 
 
 def baseline_correct(run_dir: str | Path, results: pd.DataFrame, sp: StagePredictions) -> dict[str, np.ndarray]:
@@ -178,6 +194,9 @@ def baseline_correct(run_dir: str | Path, results: pd.DataFrame, sp: StagePredic
     majority = first_value(part["majority_class"]) if "majority_class" in part else float("nan")
     if isinstance(majority, str):
         out["majority"] = sp.label == majority
+    if sp.era_prior is not None:
+        out["era prior"] = sp.label == sp.era_prior
+        return out
     task = STAGES[sp.stage].task if sp.stage in STAGES else str(first_value(part["task"]))
     priors = era_priors(run_dir, task) if task != "genre" else None
     if priors is not None:
@@ -223,7 +242,8 @@ def summary_table(results: pd.DataFrame, run_dir: str | Path, confidence: float 
     for name in stage_order(results):
         row = _stage_row(results, name)
         sp = stage_predictions(run_dir, name, seeds_of(results, name))
-        row["n_test"] = len(sp.label)
+        row["n_test"] = len(sp.label)  # the scored test paintings (nine emotions: those with a > 50% emotion)
+        row["accuracy_mean"], row["accuracy_std"] = mean_std(sp.correct.mean(axis=1))
         row["accuracy_ci_low"], row["accuracy_ci_high"] = stage_accuracy_interval(sp.correct, confidence)
         baselines = baseline_correct(run_dir, results, sp)
         row["majority_baseline_accuracy"] = float(np.mean(baselines["majority"])) if "majority" in baselines \
@@ -295,8 +315,8 @@ def original_tables(summary: pd.DataFrame, confidence: float = 0.95) -> dict[int
     by_stage = summary.set_index("stage")
     emotion = summary.loc[summary["task"] == "emotion"]
     tables: dict[int, pd.DataFrame] = {}
-    for config, names in CONFIGURATIONS.items():
-        rows, index = [], []
+    for config in STUDY_CONFIGURATIONS:
+        names, rows, index = CONFIGURATIONS[config], [], []
         for name in names:
             st = STAGES[name]
             acc = f1 = "not run"
@@ -367,3 +387,58 @@ def write_comparison(run_dir: str | Path, summary: pd.DataFrame) -> Path:
     path = rundir.comparison(run_dir)
     atomic.write_csv(path, summary)
     return path
+
+
+# ---- the nine-emotion task ---------------------------------------------------------------
+ANCHORS = pd.DataFrame([
+    {"model": "ArtEmis image-to-emotion classifier (published)", "backbone": "ResNet-34, ImageNet; last block + MLP",
+     "data": "ArtEmis test split, 7,933 WikiArt paintings, 256 px", "dominant_share": 0.381,
+     "dominant_accuracy": 0.602, "at_least_half_share": 0.455, "at_least_half_accuracy": 0.576},
+])
+"""Published figures on the same metric definitions, quoted for scale — other data and backbones, not comparable to
+a demo run (source: optas/artemis, image_to_emotion_classifier.ipynb, the released model's test output)."""
+
+
+def emotion9_table(results: pd.DataFrame) -> pd.DataFrame:
+    """The nine-emotion stages' ArtEmis metrics, mean ± std over seeds, beside the majority-emotion baseline."""
+    part = results.loc[results["task"] == "emotion9"]
+    rows = []
+    for name in stage_order(part):
+        stage = part.loc[part["stage"] == name]
+        row = {"stage": name, "n_seeds": len(stage)}
+        for metric in ("dominant_accuracy", "at_least_half_accuracy", "mean_kl", "polarity_accuracy",
+                       "dominant_majority_baseline_accuracy", "dominant_share", "at_least_half_share"):
+            row[f"{metric}_mean"], row[f"{metric}_std"] = mean_std(pd.to_numeric(stage[metric]).to_numpy())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def polarity_comparison(run_dir: str | Path, results: pd.DataFrame) -> pd.DataFrame:
+    """Binary accuracy of every emotion model on the same test paintings: the binary stages' own predictions, and
+    the nine-emotion stages' polarity (four positive vs four negative probabilities), on the paintings both test."""
+    from artlib.metrics import polarity_of
+
+    binary = {s: seeds_of(results, s) for s in stage_order(results) if first_value(
+        results.loc[results["stage"] == s, "task"]) == "emotion"}
+    nine = {s: seeds_of(results, s) for s in stage_order(results) if first_value(
+        results.loc[results["stage"] == s, "task"]) == "emotion9"}
+    if not binary or not nine:
+        return pd.DataFrame(columns=["stage", "kind", "paintings", "accuracy_mean", "accuracy_std"])
+    frames = {s: [load_predictions(run_dir, s, seed).set_index("image_path") for seed in seeds]
+              for s, seeds in {**binary, **nine}.items()}
+    nine_paths = set.intersection(*(set(f.index[f["polarity"] != ""]) for s in nine for f in frames[s]))
+    common = sorted(nine_paths.intersection(*(set(f.index) for s in binary for f in frames[s])))
+    rows = []
+    for stage in [*binary, *nine]:
+        accs = []
+        for f in frames[stage]:
+            f = f.loc[common]
+            if stage in nine:
+                probs = f[[f"p_{e}" for e in STAGES[stage].classes]].to_numpy()
+                accs.append(float(np.mean(polarity_of(probs) == f["polarity"].to_numpy())))
+            else:
+                accs.append(float(np.mean(f["predicted"] == f["label"])))
+        mean, std = mean_std(accs)
+        rows.append({"stage": stage, "kind": "nine emotions → polarity" if stage in nine else "binary",
+                     "paintings": len(common), "accuracy_mean": mean, "accuracy_std": std})
+    return pd.DataFrame(rows)

@@ -218,6 +218,39 @@ def per_era_bars(per_era: pd.DataFrame, path: str | Path | None = None) -> plt.F
     return fig
 
 
+EMOTION9_COLORS = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#D55E00", "#8C6D31", "#7B3294", "#0072B2", "#999999"]
+
+
+def emotion9_shares(distribution: pd.DataFrame, path: str | Path | None = None) -> plt.Figure:
+    """Share of votes per emotion, per era and overall (rows of ``distribution``), as stacked bars."""
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(distribution) + 1.6))
+    distribution.plot.barh(stacked=True, ax=ax, color=EMOTION9_COLORS[: distribution.shape[1]], width=0.75)
+    ax.invert_yaxis()
+    ax.set(xlabel="share of ArtEmis votes", ylabel="", xlim=(0, 1), title="Which emotions annotators chose, per era")
+    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def distribution_pairs(predictions: pd.DataFrame, classes: tuple[str, ...], path: str | Path | None = None) -> plt.Figure:
+    """For a few test paintings, the annotated vote shares next to the predicted distribution."""
+    n = len(predictions)
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.8), squeeze=False, sharey=True)
+    x = np.arange(len(classes))
+    for ax, (_, row) in zip(axes[0], predictions.iterrows()):
+        votes = np.array([row[f"n_{c.replace(' ', '_')}"] for c in classes], dtype=float)
+        ax.bar(x - 0.2, votes / max(votes.sum(), 1), 0.4, color="#999999", label="annotated")
+        ax.bar(x + 0.2, [row[f"p_{c}"] for c in classes], 0.4, color="#0072B2", label="predicted")
+        ax.set_xticks(x, [c[:5] for c in classes], rotation=90, fontsize=7)
+        ax.set_title(str(row["image_path"]).split("/")[-1][:22], fontsize=7)
+    axes[0][0].set_ylabel("share")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
 def show_as_jpeg(fig: plt.Figure, quality: int = 80) -> None:
     """Show a figure of paintings inline as JPEG (a tenth of a PNG's size in a stored notebook) and close it."""
     import io

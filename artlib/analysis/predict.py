@@ -42,6 +42,14 @@ def _genre_stage_for(run_dir: Path, stage: str, seed: int) -> str | None:
     return None
 
 
+def _emotion9_stage_for(run_dir: Path, seed: int) -> str | None:
+    """A finished nine-emotion stage to report the emotion distribution with (the study's order: conv5 first)."""
+    for name, st in STAGES.items():
+        if st.task == "emotion9" and rundir.stage_file(run_dir, name, seed, "metrics.json").is_file():
+            return name
+    return None
+
+
 def _probabilities(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
     """Softmax class probabilities of one uint8 HWC image."""
     with torch.no_grad():
@@ -50,36 +58,38 @@ def _probabilities(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
 
 def predict_images(run_dir: str | os.PathLike[str], images: list[str | os.PathLike[str]], stage: str | None = None,
                    seed: int | None = None, gradcam_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
-    """Emotion (and, if a genre stage exists, era) probabilities per image; unreadable files get an error row."""
+    """Emotion (and, when such stages exist, era and nine-emotion) probabilities per image; unreadable files get an
+    error row."""
     run_dir = Path(run_dir)
     if stage is None:
         stage, best_seed = default_stage(run_dir)
         seed = best_seed if seed is None else seed
     seed = 0 if seed is None else seed
     if STAGES[stage].task != "emotion":
-        raise ValueError(f"{stage} is a genre stage; pass an emotion stage (its genre source is used for eras)")
+        raise ValueError(f"{stage} is not a positive/negative emotion stage; pass one (its genre source is used "
+                         f"for eras, a finished nine-emotion stage for the distribution)")
     model, metrics = load_stage_model(run_dir, stage, seed, task="emotion")
-    payload_size = int(metrics["result"]["image_size"])
-    genre_name = _genre_stage_for(run_dir, stage, seed)
-    genre_model = load_stage_model(run_dir, genre_name, seed, task="genre")[0] if genre_name else None
+    size = int(metrics["result"]["image_size"])
+    extra = {}
+    for task, name in (("genre", _genre_stage_for(run_dir, stage, seed)), ("emotion9", _emotion9_stage_for(run_dir, seed))):
+        if name is not None:
+            extra[task] = (name, load_stage_model(run_dir, name, seed, task=task)[0])
     rows = []
-    for path in images:
-        path = Path(path)
+    for path in map(Path, images):
         row: dict = {"image": str(path), "stage": stage, "seed": seed, "error": ""}
         try:
-            image = load_square(path, payload_size)
+            image = load_square(path, size)
         except ImageLoadError as exc:
-            row["error"] = f"{exc.reason}: {exc.detail}"
-            rows.append(row)
+            rows.append({**row, "error": f"{exc.reason}: {exc.detail}"})
             continue
         probs = _probabilities(model, image)
         classes = STAGES[stage].classes
         row.update({"emotion": classes[int(probs.argmax())], **{f"p_{c}": float(p) for c, p in zip(classes, probs)}})
-        if genre_model is not None:
-            era_probs = _probabilities(genre_model, image)
-            eras = STAGES[genre_name].classes
-            row.update({"era": eras[int(era_probs.argmax())], "genre_stage": genre_name,
-                        **{f"p_{e}": float(p) for e, p in zip(eras, era_probs)}})
+        for task, (name, other) in extra.items():
+            other_probs, other_classes = _probabilities(other, image), STAGES[name].classes
+            label = "era" if task == "genre" else "top_emotion"
+            row.update({label: other_classes[int(other_probs.argmax())], f"{task}_stage": name,
+                        **{f"p_{c}": float(p) for c, p in zip(other_classes, other_probs)}})
         if gradcam_dir is not None:
             row["gradcam"] = str(write_gradcam(model, image, int(probs.argmax()), Path(gradcam_dir) /
                                                f"{path.stem}_gradcam.png", f"{stage}: {row['emotion']} "

@@ -134,10 +134,14 @@ def sentence(v: Verdict) -> str:
                  f"p = {format_p(e.p_adjusted)})")
     per_seed = ", ".join(_pts(d) for d in e.per_seed)
     text += f"; per seed: {per_seed} points over {e.n_test} test paintings."
-    if np.isfinite(e.detectable):
+    if np.isfinite(e.detectable) and e.detectable >= 1:
+        text += " This run could not detect any difference (80% power would need more than 100 points)."
+    elif np.isfinite(e.detectable):
         text += f" This run could detect differences of about ±{e.detectable * 100:.1f} points (80% power)."
-    else:
+    elif e.n_seeds < 2:
         text += " With fewer than 2 seeds the smallest detectable difference is unknown."
+    else:
+        text += " The difference was the same on every painting in every seed: no variance to size an effect by."
     for flag in e.flags:
         text += f" Note: {flag}."
     return text
@@ -186,6 +190,7 @@ def evaluate(run_dir: str | Path, results: pd.DataFrame, comparisons: tuple[Comp
         i = done.index(m)
         level = float(levels[i]) if np.isfinite(levels[i]) else alpha
         low, high = m["diff"].interval(1 - level)
+        low, high = max(low, -1.0), min(high, 1.0)  # a difference of two accuracies lies within ±1
         e = Evidence(c.name, c.stage, c.baseline, c.kind, c.question, len(m["seeds"]), m["n_test"],
                      m["stage_accuracy"], m["baseline_accuracy"], m["diff"].estimate, m["diff"].per_seed, low, high,
                      1 - level, m["p"], float(adjusted[i]), m["diff"].detectable(level), m["reference"],
@@ -251,14 +256,15 @@ def _claim(name: str, verdicts: list[Verdict], tests_claim: Callable[[Evidence],
     return f"{name}: {summary} ({listing})."
 
 
-def conclusion_text(verdicts: list[Verdict | Comparison], summary: pd.DataFrame, alpha: float = 0.05) -> str:
+def conclusion_text(verdicts: list[Verdict | Comparison], summary: pd.DataFrame, alpha: float = 0.05,
+                    task: str = "emotion") -> str:
     """The conclusion in words, generated only from the verdicts and the summary table (no sentence of its own)."""
     done = [v for v in verdicts if isinstance(v, Verdict)]
     seeds = sorted(set(int(n) for n in summary["n_seeds"])) if len(summary) else []
     lines = [f"Conclusions computed from this run ({'/'.join(map(str, seeds)) or 'no'} seed(s) per stage; "
              f"verdicts need ≥ {MIN_SEEDS} seeds and an interval that excludes 0 after Holm's correction over the "
              f"{len(done)} comparisons at α = {alpha:g}; differences are stage minus baseline)."]
-    emotion = summary.loc[summary["task"] == "emotion"]
+    emotion = summary.loc[summary["task"] == task]
     below = emotion.loc[~emotion["above_baselines"].astype(bool)]
     if len(below):
         lines.append("First, the baselines: " + "; ".join(

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from artlib.data.funnel import Funnel
-from artlib.data.labels import count_polarities, polarity
+from artlib.data.labels import count_emotions, normalise_emotion, polarity
 from artlib.data.names import canonical_name
 from artlib.data.readers import parse_genre_list
 from artlib.errors import DataError
@@ -79,7 +79,7 @@ def annotation_counts(artemis: pd.DataFrame, path: Path, funnel: Funnel, report:
     uniq = pd.unique(declared)
     key_of = {d: canonical_name(d) for d in uniq}
     keys = declared.map(key_of)
-    counts = count_polarities(keys, pol[keep])
+    counts = count_emotions(keys, normalise_emotion(kept["emotion"]))
     first_declared = pd.Series(declared.to_numpy(), index=keys.to_numpy())
     counts["artemis_path"] = first_declared[~first_declared.index.duplicated()].reindex(counts.index)
     report["names_repaired"] = int(sum(1 for d, k in key_of.items() if d != k))

@@ -8,8 +8,13 @@ series runs anywhere without the 34 GB WikiArt download. It is built to be learn
   strokes; Contemporary: a few large flat colour fields), with a hue shift per style;
 * emotion shows in the image (positive: brighter and warmer; negative: darker and cooler),
   with era-dependent positive rates;
-* annotations per painting exercise every label case: unanimous, mixed with a majority,
-  ties, only "something else";
+* each painting has a *top emotion* among ArtEmis's nine, from its polarity (one of the four
+  positive or four negative emotions; "something else" for paintings annotated only so), shown as
+  a coloured disc in the centre of the picture (one hue per emotion, stronger with intensity:
+  the centre survives the square crop), so a nine-emotion model has something to learn;
+* 5–8 annotations per painting (ArtEmis has at least 5) exercise every label case: unanimous,
+  mixed with a majority, ties, only "something else"; the top emotion takes 30–90% of the
+  votes of its polarity, so some paintings have a > 50% majority emotion and some do not;
 * it carries the real data's awkward cases: mojibake and NFD names, near-duplicates
   sharing a phash, grayscale/CMYK/large JPEGs, paintings present in one CSV only, and a few
   broken entries (missing, zero-byte, truncated, not-an-image, unknown style, unsafe path).
@@ -33,11 +38,11 @@ from artlib.data.readers import ARTEMIS_RELPATH, CLASSES_RELPATH
 
 log = logging.getLogger(__name__)
 
-DEMO_VERSION = "3"
+DEMO_VERSION = "5"
 """Bump when the generator's output changes, so stale demo roots are regenerated."""
 
 POSITIVE_RATE = {"Renaissance": 0.55, "Post-Renaissance": 0.40, "Modern": 0.70, "Contemporary": 0.60}
-PAINTINGS_PER_ERA = {"Renaissance": 96, "Post-Renaissance": 94, "Modern": 94, "Contemporary": 96}
+PAINTINGS_PER_ERA = {"Renaissance": 80, "Post-Renaissance": 78, "Modern": 78, "Contemporary": 80}
 PATTERN_RATES = {"unanimous": 0.58, "majority": 0.22, "tie": 0.10, "only_something_else": 0.10}
 
 _ACCENTED_ARTISTS = ("joaquín-sorolla", "zdzisław-beksiński", "józef-mehoffer", "édouard-vuillard", "mikalojus-čiurlionis")
@@ -73,8 +78,24 @@ def _style_tint(style: str) -> np.ndarray:
     return np.array([(h % 31) - 15, (h // 31 % 31) - 15, (h // 961 % 31) - 15], dtype=np.float32)
 
 
-def _draw(era: str, style: str, emotion: str, intensity: float, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
-    """One synthetic painting as an h×w×3 uint8 array, its era and emotion visible."""
+EMOTION_HUES = {"amusement": (250, 210, 0), "awe": (0, 210, 250), "contentment": (90, 220, 90),
+                "excitement": (250, 60, 200), "anger": (210, 0, 0), "disgust": (120, 130, 0), "fear": (90, 0, 150),
+                "sadness": (0, 50, 170), SOMETHING_ELSE: (140, 140, 140)}
+"""The colour of each top emotion's centre disc in the demo pictures."""
+
+
+def _emotion_disc(img: np.ndarray, top_emotion: str, intensity: float) -> np.ndarray:
+    """Blend a disc of the top emotion's hue into the picture's centre (radius 18% of the shorter side)."""
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    disc = (((yy - h / 2) ** 2 + (xx - w / 2) ** 2) <= (0.18 * min(h, w)) ** 2)[..., None]
+    alpha = 0.45 + 0.4 * intensity
+    return np.where(disc, (1 - alpha) * img + alpha * np.asarray(EMOTION_HUES[top_emotion], np.float32), img)
+
+
+def _draw(era: str, style: str, emotion: str, intensity: float, w: int, h: int, rng: np.random.Generator,
+          top_emotion: str = SOMETHING_ELSE) -> np.ndarray:
+    """One synthetic painting as an h×w×3 uint8 array, its era, emotion and top emotion visible."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     yy /= max(h - 1, 1)
     xx /= max(w - 1, 1)
@@ -115,25 +136,35 @@ def _draw(era: str, style: str, emotion: str, intensity: float, w: int, h: int, 
         img = img * (1 + 0.30 * intensity) + intensity * np.array([40, 25, -25])
     elif emotion == "negative":
         img = img * (1 - 0.35 * intensity) + intensity * np.array([-20, -5, 30])
+    img = _emotion_disc(img, top_emotion, intensity)
     img += rng.normal(0, 6, size=img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _annotations(true_emotion: str, pattern: str, rng: np.random.Generator) -> list[str]:
-    """ArtEmis emotion strings for one painting following a label pattern."""
-    n = int(rng.integers(3, 9))
-    pos = lambda k: list(rng.choice(POSITIVE_EMOTIONS, size=k))  # noqa: E731
-    neg = lambda k: list(rng.choice(NEGATIVE_EMOTIONS, size=k))  # noqa: E731
-    same, other = (pos, neg) if true_emotion == "positive" else (neg, pos)
+def _votes(top: str, pool: tuple[str, ...], k: int, dominance: float, rng: np.random.Generator) -> list[str]:
+    """k votes of one polarity: about ``dominance`` of them for the top emotion, the rest spread over the pool."""
+    if k <= 0:
+        return []
+    n_top = int(np.clip(round(dominance * k), 1, k)) if top in pool else 0
+    return [top] * n_top + [str(e) for e in rng.choice(pool, size=k - n_top)]
+
+
+def _annotations(true_emotion: str, pattern: str, rng: np.random.Generator, top: str = "",
+                 dominance: float = 0.6) -> list[str]:
+    """5–8 ArtEmis emotion strings for one painting following a label pattern and its top emotion."""
+    n = int(rng.integers(5, 9))
+    same_pool, other_pool = (POSITIVE_EMOTIONS, NEGATIVE_EMOTIONS) if true_emotion == "positive" else \
+        (NEGATIVE_EMOTIONS, POSITIVE_EMOTIONS)
     if pattern == "unanimous":
         k_se = int(rng.integers(0, 2))
-        out = same(n - k_se) + [SOMETHING_ELSE] * k_se
+        out = _votes(top, same_pool, n - k_se, dominance, rng) + [SOMETHING_ELSE] * k_se
     elif pattern == "majority":
         k_other = int(rng.integers(1, max(2, (n - 1) // 2)))
-        out = same(n - k_other) + other(k_other)
+        out = _votes(top, same_pool, n - k_other, dominance, rng) + _votes("", other_pool, k_other, 0, rng)
     elif pattern == "tie":
         k = max(1, (n - 1) // 2)
-        out = same(k) + other(k) + [SOMETHING_ELSE] * (n - 2 * k)
+        out = _votes(top, same_pool, k, dominance, rng) + _votes("", other_pool, k, 0, rng) + \
+            [SOMETHING_ELSE] * (n - 2 * k)
     else:
         out = [SOMETHING_ELSE] * n
     return [str(e) for e in rng.permutation(out)]
@@ -166,9 +197,12 @@ def _plan(spec: DemoSpec, rng: np.random.Generator) -> pd.DataFrame:
             emotion = "positive" if rng.random() < POSITIVE_RATE[era] else "negative"
             pattern = str(rng.choice(list(PATTERN_RATES), p=list(PATTERN_RATES.values())))
             name = f"{artist}_{_slug(rng, 2)}-{int(rng.integers(1400, 2020))}"
+            pool = POSITIVE_EMOTIONS if emotion == "positive" else NEGATIVE_EMOTIONS
+            top = SOMETHING_ELSE if pattern == "only_something_else" else str(rng.choice(pool))
             paintings.append(dict(era=era, style=style, artist=artist, painting=name, emotion=emotion,
                                   pattern=pattern, intensity=float(rng.uniform(0.15, 0.8)),
-                                  phash=f"{int(rng.integers(0, 2**62)):016x}"))
+                                  phash=f"{int(rng.integers(0, 2**62)):016x}", top_emotion=top,
+                                  dominance=float(rng.uniform(0.3, 0.9))))
     frame = pd.DataFrame(paintings).drop_duplicates("painting").reset_index(drop=True)
     if len(frame) < 60:
         raise ValueError(f"DemoSpec.scale={spec.scale} gives {len(frame)} paintings; at least 60 are needed for every case")
@@ -214,7 +248,7 @@ class _Writer:
             (max(spec.min_side, int(side * aspect)), side)
         if p["role"] == "missing_image":
             return w, h
-        im = Image.fromarray(_draw(p["era"], p["style"], p["emotion"], p["intensity"], w, h, rng))
+        im = Image.fromarray(_draw(p["era"], p["style"], p["emotion"], p["intensity"], w, h, rng, p["top_emotion"]))
         (im.convert(p["mode"]) if p["mode"] != "RGB" else im).save(path, quality=88)
         if p["role"] == "zero_bytes":
             path.write_bytes(b"")
@@ -240,7 +274,7 @@ class _Writer:
                                      genre_count=len(genres),
                                      subset=str(rng.choice(["train", "test", "uncertain artist"], p=[0.7, 0.25, 0.05]))))
         if p["role"] != "classes_only":
-            emotions = _annotations(p["emotion"], p["pattern"], rng)
+            emotions = _annotations(p["emotion"], p["pattern"], rng, p["top_emotion"], p["dominance"])
             ae_name = _mojibake(p["painting"]) if not p["painting"].isascii() and k % 2 == 0 else p["painting"]
             for j, e in enumerate(emotions):
                 pool = _UTTER_SE if e == SOMETHING_ELSE else (_UTTER_POS if e in POSITIVE_EMOTIONS else _UTTER_NEG)
@@ -262,7 +296,7 @@ class _Writer:
             self.classes.append(dict(filename=f"{p['style']}/{dup}.jpg", artist=p["artist"],
                                      genre=str([p["style"].replace("_", " ")]), description=dup.split("_", 1)[1],
                                      phash=p["phash"], width=im.width, height=im.height, genre_count=1, subset="train"))
-            for j, e in enumerate(_annotations(p["emotion"], "unanimous", self.rng)):
+            for j, e in enumerate(_annotations(p["emotion"], "unanimous", self.rng, p["top_emotion"], p["dominance"])):
                 self.artemis.append(dict(art_style=p["style"], painting=dup, emotion=e,
                                          utterance=f"Same as the other version (annotator {j + 1})", repetition=5))
         return len(base)

@@ -22,6 +22,12 @@ EMOTION_POLARITY: dict[str, str] = {
 EMOTION_CLASSES = ("negative", "positive")
 """Class order of the emotion task (index 1 = positive, the class F1 is reported for)."""
 
+ARTEMIS_EMOTIONS = (*POSITIVE_EMOTIONS, *NEGATIVE_EMOTIONS, SOMETHING_ELSE)
+"""ArtEmis's nine emotions in ArtEmis's own order (artemis/emotions.py): the four positive, the four negative,
+then 'something else' — the class order of the nine-emotion task."""
+EMOTION_COUNT_COLUMNS = tuple(f"n_{e.replace(' ', '_')}" for e in ARTEMIS_EMOTIONS)
+"""Manifest columns holding each painting's votes per emotion (n_amusement … n_something_else)."""
+
 ERAS = ("Renaissance", "Post-Renaissance", "Modern", "Contemporary")
 """Class order of the genre (era) task."""
 
@@ -99,6 +105,7 @@ def eras_for_genres(genres: pd.Series) -> pd.Series:
     Names are matched with spaces, as classes.csv spells them (``Post_Impressionism`` → ``Post Impressionism``).
     """
     def era_of(text: str) -> str:
+        """The first era in the original's order with a pattern in ``text``, else ''."""
         for era, patterns in SEED_GENRE_PATTERNS:
             if any(p in text for p in patterns):
                 return era
@@ -118,14 +125,20 @@ def polarity(emotions: pd.Series) -> pd.Series:
     return normalise_emotion(emotions).map(EMOTION_POLARITY)
 
 
-def count_polarities(keys: pd.Series, polarities: pd.Series) -> pd.DataFrame:
-    """Per painting key: n_positive, n_negative, n_something_else (vectorised group count)."""
+def count_emotions(keys: pd.Series, emotions: pd.Series) -> pd.DataFrame:
+    """Per painting key: votes per ArtEmis emotion (EMOTION_COUNT_COLUMNS) and the polar sums n_positive, n_negative.
+
+    ``emotions`` are normalised emotion strings (:func:`normalise_emotion`); anything else is not counted.
+    """
     codes, uniques = pd.factorize(keys.to_numpy(), sort=True)
-    pol = polarities.to_numpy()
+    names = emotions.to_numpy()
     columns = {}
-    for name, value in (("n_positive", "positive"), ("n_negative", "negative"), ("n_something_else", "something_else")):
-        columns[name] = np.bincount(codes[pol == value], minlength=len(uniques)).astype("int64")
-    return pd.DataFrame(columns, index=pd.Index(uniques, name="key"))
+    for column, emotion in zip(EMOTION_COUNT_COLUMNS, ARTEMIS_EMOTIONS):
+        columns[column] = np.bincount(codes[names == emotion], minlength=len(uniques)).astype("int64")
+    frame = pd.DataFrame(columns, index=pd.Index(uniques, name="key"))
+    frame["n_positive"] = frame[[f"n_{e}" for e in POSITIVE_EMOTIONS]].sum(axis=1)
+    frame["n_negative"] = frame[[f"n_{e}" for e in NEGATIVE_EMOTIONS]].sum(axis=1)
+    return frame
 
 
 def apply_label_rule(counts: pd.DataFrame, rule: str = "unanimous") -> tuple[pd.Series, pd.Series]:

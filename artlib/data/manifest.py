@@ -14,11 +14,13 @@ import numpy as np
 import pandas as pd
 
 from artlib import atomic, rundir
+from artlib.data.labels import EMOTION_COUNT_COLUMNS
 from artlib.errors import DataError
 
 MANIFEST_COLUMNS = (
     "image_path", "art_style", "painting", "artist", "era", "emotion", "n_positive", "n_negative",
     "n_something_else", "split", "phash", "genres", "in_artemis", "in_classes", "width", "height",
+    *EMOTION_COUNT_COLUMNS[:-1],  # n_amusement … n_sadness (n_something_else is above)
 )
 
 
@@ -43,7 +45,7 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: column(s) {', '.join(missing)} missing; regenerate it with `python -m artlib prepare`.")
-    for c in ("n_positive", "n_negative", "n_something_else", "width", "height"):
+    for c in ("n_positive", "n_negative", "width", "height", *EMOTION_COUNT_COLUMNS):
         if c in frame.columns:
             frame[c] = pd.to_numeric(frame[c], errors="coerce").fillna(0).astype("int64")
     bad_split = ~frame["split"].isin(["train", "val", "test"])

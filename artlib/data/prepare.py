@@ -24,8 +24,8 @@ from artlib.data.archive import ArchiveIndex, check_images, unsafe_reason
 from artlib.data.duplicates import read_duplicates
 from artlib.data.funnel import Funnel
 from artlib.data.groups import Links, artist_links, compose, listed_links, near_duplicate_links
-from artlib.data.labels import (ERA_MAPS, ERAS, LABEL_RULES, apply_label_rule, canonical_style, eras_for_genres,
-                                eras_for_styles)
+from artlib.data.labels import (EMOTION_COUNT_COLUMNS, ERA_MAPS, ERAS, LABEL_RULES, apply_label_rule, canonical_style,
+                                eras_for_genres, eras_for_styles)
 from artlib.data.manifest import MANIFEST_COLUMNS, write_outputs
 from artlib.data.names import canonical_name, repair_candidates
 from artlib.data.phash import DEFAULT_MAX_DISTANCE
@@ -36,7 +36,7 @@ from artlib.errors import DataError
 
 EXCLUSION_REASONS = ("unsafe_path", "unknown_style", "missing_image", "unreadable_image")
 GROUP_BY = ("phash", "artist", "none")
-COUNT_COLUMNS = ("n_positive", "n_negative", "n_something_else")
+COUNT_COLUMNS = (*EMOTION_COUNT_COLUMNS, "n_positive", "n_negative")
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ class Preparation:
     def label(self) -> Preparation:
         """Emotion label per painting (the label rule) and era (the era map); paintings with neither go."""
         frame, config, funnel = self.frame, self.config, self.funnel
-        label, why = apply_label_rule(frame[list(COUNT_COLUMNS)], config.label_rule)
+        label, why = apply_label_rule(frame[["n_positive", "n_negative", "n_something_else"]], config.label_rule)
         frame["emotion"] = label.to_numpy()
         annotated = frame["in_artemis"].to_numpy()
         funnel.add("labels", "emotion positive", (frame["emotion"] == "positive").sum())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import os
@@ -55,10 +56,21 @@ class Weights:
     digest: str = "random"  # content hash, part of every cache key
 
     def load_state_dict(self) -> OrderedDict[str, torch.Tensor] | None:
-        """The backbone's state dict (fc removed, prefixes stripped), or None for random init."""
+        """The backbone's state dict (fc removed, prefixes stripped), or None for random init.
+
+        Kept in memory for the next stage-run of this process while the file is unchanged (size, mtime and the
+        digest checked at resolution): a grid builds the same backbone dozens of times.
+        """
         if self.source == "random":
             return None
-        return load_backbone_file(self.source)
+        stat = os.stat(self.source)
+        return _loaded(self.source, stat.st_size, stat.st_mtime_ns, self.digest)
+
+
+@functools.lru_cache(maxsize=2)
+def _loaded(path: str, size: int, mtime_ns: int, digest: str) -> OrderedDict[str, torch.Tensor]:
+    """load_backbone_file, remembered per (file, size, mtime, digest); callers copy the tensors into their model."""
+    return load_backbone_file(path)
 
 
 def _file_digest(path: str | os.PathLike[str]) -> str:

@@ -9,7 +9,6 @@ silently loading the wrong model. No pickle of arbitrary objects is ever loaded.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import zipfile
 from pathlib import Path
@@ -35,14 +34,14 @@ def save(path: str | os.PathLike[str], payload: dict[str, Any], digest: bool = F
         raise ValueError("a checkpoint needs a 'meta' entry")
     crc = torch.serialization.get_crc32_options()
     torch.serialization.set_crc32_options(True)  # the per-record CRCs are what verify_zip checks on loading
-    buffer = io.BytesIO()  # torch names the zip's records after a file's name: a buffer keeps the bytes reproducible
     try:
-        torch.save(payload, buffer)
+        with atomic.atomic_path(path, ".pt") as tmp, open(tmp, "wb") as fh:
+            # an open file object, not a path: torch then names the zip's records 'archive/…' instead of after the
+            # (random) temporary file name, so the same payload gives the same bytes
+            torch.save(payload, fh)
     finally:
         torch.serialization.set_crc32_options(crc)
-    data = buffer.getbuffer()
-    atomic.write_bytes(path, data)
-    return hashlib.sha256(data).hexdigest() if digest else None
+    return file_sha256(path) if digest else None
 
 
 def verify_zip(path: str | os.PathLike[str]) -> None:

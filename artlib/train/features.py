@@ -34,7 +34,7 @@ class FeatureCache:
     seconds: float = 0.0
 
 
-DTYPES = {"float16": np.float16, "float32": np.float32}
+DTYPES = {"float16": np.float16, "float32": np.float32, "uint8": np.uint8}
 
 
 def feature_key(model: ArtNet, start: str, image_key: str, rows: np.ndarray, dtype: str, precision: str) -> str:

@@ -24,7 +24,7 @@ from artlib import atomic, rundir
 from artlib.data.images import load_square
 from artlib.errors import DataError
 from artlib.models.backbone import ArtNet
-from artlib.stages import TASK_COLUMN, Stage
+from artlib.stages import SOFT_TASKS, TASK_COLUMN, Stage
 from artlib.train.config import TrainConfig
 from artlib.train.features import as_input, build_feature_cache
 from artlib.train.imagecache import ImageCache, build_image_cache
@@ -130,24 +130,50 @@ class FileSource:
 # ---- task data ---------------------------------------------------------------------------
 @dataclass
 class TaskData:
-    """The manifest rows of one task with integer labels and split positions."""
+    """The manifest rows of one task with integer labels, soft targets (distribution tasks) and split positions."""
 
     rows: np.ndarray  # manifest row indices
-    labels: np.ndarray  # class index per task position
+    labels: np.ndarray  # class index per task position (the top emotion for a distribution task)
     positions: dict[str, np.ndarray]  # split → task positions
     frame: pd.DataFrame  # the task's manifest rows
-    column: str  # the manifest column holding the task's label
+    column: str  # the manifest column holding the label ('' for a distribution task)
+    targets: np.ndarray | None = None  # (n, k) float32 distributions for a distribution task, else None
+
+    @property
+    def fitted(self) -> np.ndarray:
+        """What the loss is fitted to: the distributions of a distribution task, else the labels."""
+        return self.targets if self.targets is not None else self.labels
+
+    def identity_rows(self) -> list:
+        """The task's data as hashed into a stage's identity (paths, splits and labels or vote counts)."""
+        columns = ["image_path", self.column, "split"] if self.column else \
+            ["image_path", "split", *SOFT_TASKS[next(iter(SOFT_TASKS))]]
+        return self.frame[columns].to_numpy().tolist()
 
 
-def task_data(manifest: pd.DataFrame, stage: Stage, manifest_path: Path | str = "manifest.csv") -> TaskData:
-    """Select the rows labelled for the stage's task and check every split can be used."""
+def _selection(manifest: pd.DataFrame, stage: Stage, min_annotations: int,
+               manifest_path: Path | str) -> tuple[pd.Series, np.ndarray, np.ndarray | None, str]:
+    """The task's rows (mask), their label indices, their target distributions (or None) and the label column."""
+    if stage.task in SOFT_TASKS:
+        counts = manifest[list(SOFT_TASKS[stage.task])].to_numpy(dtype=np.float64)
+        total = counts.sum(axis=1)
+        mask = pd.Series(total >= max(min_annotations, 1), index=manifest.index)
+        targets = (counts[mask.to_numpy()] / total[mask.to_numpy(), None]).astype(np.float32)
+        return mask, targets.argmax(axis=1).astype(np.int64), targets, ""
     column = TASK_COLUMN[stage.task]
     mask = manifest[column].astype(str) != ""
     frame = manifest.loc[mask]
     unknown = sorted(set(frame[column]) - set(stage.classes))
     if unknown:
         raise DataError(f"{manifest_path}: column '{column}' has values {unknown}; expected {stage.classes}.")
-    labels = frame[column].map({c: i for i, c in enumerate(stage.classes)}).to_numpy(np.int64)
+    return mask, frame[column].map({c: i for i, c in enumerate(stage.classes)}).to_numpy(np.int64), None, column
+
+
+def task_data(manifest: pd.DataFrame, stage: Stage, manifest_path: Path | str = "manifest.csv",
+              min_annotations: int = 5) -> TaskData:
+    """Select the rows of the stage's task and check every split can be used."""
+    mask, labels, targets, column = _selection(manifest, stage, min_annotations, manifest_path)
+    frame = manifest.loc[mask]
     split = frame["split"].to_numpy()
     positions = {s: np.flatnonzero(split == s) for s in ("train", "val", "test")}
     for s, pos in positions.items():
@@ -159,7 +185,7 @@ def task_data(manifest: pd.DataFrame, stage: Stage, manifest_path: Path | str = 
         raise DataError(f"{manifest_path}: the {stage.task} task has a single class in train "
                         f"({stage.classes[present[0]]}); nothing to learn.")
     return TaskData(rows=np.flatnonzero(mask.to_numpy()), labels=labels, positions=positions, frame=frame,
-                    column=column)
+                    column=column, targets=targets)
 
 
 @dataclass

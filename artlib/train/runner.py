@@ -13,7 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +27,16 @@ from torch import nn
 from artlib import atomic, results, rundir
 from artlib.data.manifest import read_manifest
 from artlib.errors import DataError
-from artlib.metrics import class_weights, classification_metrics, majority_class
+from artlib.metrics import class_weights, classification_metrics, emotion9_metrics, majority_class, prior_by_group
 from artlib.models import checkpoints
 from artlib.models.backbone import ArtNet, Weights, pick_device, pick_precision, resolve_weights
 from artlib.models.stored import load_stage_model
-from artlib.stages import Stage, dependency_chain, get_stage
+from artlib.stages import SOFT_TASKS, Stage, dependency_chain, get_stage
 from artlib.train.config import TrainConfig
 from artlib.train.inputs import FeatureSource, StageInputs, TaskData, stage_inputs, task_data
+from artlib.train.losses import SoftTargetKL
 from artlib.train.loop import EpochCallback, LoopResult, evaluate, set_seeds, train_loop
+from artlib.train.threads import cpu_share
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +94,8 @@ def stage_identity(stage: Stage, run_dir: Path, config: TrainConfig, seed: int, 
         source = json.loads(rundir.stage_file(run_dir, stage.init_from, seed, "metrics.json").read_text())
         origin = {"stage": stage.init_from, "config_hash": source["config_hash"], "model_sha256": source["model_sha256"]}
         label = source["result"]["backbone_weights"]
-    task_rows = data.frame[["image_path", data.column, "split"]].to_numpy().tolist()
     config_hash = _digest(asdict(stage), seed, config.result_fields() | {"precision": precision}, origin,
-                          _digest(task_rows))
+                          _digest(data.identity_rows()))
     return StageIdentity(config_hash, origin, label, weights, device, precision)
 
 
@@ -127,7 +131,9 @@ def start_model(stage: Stage, run_dir: Path, seed: int, identity: StageIdentity)
 
 
 def criterion_for(stage: Stage, y_train: np.ndarray, config: TrainConfig, device: torch.device) -> nn.Module:
-    """The stage's loss: cross-entropy, class-weighted per class when ``config.class_weights``."""
+    """The stage's loss: KL divergence to the vote distribution (nine emotions), else class-weighted cross-entropy."""
+    if stage.task in SOFT_TASKS:
+        return SoftTargetKL()  # ArtEmis's loss; it fits the distribution, so no class weights
     weights = class_weights(y_train, len(stage.classes)) if config.class_weights else None
     return nn.CrossEntropyLoss(weight=None if weights is None else torch.tensor(weights, dtype=torch.float32,
                                                                                  device=device))
@@ -153,23 +159,53 @@ def _results_row(stage: Stage, seed: int, m: dict, baseline: int, inputs: StageI
     }
 
 
+def _predictions(stage: Stage, data: TaskData, pos: dict[str, np.ndarray], probs: np.ndarray) -> pd.DataFrame:
+    """predictions.csv: each test painting's label, prediction, probabilities and the era-prior baseline's answer.
+
+    For a distribution task also the painting's votes per emotion (n_<emotion>) and its binary label (polarity),
+    so every ArtEmis metric can be recomputed from the file.
+    """
+    frame = data.frame.iloc[pos["test"]]
+    y_test, pred = data.labels[pos["test"]], probs.argmax(1)
+    eras = data.frame["era"].to_numpy()
+    prior = prior_by_group(eras[pos["train"]], data.labels[pos["train"]], eras[pos["test"]], len(stage.classes))
+    out = pd.DataFrame({
+        "image_path": frame["image_path"].to_numpy(), "era": frame["era"].to_numpy(),
+        "label": [stage.classes[i] for i in y_test], "predicted": [stage.classes[i] for i in pred],
+        "probability": probs[np.arange(len(pred)), pred], "era_prior": [stage.classes[i] for i in prior],
+        **{f"p_{c}": probs[:, i] for i, c in enumerate(stage.classes)}})
+    if stage.task in SOFT_TASKS:
+        for column in SOFT_TASKS[stage.task]:
+            out[column] = frame[column].to_numpy()
+        out["polarity"] = frame["emotion"].to_numpy()
+    return out
+
+
+def _test_metrics(stage: Stage, data: TaskData, pos: dict[str, np.ndarray], probs: np.ndarray,
+                  predictions: pd.DataFrame) -> tuple[dict, int]:
+    """Test metrics with both trivial baselines (and ArtEmis's metrics for a distribution task); the majority class."""
+    y_train, y_test = data.labels[pos["train"]], data.labels[pos["test"]]
+    baseline = majority_class(y_train, len(stage.classes))
+    m = classification_metrics(y_test, probs.argmax(1), len(stage.classes), baseline)
+    m["era_prior_baseline_accuracy"] = float(np.mean(predictions["era_prior"] == predictions["label"])) \
+        if len(predictions) else float("nan")
+    if stage.task in SOFT_TASKS:
+        counts = predictions[list(SOFT_TASKS[stage.task])].to_numpy()
+        m.update(emotion9_metrics(counts, probs, predictions["polarity"].to_numpy(), baseline))
+    return m, baseline
+
+
 def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, inputs: StageInputs, loop: LoopResult,
-                        config: TrainConfig, identity: StageIdentity, criterion: nn.Module, run_dir: Path) -> dict:
+                        config: TrainConfig, identity: StageIdentity, criterion: nn.Module, run_dir: Path,
+                        threads: int = 0) -> dict:
     """Score the best weights on the test split; write predictions, history, model and (last) metrics.json."""
     folder = rundir.stage_dir(run_dir, stage.name, seed)
     pos = inputs.positions
-    y_train, y_test = data.labels[pos["train"]], data.labels[pos["test"]]
-    test_loss, probs = evaluate(model, inputs.source, pos["test"], data.labels, criterion, identity.device,
+    test_loss, probs = evaluate(model, inputs.source, pos["test"], data.fitted, criterion, identity.device,
                                 identity.precision, config.batch_size)
-    pred = probs.argmax(1)
-    baseline = majority_class(y_train, len(stage.classes))
-    m = classification_metrics(y_test, pred, len(stage.classes), baseline)
-    test_frame = data.frame.iloc[pos["test"]]
-    atomic.write_csv(folder / "predictions.csv", pd.DataFrame({
-        "image_path": test_frame["image_path"].to_numpy(), "era": test_frame["era"].to_numpy(),
-        "label": [stage.classes[i] for i in y_test], "predicted": [stage.classes[i] for i in pred],
-        "probability": probs[np.arange(len(pred)), pred],
-        **{f"p_{c}": probs[:, i] for i, c in enumerate(stage.classes)}}))
+    predictions = _predictions(stage, data, pos, probs)
+    m, baseline = _test_metrics(stage, data, pos, probs, predictions)
+    atomic.write_csv(folder / "predictions.csv", predictions)
     atomic.write_csv(folder / "history.csv", pd.DataFrame(loop.history))
     model_meta = checkpoints.make_meta(kind="model", stage=stage.name, task=stage.task, classes=list(stage.classes),
                                        seed=seed, config_hash=identity.config_hash, image_size=config.image_size,
@@ -177,12 +213,20 @@ def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, 
                                        backbone_weights=identity.backbone_label, trained_blocks=list(stage.blocks))
     sha = checkpoints.save(folder / "model.pt", {"meta": model_meta, "state_dict": {
         k: v.detach().cpu() for k, v in model.state_dict().items()}}, digest=True)
-    row = _results_row(stage, seed, m, baseline, inputs, loop, config, identity, run_dir)
+    row = {**_results_row(stage, seed, m, baseline, inputs, loop, config, identity, run_dir), "threads": threads,
+           "era_prior_baseline_accuracy": m["era_prior_baseline_accuracy"],
+           **{k: m[k] for k in EMOTION9_RESULT_COLUMNS if k in m}}
     atomic.write_json(folder / "metrics.json", {
         "result": row, "metrics": m, "test_loss": test_loss, "config_hash": identity.config_hash,
         "model_sha256": sha, "classes": list(stage.classes), "skipped_images": inputs.skipped,
         "resumed_from_epoch": loop.resumed_from})
     return row
+
+
+EMOTION9_RESULT_COLUMNS = ("dominant_accuracy", "dominant_share", "dominant_majority_baseline_accuracy",
+                           "at_least_half_accuracy", "at_least_half_share", "mean_kl", "polarity_accuracy",
+                           "polarity_n")
+"""The nine-emotion task's extra results.csv columns (ArtEmis's metrics; see artlib.metrics)."""
 
 
 # ---- running -----------------------------------------------------------------------------
@@ -194,25 +238,37 @@ def _prepare_folder(folder: Path, stage: Stage, seed: int, config: TrainConfig, 
     atomic.check_writable(folder, "write", "choose another run_dir")  # before any work; creates the folder
     for stale in folder.glob(".*.tmp*"):
         stale.unlink(missing_ok=True)  # a temporary file of a run killed while saving (checkpoints are ~100s of MB)
+    worker = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}  # who trains it, since when
     atomic.write_json(folder / "config.json", {"stage": asdict(stage), "seed": seed, "config": asdict(config),
                                                "precision": identity.precision, "device": str(identity.device),
-                                               "origin": identity.origin, "config_hash": identity.config_hash})
+                                               "origin": identity.origin, "config_hash": identity.config_hash,
+                                               "worker": worker})
 
 
 def train_stage_run(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(), seed: int = 0,
                     force: bool = False, progress: bool = True, data_root: str | Path | None = None,
-                    on_epoch_end: EpochCallback | None = None) -> dict:
+                    on_epoch_end: EpochCallback | None = None, threads: int | None = None) -> dict:
     """Train one stage for one seed whose source stage-run exists; write its folder and return its results row.
 
     The worker of every executor: it never writes results.csv. ``on_epoch_end(epoch, history_row)``
-    is called after each epoch's checkpoint (e.g. to report progress, or to stop a run).
+    is called after each epoch's checkpoint (e.g. to report progress, or to stop a run). ``threads``:
+    torch threads and image-decoding workers (default: this process's share of the cores, see
+    :mod:`artlib.train.threads`).
     """
-    run_dir = Path(run_dir)
+    if threads and config.workers is None:
+        config = replace(config, workers=threads)
+    with cpu_share(threads) as used:
+        return _train(name, Path(run_dir), config, seed, force, progress, data_root, on_epoch_end, used)
+
+
+def _train(name: str, run_dir: Path, config: TrainConfig, seed: int, force: bool, progress: bool,
+           data_root: str | Path | None, on_epoch_end: EpochCallback | None, threads: int) -> dict:
+    """train_stage_run's work, with the thread count already set."""
     stage = get_stage(name)
     manifest_path = rundir.manifest(run_dir)
     manifest = read_manifest(manifest_path)
     archive = (Path(data_root) if data_root is not None else data_root_of(run_dir)) / "archive"
-    data = task_data(manifest, stage, manifest_path)
+    data = task_data(manifest, stage, manifest_path, config.min_annotations)
     identity = stage_identity(stage, run_dir, config, seed, data, progress)
     folder = rundir.stage_dir(run_dir, name, seed)
     if not force and (row := finished_row(run_dir, name, seed, identity)) is not None:
@@ -225,10 +281,10 @@ def train_stage_run(name: str, run_dir: str | Path, config: TrainConfig = TrainC
     criterion = criterion_for(stage, data.labels[inputs.positions["train"]], config, identity.device)
     meta = checkpoints.make_meta(kind="checkpoint", stage=name, task=stage.task, classes=list(stage.classes),
                                  seed=seed, config_hash=identity.config_hash)
-    loop = train_loop(model, inputs.source, data.labels, inputs.positions["train"], inputs.positions["val"], config,
+    loop = train_loop(model, inputs.source, data.fitted, inputs.positions["train"], inputs.positions["val"], config,
                       seed, identity.device, identity.precision, criterion, folder / "checkpoint.pt", meta,
                       progress=progress, on_epoch_end=on_epoch_end)
-    row = evaluate_and_record(model, stage, seed, data, inputs, loop, config, identity, criterion, run_dir)
+    row = evaluate_and_record(model, stage, seed, data, inputs, loop, config, identity, criterion, run_dir, threads)
     (folder / "checkpoint.pt").unlink(missing_ok=True)
     return row
 
@@ -246,8 +302,23 @@ def run_stage(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(
 
 def run_stages(names: list[str] | tuple[str, ...], run_dir: str | Path, config: TrainConfig = TrainConfig(),
                seeds: list[int] | tuple[int, ...] = (0,), force: bool = False, progress: bool = True,
-               data_root: str | Path | None = None) -> pd.DataFrame:
-    """Run stages for every seed (sources first); returns their results rows."""
-    rows = [run_stage(n, run_dir, config, seed, force=force, progress=progress, data_root=data_root)
-            for seed in seeds for n in names]
-    return pd.DataFrame(rows)
+               data_root: str | Path | None = None, executor: str = "local", plan: bool = False,
+               cpus_per_stage: int | None = None, gpus_per_stage: float = 0.0,
+               ray_address: str | None = None) -> pd.DataFrame:
+    """Run stages for every seed (sources first) with an executor; returns their results rows.
+
+    ``executor``: ``"local"`` (in this process, one stage-run after another) or ``"ray"`` (each stage-run a
+    Ray task; sources finish before the stage-runs that carry their backbone). ``plan=True`` trains
+    nothing and returns the plan (stage-runs in order, paintings, cache bytes, estimated time).
+    """
+    from artlib.train.grid import expand, run_grid
+
+    runs = expand(names, seeds)
+    if plan:
+        from artlib.train.plan import plan_grid, print_plan
+
+        table = plan_grid(runs, Path(run_dir), config, gpus_per_stage=gpus_per_stage)
+        print_plan(table)
+        return table
+    return run_grid(runs, run_dir, config, executor=executor, force=force, progress=progress, data_root=data_root,
+                    cpus_per_stage=cpus_per_stage, gpus_per_stage=gpus_per_stage, ray_address=ray_address)

@@ -1,0 +1,179 @@
+"""Plan before you spend: the grid's stage-runs in order, their paintings, cache bytes and an estimated time.
+
+    python -m artlib train --run-dir runs/real --configuration 1 2 3 --seeds 0 1 2 --image-size 224 --plan
+
+Nothing is trained. Cache sizes are computed exactly from the blocks' output shapes (the bytes the
+``.npy`` files will take); caches shared between stage-runs (same frozen prefix, same task rows, same
+image size) are counted once. Times come from a short measurement of the trainable blocks and the
+frozen prefix on the chosen device, with random weights (speed does not depend on their values),
+so they are estimates.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torchvision
+
+from artlib import rundir
+from artlib.data.manifest import read_manifest
+from artlib.models.backbone import BLOCK_ORDER, ArtNet, autocast, pick_device, pick_precision
+from artlib.stages import get_stage
+from artlib.train.config import TrainConfig
+from artlib.train.features import DTYPES
+from artlib.train.grid import StageRun
+from artlib.train.inputs import fits_on_device, task_data
+
+
+def block_inputs(image_size: int) -> dict[str, tuple[int, int, int]]:
+    """(channels, height, width) of each block's input at this image size (shapes only, on the meta device)."""
+    with torch.device("meta"):
+        model = ArtNet(torchvision.models.resnet50(), 2)
+        x = torch.zeros(1, image_size, image_size, 3, dtype=torch.uint8)
+        shapes, start = {}, None
+        for name in BLOCK_ORDER[1:]:
+            x = model.forward_blocks(x, start, name)
+            shapes[name] = tuple(int(v) for v in x.shape[1:])
+            start = name
+    return shapes
+
+
+def npy_bytes(shape: tuple[int, ...], dtype: str) -> int:
+    """The size of a .npy file holding an array of this shape and dtype (header included)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": np.dtype(DTYPES[dtype]).str, "fortran_order": False,
+                                                  "shape": shape})
+    return len(header.getvalue()) + int(np.prod(shape)) * np.dtype(DTYPES[dtype]).itemsize
+
+
+def prefix_owner(run: StageRun, weights: str = "auto") -> str:
+    """Who last changed the blocks before the stage's first trainable one: the weights or a source stage-run.
+
+    Random initialisation (``weights="none"``) is seeded per stage-run, so its prefix is the seed's own.
+    """
+    stage = get_stage(run.stage)
+    prefix = BLOCK_ORDER[: BLOCK_ORDER.index(stage.blocks[0])]
+    source = stage.init_from
+    while source is not None:
+        src = get_stage(source)
+        if any(b in prefix for b in src.blocks):
+            return f"{source} (seed {run.seed})"
+        source = src.init_from
+    return f"random init (seed {run.seed})" if weights == "none" else "pretrained"
+
+
+def measure(config: TrainConfig, device: torch.device, starts: set[tuple[str, ...]],
+            batch: int = 8) -> dict[tuple[str, ...], tuple[float, float, float]]:
+    """Seconds per image for (frozen prefix forward, training step, evaluation) of each trainable block set."""
+    precision = pick_precision(config.precision, device)
+    out = {}
+    for blocks in sorted(starts):
+        model = ArtNet.build(2, seed=0).freeze_all().unfreeze(*blocks).to(device)
+        size = config.image_size
+        images = torch.randint(0, 255, (batch, size, size, 3), dtype=torch.uint8, device=device)
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        with torch.no_grad():
+            feats = model.eval().forward_blocks(images, None, blocks[0])
+
+        def prefix() -> None:
+            """The frozen blocks once (what building the feature cache costs per image)."""
+            with torch.no_grad(), autocast(device, precision):
+                model.eval().forward_blocks(images, None, blocks[0])
+
+        def evaluate() -> None:
+            """The trainable blocks and head without gradients (validation, test)."""
+            with torch.no_grad(), autocast(device, precision):
+                model.eval().forward_blocks(feats, blocks[0], None)
+
+        def step() -> None:
+            """One training step on cached features: forward, backward, Adam."""
+            with autocast(device, precision):
+                loss = model.train().forward_blocks(feats, blocks[0], None).float().sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        out[blocks] = tuple(_timed(fn, device) / batch for fn in (prefix, step, evaluate))
+    return out
+
+
+def _timed(fn: Callable[[], None], device: torch.device, repeats: int = 2) -> float:
+    """Best of ``repeats`` timed calls after one warm-up."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def plan_grid(runs: list[StageRun], run_dir: Path, config: TrainConfig, gpus_per_stage: float = 0.0) -> pd.DataFrame:
+    """One row per stage-run in order: paintings per split, feature-cache bytes (once per shared cache), est. time."""
+    manifest = read_manifest(rundir.manifest(run_dir))
+    device = pick_device(config.device)
+    shapes = block_inputs(config.image_size)
+    speed = measure(config, device, {get_stage(r.stage).blocks for r in runs})
+    rows, seen = [], set()
+    for order, run in enumerate(runs, 1):
+        stage = get_stage(run.stage)
+        data = task_data(manifest, stage, rundir.manifest(run_dir))
+        n = {s: int(len(p)) for s, p in data.positions.items()}
+        cache = (stage.blocks[0], prefix_owner(run, config.weights), stage.task)
+        size = npy_bytes((len(data.rows), *_hwc(shapes[stage.blocks[0]])), config.cache_dtype) \
+            if config.use_feature_cache else 0
+        shared = cache in seen
+        seen.add(cache)
+        prefix, step, evaluate = speed[stage.blocks]
+        seconds = config.epochs * (n["train"] * step + n["val"] * evaluate) + n["test"] * evaluate \
+            + (0 if shared else len(data.rows) * prefix)
+        rows.append({"order": order, "stage": run.stage, "seed": run.seed,
+                     "after": f"{run.source[0]} (seed {run.source[1]})" if run.source else "",
+                     "task": stage.task, "trains": stage.trained_blocks, **{f"n_{s}": v for s, v in n.items()},
+                     "cache_from": f"{stage.blocks[0]} input, prefix {cache[1]}", "cache_bytes": 0 if shared else size,
+                     "cache_shared": shared,
+                     "gpu_bytes": size if device.type == "cuda" and fits_on_device(size, device) else 0,
+                     "est_seconds": round(seconds, 1)})
+    table = pd.DataFrame(rows)
+    image_bytes = npy_bytes((len(manifest), config.image_size, config.image_size, 3), "uint8")
+    table.attrs.update(device=str(device), image_bytes=image_bytes,
+                       free_bytes=shutil.disk_usage(rundir.cache_dir(run_dir).parent).free,
+                       gpus_per_stage=gpus_per_stage)
+    return table
+
+
+def _hwc(chw: tuple[int, int, int]) -> tuple[int, int, int]:
+    """A (C, H, W) shape as the caches store it: (H, W, C)."""
+    return chw[1], chw[2], chw[0]
+
+
+def critical_path(table: pd.DataFrame) -> float:
+    """The longest chain of stage-runs that must run one after another (seconds): no machine count beats it."""
+    finish: dict[str, float] = {}
+    for row in table.itertuples():
+        finish[f"{row.stage} (seed {row.seed})"] = finish.get(row.after, 0.0) + row.est_seconds
+    return max(finish.values(), default=0.0)
+
+
+def print_plan(table: pd.DataFrame) -> None:
+    """Print the plan and its totals: cache bytes against free disk, time on 1 and N devices (estimates)."""
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+        print(table.to_string(index=False))
+    total, path = float(table["est_seconds"].sum()), critical_path(table)
+    cache = int(table["cache_bytes"].sum()) + int(table.attrs.get("image_bytes", 0))
+    print(f"\n{len(table)} stage-runs on {table.attrs.get('device')}: feature caches {table['cache_bytes'].sum() / 1e9:.2f} "
+          f"GB + image cache {table.attrs.get('image_bytes', 0) / 1e9:.2f} GB; {table.attrs.get('free_bytes', 0) / 1e9:.1f} "
+          f"GB free in the run directory" + ("  ← NOT ENOUGH" if cache > table.attrs.get("free_bytes", cache) else ""))
+    print(f"estimated time: {total / 3600:.2f} h one after another; with N devices at least "
+          f"max({path / 3600:.2f} h critical path, {total / 3600:.2f} h / N) — an estimate from a short measurement")

@@ -1,0 +1,80 @@
+"""The demo grid on the local executor and on Ray (this machine's CPUs), timed in one run, results compared.
+
+    python benchmarks/grid_executors.py [--configurations 1 3] [--seeds 0 1] [--out runs/bench/grid]
+
+Prepares the demo data once, then trains the same stage-runs (TrainConfig defaults) three times in fresh run
+directories: ``local`` (one stage-run after another, each with every core), ``ray`` (a local Ray instance with
+every core, one CPU per stage-run, so stage-runs run side by side) and ``local, 1 thread`` (the same thread count
+as each Ray task). It prints the wall times, their ratios, and whether results.csv metrics and predictions.csv
+bytes are identical between Ray and each local run (torch's last bits can depend on the thread count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from artlib import log, rundir
+from artlib.data.prepare import PrepareConfig, prepare
+from artlib.data.roots import resolve_data_root
+from artlib.paths import resolve_path
+from artlib.stages import CONFIGURATIONS
+from artlib.train.config import TrainConfig
+from artlib.train.runner import run_stages
+
+METRICS = ["stage", "seed", "accuracy", "f1", "balanced_accuracy", "best_epoch", "epochs_run", "config_hash"]
+VARIANTS = {"local": {"executor": "local"}, "ray": {"executor": "ray", "cpus_per_stage": 1},
+            "local, 1 thread": {"executor": "local", "cpus_per_stage": 1}}
+
+
+def run(prepared: Path, work: Path, names: list[str], seeds: list[int], options: dict) -> float:
+    """Train the grid in a fresh run directory with these executor options; its wall time in seconds."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for name in ("manifest.csv", "prepare_report.json"):
+        shutil.copy(prepared / name, work / name)
+    t0 = time.perf_counter()
+    run_stages(names, work, TrainConfig(), seeds=seeds, progress=False, **options)
+    return time.perf_counter() - t0
+
+
+def identical(a: Path, b: Path) -> tuple[bool, bool]:
+    """(results.csv metrics equal, every predictions.csv byte-identical) between two run directories."""
+    ra = pd.read_csv(rundir.results(a)).sort_values(["stage", "seed"]).reset_index(drop=True)
+    rb = pd.read_csv(rundir.results(b)).sort_values(["stage", "seed"]).reset_index(drop=True)
+    same_preds = all(rundir.stage_file(a, r.stage, r.seed, "predictions.csv").read_bytes()
+                     == rundir.stage_file(b, r.stage, r.seed, "predictions.csv").read_bytes() for r in ra.itertuples())
+    return ra[METRICS].equals(rb[METRICS]), same_preds
+
+
+def main() -> None:
+    """Time the three variants and print the comparison; save it as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configurations", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--out", default="runs/bench/grid")
+    args = parser.parse_args()
+    log.quiet()
+    out = resolve_path(args.out)
+    prepared = out / "prepared"
+    if not rundir.manifest(prepared).is_file():
+        prepare(resolve_data_root("demo"), prepared, PrepareConfig(), progress=False)
+    names = [s for c in args.configurations for s in CONFIGURATIONS[c]]
+    seconds = {name: run(prepared, out / name.replace(" ", "_").replace(",", ""), names, args.seeds, options)
+               for name, options in VARIANTS.items()}
+    report = {"stage_runs": len(names) * len(args.seeds), "seconds": seconds,
+              "ray_vs_local": seconds["ray"] / seconds["local"]}
+    for name in ("local", "local, 1 thread"):
+        report[f"ray vs {name}: metrics, predictions identical"] = identical(
+            out / "ray", out / name.replace(" ", "_").replace(",", ""))
+    print(json.dumps(report, indent=1))
+    (out / "grid_executors.json").write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

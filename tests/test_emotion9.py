@@ -1,0 +1,125 @@
+"""ArtEmis's own task: nine-emotion vote distributions, the KL loss, ArtEmis's metrics, the stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from artlib import rundir
+from artlib.data.labels import ARTEMIS_EMOTIONS, EMOTION_COUNT_COLUMNS
+from artlib.data.prepare import PrepareConfig, prepare
+from artlib.metrics import dominant, emotion9_metrics, mean_kl, polarity_of
+from artlib.stages import STAGES
+from artlib.train.inputs import task_data
+from artlib.train.losses import SoftTargetKL
+from artlib.train.runner import run_stage
+
+from conftest import TINY, Painting
+
+# Vote counts in ArtEmis's order: amusement, awe, contentment, excitement, anger, disgust, fear, sadness, something else.
+COUNTS = np.array([
+    [4, 1, 0, 0, 0, 0, 0, 1, 0],  # amusement 4 of 6: more than half → top amusement
+    [0, 3, 0, 0, 0, 0, 3, 0, 0],  # 3 of 6 each: exactly 50% — counted by ≥ 50%, not by > 50%; top = awe (first)
+    [2, 0, 2, 0, 0, 0, 0, 2, 0],  # no majority at all
+    [0, 0, 0, 0, 5, 0, 0, 0, 0],  # unanimous anger
+    [0, 0, 0, 0, 0, 0, 0, 1, 4],  # 'something else' 4 of 5
+])
+
+
+def test_dominant_subsets_count_ties_exactly() -> None:
+    """> 50%: rows 0, 3, 4; ≥ 50% adds the 3-of-6 tie (row 1); row 2 has no majority in either."""
+    assert dominant(COUNTS, strict=True).tolist() == [True, False, False, True, True]
+    assert dominant(COUNTS, strict=False).tolist() == [True, True, False, True, True]
+
+
+def test_emotion9_metrics_by_hand() -> None:
+    """Top-emotion accuracy on each subset, its share, the majority baseline, polarity accuracy; by hand."""
+    probs = np.full((5, 9), 0.01)
+    predicted = [0, 6, 0, 7, 8]  # right, wrong (top is awe), -, wrong (anger), right
+    probs[np.arange(5), predicted] = 0.92
+    polarity = np.array(["positive", "", "", "negative", ""])
+    m = emotion9_metrics(COUNTS, probs, polarity, majority=8)
+    assert (m["dominant_n"], m["dominant_share"], m["dominant_accuracy"]) == (3, 0.6, pytest.approx(2 / 3))
+    assert (m["at_least_half_n"], m["at_least_half_accuracy"]) == (4, pytest.approx(2 / 4))
+    assert m["dominant_majority_baseline_accuracy"] == pytest.approx(1 / 3)  # only the 'something else' row
+    assert (m["polarity_n"], m["polarity_accuracy"]) == (2, 1.0)  # row 0 → positive, row 3 (sadness) → negative
+    shares = COUNTS / COUNTS.sum(axis=1, keepdims=True)
+    expected = np.mean([sum(s * np.log(s / q) for s, q in zip(srow, qrow) if s > 0) for srow, qrow in zip(shares, probs)])
+    assert m["mean_kl"] == pytest.approx(expected) == mean_kl(shares, probs)
+
+
+def test_polarity_is_four_positive_against_four_negative() -> None:
+    """Positive when amusement+awe+contentment+excitement beat anger+disgust+fear+sadness; 'something else' ignored."""
+    probs = np.array([[0.1, 0.1, 0, 0, 0.25, 0, 0, 0, 0.55], [0.1, 0.1, 0.1, 0, 0.1, 0, 0, 0, 0.6]])
+    assert polarity_of(probs).tolist() == ["negative", "positive"]
+
+
+def test_kl_loss_equals_torch_kl_div_and_its_gradient() -> None:
+    """SoftTargetKL equals F.kl_div(log_softmax, target, 'batchmean') on random histograms with zeros, gradients too."""
+    g = torch.Generator().manual_seed(0)
+    counts = torch.randint(0, 4, (32, 9), generator=g).float()
+    counts[counts.sum(1) == 0, 0] = 1
+    target = counts / counts.sum(1, keepdim=True)
+    a = torch.randn(32, 9, generator=g, requires_grad=True)
+    b = a.detach().clone().requires_grad_(True)
+    ours, theirs = SoftTargetKL()(a, target), F.kl_div(F.log_softmax(b, 1), target, reduction="batchmean")
+    ours.backward()
+    theirs.backward()
+    assert ours.item() == pytest.approx(theirs.item(), abs=1e-6)
+    assert torch.allclose(a.grad, b.grad, atol=1e-7)
+
+
+def test_one_hot_histograms_train_like_hard_labels() -> None:
+    """A tiny model fitted to one-hot histograms with the KL loss matches the same model fitted with cross-entropy."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(300, 12, generator=g)
+    y = (x[:, :9] + 0.5 * torch.randn(300, 9, generator=g)).argmax(1)
+    accuracies = []
+    for loss_of in (lambda out: SoftTargetKL()(out, F.one_hot(y, 9).float()), lambda out: F.cross_entropy(out, y)):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(12, 9)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        for _ in range(60):
+            optimizer.zero_grad()
+            loss_of(model(x)).backward()
+            optimizer.step()
+        accuracies.append(float((model(x).argmax(1) == y).float().mean()))
+    assert accuracies[0] == accuracies[1] > 0.5
+
+
+def test_manifest_keeps_the_nine_vote_counts_and_the_task_uses_five_or_more(make_root) -> None:  # noqa: ANN001
+    """n_amusement … n_something_else per painting; the nine-emotion task takes paintings with ≥ 5 votes."""
+    paintings = [Painting("Baroque", "five_votes", ("awe", "awe", "fear", "something else", "contentment")),
+                 Painting("Baroque", "three_votes", ("awe", "awe", "awe")),
+                 *[Painting("Rococo", f"r_{i}", ("amusement",) * 5 if i % 2 else ("sadness",) * 6) for i in range(30)]]
+    result = prepare(make_root(paintings), None, PrepareConfig(workers=1), progress=False)
+    rows = result.manifest.set_index("painting")
+    assert rows.loc["five_votes", list(EMOTION_COUNT_COLUMNS)].tolist() == [0, 2, 1, 0, 0, 0, 1, 0, 1]
+    assert (rows.loc["five_votes", "n_positive"], rows.loc["five_votes", "n_negative"]) == (3, 1)
+    data = task_data(result.manifest, STAGES["emotion9_conv5"], min_annotations=5)
+    names = data.frame["painting"].tolist()
+    assert "five_votes" in names and "three_votes" not in names and len(names) == 31
+    target = data.targets[names.index("five_votes")]
+    assert target.tolist() == pytest.approx([0, 0.4, 0.2, 0, 0, 0, 0.2, 0, 0.2])
+    assert data.labels[names.index("five_votes")] == ARTEMIS_EMOTIONS.index("awe")
+
+
+@pytest.mark.slow
+def test_a_nine_emotion_stage_trains_and_records_artemis_metrics(run_dir: Path) -> None:
+    """emotion9_conv5 trains with the KL loss; metrics.json, results.csv and predictions.csv carry ArtEmis's metrics."""
+    row = run_stage("emotion9_conv5", run_dir, TINY, seed=0, progress=False)
+    for key in ("dominant_accuracy", "dominant_share", "at_least_half_accuracy", "mean_kl", "polarity_accuracy"):
+        assert np.isfinite(row[key]), key
+    predictions = pd.read_csv(rundir.stage_file(run_dir, "emotion9_conv5", 0, "predictions.csv"), keep_default_na=False)
+    assert set(EMOTION_COUNT_COLUMNS) <= set(predictions.columns) and "polarity" in predictions
+    assert np.allclose(predictions[[f"p_{e}" for e in ARTEMIS_EMOTIONS]].sum(axis=1), 1, atol=1e-4)
+    counts = predictions[list(EMOTION_COUNT_COLUMNS)].to_numpy()
+    assert row["dominant_share"] == pytest.approx(dominant(counts).mean())
+    metrics = json.loads(rundir.stage_file(run_dir, "emotion9_conv5", 0, "metrics.json").read_text())
+    assert len(metrics["metrics"]["confusion_matrix"]) == 9
