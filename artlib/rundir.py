@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 PathLike = str | os.PathLike[str]
@@ -24,39 +24,34 @@ STAGE_FILES = ("config.json", "checkpoint.pt", "model.pt", "metrics.json", "pred
 _SEED_FOLDER = re.compile(r"^seed_(-?\d+)$")
 
 
-def manifest(run_dir: PathLike) -> Path:
-    """run_dir/manifest.csv: one row per usable painting (written by prepare)."""
-    return Path(run_dir) / "manifest.csv"
+TOP_LEVEL = {
+    "manifest": ("manifest.csv", "one row per usable painting (written by prepare)"),
+    "prepare_report": ("prepare_report.json", "what prepare kept, excluded and why"),
+    "image_checks": ("image_checks.csv", "prepare's per-file check cache (size, mtime, reason, phash)"),
+    "results": ("results.csv", "one row per (stage, seed)"),
+    "results_lock": (".results.lock", "the lock file guarding results.csv"),
+    "comparison": ("comparison.csv", "one row per stage (notebook 06)"),
+    "verdicts": ("verdicts.csv", "one row per comparison (notebooks 06 and 08)"),
+    "cache_dir": ("cache", "decoded-image and feature caches (safe to delete; rebuilt on demand)"),
+    "figures": ("figures", "every figure the notebooks save, as PNG"),
+    "notebooks": ("notebooks", "executed copies of the notebook series"),
+    "report": ("report", "the HTML report (index.html leads with the verdicts)"),
+}
+"""Every file and folder directly in a run directory: accessor name → (name on disk, what it holds)."""
 
 
-def prepare_report(run_dir: PathLike) -> Path:
-    """run_dir/prepare_report.json: what prepare kept, excluded and why."""
-    return Path(run_dir) / "prepare_report.json"
+def _accessor(name: str, what: str) -> Callable[[PathLike], Path]:
+    """A function giving run_dir/<name>."""
+    def path(run_dir: PathLike) -> Path:
+        """run_dir/<name>."""
+        return Path(run_dir) / name
+
+    path.__doc__ = f"run_dir/{name}: {what}."
+    return path
 
 
-def image_checks(run_dir: PathLike) -> Path:
-    """run_dir/image_checks.csv: prepare's per-file check cache (size, mtime, reason, phash)."""
-    return Path(run_dir) / "image_checks.csv"
-
-
-def results(run_dir: PathLike) -> Path:
-    """run_dir/results.csv: one row per (stage, seed)."""
-    return Path(run_dir) / "results.csv"
-
-
-def results_lock(run_dir: PathLike) -> Path:
-    """The lock file guarding results.csv."""
-    return Path(run_dir) / ".results.lock"
-
-
-def comparison(run_dir: PathLike) -> Path:
-    """run_dir/comparison.csv: one row per stage (notebook 06)."""
-    return Path(run_dir) / "comparison.csv"
-
-
-def verdicts(run_dir: PathLike) -> Path:
-    """run_dir/verdicts.csv: one row per comparison (notebook 06, 08)."""
-    return Path(run_dir) / "verdicts.csv"
+manifest, prepare_report, image_checks, results, results_lock, comparison, verdicts, cache_dir, figures, notebooks, \
+    report = (_accessor(*TOP_LEVEL[key]) for key in TOP_LEVEL)
 
 
 def stages_root(run_dir: PathLike) -> Path:
@@ -87,23 +82,3 @@ def finished_metrics(run_dir: PathLike) -> Iterator[tuple[str, int, Path]]:
             metrics = seed_folder / "metrics.json"
             if match and metrics.is_file():
                 yield stage_folder.name, int(match.group(1)), metrics
-
-
-def cache_dir(run_dir: PathLike) -> Path:
-    """run_dir/cache/: decoded-image and feature caches (safe to delete; rebuilt on demand)."""
-    return Path(run_dir) / "cache"
-
-
-def figures(run_dir: PathLike) -> Path:
-    """run_dir/figures/: every figure the notebooks save, as PNG."""
-    return Path(run_dir) / "figures"
-
-
-def notebooks(run_dir: PathLike) -> Path:
-    """run_dir/notebooks/: executed copies of the notebook series."""
-    return Path(run_dir) / "notebooks"
-
-
-def report(run_dir: PathLike) -> Path:
-    """run_dir/report/: the HTML report (index.html leads with the verdicts)."""
-    return Path(run_dir) / "report"

@@ -135,7 +135,7 @@ print(verdicts.conclusion_text(found, summary, alpha))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-verdicts.seed_detail(session.run_dir, results).round(4)
+verdicts.detail_by_seed(session.run_dir, results).round(4)
 
 # %% [markdown]
 # ## Per era (exploratory)

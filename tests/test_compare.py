@@ -19,8 +19,8 @@ import pytest
 
 from artlib import atomic, results
 from artlib.analysis.compare import (TABLE_COLUMNS, check_comparable, era_priors, load_results, original_tables,
-                                     per_era_accuracy, seed_table, summary_table, write_comparison)
-from artlib.analysis.verdicts import conclusion_text, evaluate, seed_detail, verdict_table, write_verdicts
+                                     per_era_accuracy, table_by_seed, summary_table, write_comparison)
+from artlib.analysis.verdicts import conclusion_text, evaluate, detail_by_seed, verdict_table, write_verdicts
 from artlib.errors import DataError
 from artlib.data.labels import EMOTION_CLASSES, ERAS
 from artlib.metrics import classification_metrics
@@ -204,7 +204,7 @@ def test_perfect_stage_gets_an_interval_of_real_width(tmp_path: Path) -> None:
         write_stage(run, "emotion_conv4", seed, PATHS, ERAS6, LABELS6, LABELS6, majority="positive")
     tables = original_tables(summary_table(load_results(run), run))
     assert tables[3].loc["emotion_conv4", "Accuracy"] == "100.0% ± 0.0 [95% CI 54.1–100.0]"
-    seeds = seed_table(load_results(run))
+    seeds = table_by_seed(load_results(run))
     assert seeds["ci_low"].round(3).tolist() == [0.541, 0.541] and (seeds["ci_high"] == 1).all()
 
 
@@ -318,7 +318,7 @@ def test_verdicts_and_comparison_files(better_run: Path) -> None:
         assert col in verdicts.columns
     assert set(verdicts["verdict"]) <= {"improved", "worse", "inconclusive"}
     assert (verdicts["n_seeds"] == 3).all()
-    detail = seed_detail(better_run, res)
+    detail = detail_by_seed(better_run, res)
     assert len(detail) == 7 * 3 and (detail["mcnemar_p"] <= 1).all()
     assert not list(better_run.glob(".verdicts.csv.*"))  # atomic write leaves no temp file
 

@@ -79,6 +79,8 @@ def test_notebook_cells_follow_the_conventions(source: Path) -> None:
         if cell is not params[0]:
             assert "# NBVAL_CHECK_OUTPUT" in cell.source or "# NBVAL_IGNORE_OUTPUT" in cell.source, cell.source[:80]
     assert all(not c.get("outputs") for c in params)
+    # nbval compares only executed cells and fails a cell stored with outputs but no execution count
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), "run `make notebooks`"
     assert "widgets" not in nb.metadata and "papermill" not in nb.metadata
 
 

@@ -16,7 +16,7 @@ import pytest
 from scipy import stats as sps
 from scipy.special import logit
 
-from artlib.analysis.stats import (clopper_pearson, holm, holm_levels, seed_aware_mean, stage_accuracy_interval)
+from artlib.analysis.stats import (clopper_pearson, holm, holm_levels, crossed_mean, stage_accuracy_interval)
 from artlib.analysis.verdicts import Evidence, decide, sentence
 
 from test_compare import write_stage
@@ -38,7 +38,7 @@ def simulate(rng: np.random.Generator, n: int = 1500, seeds: int = 3, shift: flo
 def evidence_of(stage: np.ndarray, baseline: np.ndarray, p_adjusted: float | None = None, level: float = 0.05,
                 reference: float = 0.0) -> Evidence:
     """The Evidence the verdict rule sees for two correctness arrays (one comparison in its family)."""
-    diff = seed_aware_mean(stage.astype(float) - baseline)
+    diff = crossed_mean(stage.astype(float) - baseline)
     low, high = diff.interval(1 - level)
     p = diff.p_value()
     return Evidence("sim", "a", "b", "matched control", "?", stage.shape[0], stage.shape[1], float(stage.mean()),
@@ -54,9 +54,9 @@ def test_seed_aware_variance_matches_the_simulated_spread_of_the_mean() -> None:
         means, unbiased, used = [], [], []
         for _ in range(500):
             a, b = simulate(rng, n=400, seeds=3, seed_sd=seed_sd)
-            est = seed_aware_mean(a.astype(float) - b)
+            est = crossed_mean(a.astype(float) - b)
             means.append(est.estimate)
-            unbiased.append(est.seed_term + est.painting_term - est.residual_term)
+            unbiased.append(est.between_seeds + est.painting_term - est.residual_term)
             used.append(est.se ** 2)
         truth = np.var(means, ddof=1)
         print(f"seed sd {seed_sd}: unbiased / Monte Carlo variance = {np.mean(unbiased) / truth:.2f}, "
@@ -97,7 +97,7 @@ def test_holm_family_keeps_false_positives_down() -> None:
     runs = 200
     for _ in range(runs):
         family = [simulate(rng, n=600, seed_sd=0.1) for _ in range(7)]
-        raw = [seed_aware_mean(a.astype(float) - b) for a, b in family]
+        raw = [crossed_mean(a.astype(float) - b) for a, b in family]
         adjusted = holm([d.p_value() for d in raw])
         levels = holm_levels([d.p_value() for d in raw])
         verdicts = [decide(evidence_of(a, b, p_adjusted=adj, level=lvl)).verdict

@@ -39,23 +39,29 @@ def _coalesce(outputs: list) -> list:
 
 
 def clean(nb: nbformat.NotebookNode, prefix: str) -> nbformat.NotebookNode:
-    """Drop run-specific metadata (papermill, execution times, widgets) and set stable cell ids."""
+    """Drop run-specific metadata (papermill, execution times, widgets), set stable cell ids and counts.
+
+    Code cells are numbered 1, 2, … in order (what a fresh kernel running them top to bottom gives): nbval
+    compares only cells with an execution count, and refuses a cell that has outputs but none.
+    """
     for key in ("papermill", "widgets", "jupytext"):
         nb.metadata.pop(key, None)
     nb.metadata.setdefault("kernelspec", {"display_name": "Python 3 (ipykernel)", "language": "python",
                                           "name": "python3"})
     nb.metadata["language_info"] = {"name": "python"}
+    count = 0
     for i, cell in enumerate(nb.cells):
         cell.id = f"{prefix}-{i:02d}"
         for key in ("papermill", "execution", "collapsed", "scrolled"):
             cell.metadata.pop(key, None)
         if cell.cell_type == "code":
-            cell.execution_count = None
+            count += 1
+            cell.execution_count = count
             cell.outputs = _coalesce(cell.get("outputs", []))
             for out in cell.outputs:
                 out.pop("execution_count", None)
                 if out.get("output_type") == "execute_result":
-                    out["execution_count"] = None
+                    out["execution_count"] = count
     return nb
 
 

@@ -256,7 +256,7 @@ def summary_table(results: pd.DataFrame, run_dir: str | Path, confidence: float 
     return pd.DataFrame(rows)
 
 
-def seed_table(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+def table_by_seed(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """One row per stage-run: accuracy with its exact (Clopper–Pearson) interval, best epoch, convergence."""
     rows = []
     for r in results.sort_values(["stage", "seed"]).itertuples():

@@ -70,7 +70,7 @@ class SeedAwareMean:
     estimate: float
     se: float  # standard error with seeds and paintings random (NaN if it cannot be estimated)
     df: float  # Welch–Satterthwaite degrees of freedom of ``se``
-    seed_term: float  # MS_seed / (n·S): the seed part of the variance (NaN with one seed)
+    between_seeds: float  # MS_seed / (n·S): the seed part of the variance (NaN with one seed)
     painting_term: float  # MS_painting / (n·S): the painting part
     residual_term: float  # MS_residual / (n·S): what both of the above contain once
     per_seed: tuple[float, ...]  # the mean of each seed
@@ -103,7 +103,7 @@ class SeedAwareMean:
         return float((sps.t.ppf(1 - alpha / 2, self.df) + sps.t.ppf(power, self.df)) * self.se)
 
 
-def seed_aware_mean(values: np.ndarray) -> SeedAwareMean:
+def crossed_mean(values: np.ndarray) -> SeedAwareMean:
     """Grand mean of (seeds × paintings) values with the crossed seeds × paintings standard error.
 
     Variance of the grand mean from the two-way mean squares, (MS_seed + MS_painting −
@@ -114,15 +114,15 @@ def seed_aware_mean(values: np.ndarray) -> SeedAwareMean:
     if y.ndim == 1:
         y = y[None, :]
     n_seeds, n = y.shape
-    seed_means, painting_means = y.mean(axis=1), y.mean(axis=0)
+    means_by_seed, painting_means = y.mean(axis=1), y.mean(axis=0)
     if n_seeds < 2 or n < 2:
         nan = float("nan")
         return SeedAwareMean(float(y.mean()) if y.size else nan, nan, nan, nan, nan, nan,
-                             tuple(float(m) for m in seed_means), n)
+                             tuple(float(m) for m in means_by_seed), n)
     cells = n * n_seeds
-    ms_seed = n * seed_means.var(ddof=1)
+    ms_seed = n * means_by_seed.var(ddof=1)
     ms_painting = n_seeds * painting_means.var(ddof=1)
-    residual = y - seed_means[:, None] - painting_means[None, :] + y.mean()
+    residual = y - means_by_seed[:, None] - painting_means[None, :] + y.mean()
     ms_residual = float((residual**2).sum()) / ((n_seeds - 1) * (n - 1))
     variance = (ms_painting + max(ms_seed - ms_residual, 0.0)) / cells  # the seed component truncated at 0
     parts = ((ms_seed / cells, n_seeds - 1), (ms_painting / cells, n - 1),
@@ -130,7 +130,7 @@ def seed_aware_mean(values: np.ndarray) -> SeedAwareMean:
     denom = sum(v**2 / d for v, d in parts)
     df = variance**2 / denom if denom > 0 else float(n - 1)
     return SeedAwareMean(float(y.mean()), float(np.sqrt(variance)), float(df), float(ms_seed / cells),
-                         float(ms_painting / cells), float(ms_residual / cells), tuple(float(m) for m in seed_means), n)
+                         float(ms_painting / cells), float(ms_residual / cells), tuple(float(m) for m in means_by_seed), n)
 
 
 def clopper_pearson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -155,7 +155,7 @@ def stage_accuracy_interval(correct: np.ndarray, confidence: float = 0.95) -> tu
     n = c.shape[1]
     if n == 0:
         return float("nan"), float("nan")
-    est = seed_aware_mean(c)
+    est = crossed_mean(c)
     p = est.estimate
     n_eff = float(n)
     if c.shape[0] > 1 and np.isfinite(est.se) and est.se > 0 and 0 < p < 1:

@@ -31,7 +31,7 @@ import pandas as pd
 from artlib import atomic, rundir
 from artlib.analysis.compare import (STILL_IMPROVING, StagePredictions, baseline_correct, check_comparable, seeds_of,
                                      stage_predictions, still_improving, strongest_baseline)
-from artlib.analysis.stats import holm, holm_levels, mcnemar_exact, paired_predictions, seed_aware_mean
+from artlib.analysis.stats import holm, holm_levels, mcnemar_exact, paired_predictions, crossed_mean
 from artlib.stages import COMPARISONS, MATCHED, ORIGINAL, SEQUENTIAL_VS_SIMULTANEOUS, Comparison
 
 MIN_SEEDS = 3
@@ -165,7 +165,7 @@ def _measure(run_dir: Path, results: pd.DataFrame, c: Comparison, allow: tuple[s
         return None
     notes = check_comparable(results, [c.stage, c.baseline], allow)
     ca, cb, sp = _paired(run_dir, results, c, seeds)
-    diff = seed_aware_mean(ca.astype(float) - cb.astype(float))
+    diff = crossed_mean(ca.astype(float) - cb.astype(float))
     reference, reference_accuracy = strongest_baseline(baseline_correct(run_dir, results, sp))
     flags = [f"{s} {STILL_IMPROVING}" for s in (c.stage, c.baseline) if still_improving(results, s)]
     flags += [n for n in notes if "allowed explicitly" in n]
@@ -201,7 +201,7 @@ def evaluate(run_dir: str | Path, results: pd.DataFrame, comparisons: tuple[Comp
 
 VERDICT_COLUMNS = ("comparison", "kind", "stage", "baseline", "verdict", "reason", "difference", "ci_low", "ci_high",
                    "confidence", "p_value", "p_adjusted", "n_seeds", "n_test", "stage_accuracy", "baseline_accuracy",
-                   "detectable_difference", "reference_baseline", "reference_accuracy", "per_seed_differences",
+                   "detectable_difference", "reference_baseline", "reference_accuracy", "differences_by_seed",
                    "notes", "sentence")
 
 
@@ -222,7 +222,7 @@ def verdict_table(verdicts: list[Verdict | Comparison]) -> pd.DataFrame:
                      "stage_accuracy": e.stage_accuracy, "baseline_accuracy": e.baseline_accuracy,
                      "detectable_difference": e.detectable, "reference_baseline": e.reference,
                      "reference_accuracy": e.reference_accuracy,
-                     "per_seed_differences": ";".join(f"{d:.4f}" for d in e.per_seed), "notes": "; ".join(e.flags),
+                     "differences_by_seed": ";".join(f"{d:.4f}" for d in e.per_seed), "notes": "; ".join(e.flags),
                      "sentence": sentence(v)})
     return pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
 
@@ -286,7 +286,7 @@ def conclusion_text(verdicts: list[Verdict | Comparison], summary: pd.DataFrame,
     return "\n".join(lines)
 
 
-def seed_detail(run_dir: str | Path, results: pd.DataFrame,
+def detail_by_seed(run_dir: str | Path, results: pd.DataFrame,
                 comparisons: tuple[Comparison, ...] = COMPARISONS) -> pd.DataFrame:
     """Per comparison and seed: both accuracies, the difference and exact McNemar (detail; not the verdict)."""
     rows = []
