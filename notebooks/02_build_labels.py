@@ -73,8 +73,11 @@ print(format_funnel(prep.funnel.frame().query("stage == 'labels'")))
 # used is listed by reason.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
+prep.check_images()  # a progress bar while the files are decoded (none when the checks come from the cache)
+
+# %%
 # NBVAL_CHECK_OUTPUT
-prep.check_images()
 {reason: paths for reason, paths in prep.report["excluded"].items()}
 
 # %% [markdown]
