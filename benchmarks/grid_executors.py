@@ -1,12 +1,18 @@
 """The demo grid on the local executor and on Ray (this machine's CPUs), timed in one run, results compared.
 
-    python benchmarks/grid_executors.py [--configurations 1 3] [--seeds 0 1] [--out runs/bench/grid]
+    python benchmarks/grid_executors.py [--configurations 1 3] [--seeds 0 1] [--pair-stage emotion_conv5]
+                                        [--out runs/bench/grid]
 
 Prepares the demo data once, then trains the same stage-runs (TrainConfig defaults) three times in fresh run
-directories: ``local`` (one stage-run after another, each with every core), ``ray`` (a local Ray instance with
-every core, one CPU per stage-run, so stage-runs run side by side) and ``local, 1 thread`` (the same thread count
-as each Ray task). It prints the wall times, their ratios, and whether results.csv metrics and predictions.csv
-bytes are identical between Ray and each local run (torch's last bits can depend on the thread count).
+directories: ``local`` (one stage-run after another, each with every core), ``ray`` (``executor="ray"`` as a user
+runs it: a local Ray instance is started with every core, one CPU per stage-run, so stage-runs run side by side)
+and ``local, 1 thread`` (the same thread count as each Ray task). It prints the wall times, their ratios, and
+whether results.csv metrics and predictions.csv bytes are identical between Ray and each local run (torch's last
+bits can depend on the thread count).
+
+Then two independent stage-runs (``--pair-stage`` with each of ``--seeds``): one after the other locally (every
+core each), and side by side on a Ray instance that is already running (one CPU each; starting the instance is
+timed apart), the cost of running them side by side without oversubscribed threads.
 """
 
 from __future__ import annotations
@@ -43,6 +49,26 @@ def run(prepared: Path, work: Path, names: list[str], seeds: list[int], options:
     return time.perf_counter() - t0
 
 
+def pair(prepared: Path, out: Path, stage: str, seeds: list[int]) -> dict:
+    """Two independent stage-runs: one after the other locally vs side by side on a running Ray instance."""
+    import ray
+
+    from artlib.train.threads import available_cpus
+
+    seconds = {"local, one after the other": run(prepared, out / "pair_local", [stage], seeds, {"executor": "local"})}
+    t0 = time.perf_counter()
+    ray.init(num_cpus=available_cpus(), include_dashboard=False, log_to_driver=False)
+    seconds["starting a local Ray instance"] = time.perf_counter() - t0
+    try:
+        seconds["ray, side by side"] = run(prepared, out / "pair_ray", [stage], seeds,
+                                           {"executor": "ray", "cpus_per_stage": 1})
+    finally:
+        ray.shutdown()
+    return {"stage": stage, "seeds": seeds, "seconds": seconds,
+            "side_by_side_vs_one_after_the_other": seconds["ray, side by side"] / seconds["local, one after the other"],
+            "metrics, predictions identical (ray vs local)": identical(out / "pair_ray", out / "pair_local")}
+
+
 def identical(a: Path, b: Path) -> tuple[bool, bool]:
     """(results.csv metrics equal, every predictions.csv byte-identical) between two run directories."""
     ra = pd.read_csv(rundir.results(a)).sort_values(["stage", "seed"]).reset_index(drop=True)
@@ -57,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configurations", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--pair-stage", default="emotion_conv5")
     parser.add_argument("--out", default="runs/bench/grid")
     args = parser.parse_args()
     log.quiet()
@@ -72,6 +99,7 @@ def main() -> None:
     for name in ("local", "local, 1 thread"):
         report[f"ray vs {name}: metrics, predictions identical"] = identical(
             out / "ray", out / name.replace(" ", "_").replace(",", ""))
+    report["two independent stage-runs"] = pair(prepared, out, args.pair_stage, args.seeds)
     print(json.dumps(report, indent=1))
     (out / "grid_executors.json").write_text(json.dumps(report, indent=1))
 

@@ -74,7 +74,7 @@ print(format_funnel(prep.funnel.frame().query("stage == 'labels'")))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-prep.check_images()  # a progress bar while the files are decoded (none when the checks come from the cache)
+_ = prep.check_images()  # a progress bar while the files are decoded (none when the checks come from the cache)
 
 # %%
 # NBVAL_CHECK_OUTPUT

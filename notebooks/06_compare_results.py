@@ -21,8 +21,9 @@
 #
 # **The verdict rule** (one function, `artlib.analysis.verdicts.decide`): a comparison is **improved** or **worse**
 # only when at least 3 seeds ran, not both models are below the stronger trivial baseline, the interval of the
-# difference excludes 0 after Holm's correction over all the comparisons shown, and every seed points the same way.
-# Otherwise it is **inconclusive**, with the reason. Stages that were still improving when they stopped are flagged.
+# difference excludes 0 after Holm's correction over all the comparisons shown (its p-value is floored by an exact
+# sign test over the paintings that differ), and no seed's own difference goes the other way. Otherwise it is
+# **inconclusive**, with the reason. Stages that were still improving when they stopped are flagged.
 
 # %% tags=["parameters"]
 data_root      = "demo"
@@ -100,8 +101,8 @@ plt.show()
 # ## The verdicts
 #
 # Every comparison, the matched controls first. `p_adjusted` is Holm-adjusted over all of them; the interval is at
-# the level Holm tested that comparison at; `detectable` is the smallest difference this run could have found with
-# 80% power.
+# the level Holm tested that comparison at; `detectable` is about the smallest difference this run could have found
+# with 80% power at α divided by the number of comparisons (Holm's first step).
 
 # %%
 # NBVAL_CHECK_OUTPUT

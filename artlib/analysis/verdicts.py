@@ -7,11 +7,12 @@ The rule (:func:`decide`), in the order it is applied:
 2. Both stages are below the stronger of the two trivial baselines (always the majority class; each
    era's majority emotion) → **inconclusive**: the difference is between two models that have learnt
    less than the class balance, and says nothing about the question. The sentence says so first.
-3. The seed-aware interval of the difference (seeds and test paintings random; see
-   :mod:`artlib.analysis.stats`) includes 0 after Holm's correction over the comparisons shown, i.e.
-   the Holm-adjusted p is at least ``alpha`` → **inconclusive** ("the interval spans 0"; "seeds
-   disagree" when the seeds' own differences have both signs).
-4. The interval excludes 0 but a seed went the other way → **inconclusive** ("seeds disagree").
+3. The Holm-adjusted p (over the comparisons shown) is at least ``alpha`` → **inconclusive**, with
+   the reason that holds: "the interval spans 0" (with "seeds disagree" when the seeds' own
+   differences have both signs); or, when this comparison's interval excludes 0 all the same,
+   "Holm's step-down stopped" at a comparison with a smaller p, or "few paintings differ" (the exact
+   sign test over them, which floors the p-value, does not confirm the t interval).
+4. Holm passes but some seed's own difference went the other way → **inconclusive** ("seeds disagree").
 5. Otherwise **improved** (difference > 0) or **worse** (difference < 0).
 
 Every sentence is generated from one :class:`Verdict`, so no sentence can contradict another: the
@@ -58,10 +59,11 @@ class Evidence:
     confidence: float  # the level of that interval (Holm's per-comparison level)
     p_value: float  # two-sided, seed-aware
     p_adjusted: float  # Holm over the comparisons shown
-    detectable: float  # the smallest difference this run detects with 80% power (NaN if unknown)
+    detectable: float  # about the smallest difference detected with 80% power at detectable_level (NaN if unknown)
     reference: str  # the stronger trivial baseline's name
     reference_accuracy: float
     flags: tuple[str, ...] = ()  # notes such as "still improving when stopped"
+    detectable_level: float = 0.05  # the two-sided level ``detectable`` is computed at (alpha / family size)
 
 
 @dataclass(frozen=True)
@@ -92,15 +94,24 @@ def decide(e: Evidence, alpha: float = 0.05, min_seeds: int = MIN_SEEDS) -> Verd
         return Verdict(e, "inconclusive", f"both models are below the {e.reference} baseline "
                                           f"({e.reference_accuracy * 100:.1f}%)")
     if not (e.p_adjusted < alpha):
-        if seeds_disagree(e.per_seed):
-            return Verdict(e, "inconclusive", f"seeds disagree ({split}) and the interval spans 0")
-        if e.ci_low > 0 or e.ci_high < 0:
-            return Verdict(e, "inconclusive", "Holm's step-down stopped at a comparison with a smaller p-value")
-        return Verdict(e, "inconclusive", "the interval of the difference spans 0")
+        return Verdict(e, "inconclusive", _why_not(e, split))
     if seeds_disagree(e.per_seed):
         return Verdict(e, "inconclusive", f"seeds disagree ({split})")
     direction = "improved" if e.difference > 0 else "worse"
-    return Verdict(e, direction, f"the interval excludes 0 after Holm's correction and all {e.n_seeds} seeds agree")
+    return Verdict(e, direction, f"the interval excludes 0 after Holm's correction and none of the {e.n_seeds} "
+                                 f"seeds went the other way")
+
+
+def _why_not(e: Evidence, split: str) -> str:
+    """Why a comparison whose Holm-adjusted p is not below alpha is inconclusive, from what actually holds."""
+    if e.ci_low > 0 or e.ci_high < 0:  # the t interval at this comparison's Holm level excludes 0
+        if e.p_value >= 1 - e.confidence:
+            return (f"few paintings differ: the exact sign test over them (p = {format_p(e.p_value)}) does not "
+                    f"confirm the interval")
+        return "Holm's step-down stopped at a comparison with a smaller p-value"
+    if seeds_disagree(e.per_seed):
+        return f"seeds disagree ({split}) and the interval spans 0"
+    return "the interval of the difference spans 0"
 
 
 def _pct(x: float) -> str:
@@ -137,7 +148,8 @@ def sentence(v: Verdict) -> str:
     if np.isfinite(e.detectable) and e.detectable >= 1:
         text += " This run could not detect any difference (80% power would need more than 100 points)."
     elif np.isfinite(e.detectable):
-        text += f" This run could detect differences of about ±{e.detectable * 100:.1f} points (80% power)."
+        text += (f" This run could detect differences of about ±{e.detectable * 100:.1f} points (80% power at the "
+                 f"two-sided level {e.detectable_level * 100:.2g}%, α over the family; approximate).")
     elif e.n_seeds < 2:
         text += " With fewer than 2 seeds the smallest detectable difference is unknown."
     else:
@@ -182,6 +194,7 @@ def evaluate(run_dir: str | Path, results: pd.DataFrame, comparisons: tuple[Comp
     done = [m for m in measured if m is not None]
     adjusted = holm([m["p"] for m in done])
     levels = holm_levels([m["p"] for m in done], alpha)
+    strictest = alpha / max(int(np.isfinite(levels).sum()), 1)  # Holm's first step: what a lone effect must pass
     out: list[Verdict | Comparison] = []
     for c, m in zip(comparisons, measured):
         if m is None:
@@ -193,8 +206,8 @@ def evaluate(run_dir: str | Path, results: pd.DataFrame, comparisons: tuple[Comp
         low, high = max(low, -1.0), min(high, 1.0)  # a difference of two accuracies lies within ±1
         e = Evidence(c.name, c.stage, c.baseline, c.kind, c.question, len(m["seeds"]), m["n_test"],
                      m["stage_accuracy"], m["baseline_accuracy"], m["diff"].estimate, m["diff"].per_seed, low, high,
-                     1 - level, m["p"], float(adjusted[i]), m["diff"].detectable(level), m["reference"],
-                     m["reference_accuracy"], m["flags"])
+                     1 - level, m["p"], float(adjusted[i]), m["diff"].detectable(strictest), m["reference"],
+                     m["reference_accuracy"], m["flags"], strictest)
         out.append(decide(e, alpha, min_seeds))
     return out
 
@@ -260,10 +273,11 @@ def conclusion_text(verdicts: list[Verdict | Comparison], summary: pd.DataFrame,
                     task: str = "emotion") -> str:
     """The conclusion in words, generated only from the verdicts and the summary table (no sentence of its own)."""
     done = [v for v in verdicts if isinstance(v, Verdict)]
+    tested = sum(np.isfinite(v.evidence.p_value) for v in done)
     seeds = sorted(set(int(n) for n in summary["n_seeds"])) if len(summary) else []
     lines = [f"Conclusions computed from this run ({'/'.join(map(str, seeds)) or 'no'} seed(s) per stage; "
              f"verdicts need ≥ {MIN_SEEDS} seeds and an interval that excludes 0 after Holm's correction over the "
-             f"{len(done)} comparisons at α = {alpha:g}; differences are stage minus baseline)."]
+             f"{tested} comparisons with a p-value at α = {alpha:g}; differences are stage minus baseline)."]
     emotion = summary.loc[summary["task"] == task]
     below = emotion.loc[~emotion["above_baselines"].astype(bool)]
     if len(below):
