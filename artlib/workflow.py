@@ -11,6 +11,7 @@ import logging
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,9 @@ from artlib.data.prepare import PrepareConfig, prepare
 from artlib import rundir
 from artlib.data.roots import resolve_data_root
 from artlib.paths import display_path, resolve_run_dir
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 INLINE_DPI = 60
@@ -106,6 +110,24 @@ def stage_histories(run_dir: Path, stage: str, seeds: list[int]) -> dict[str, pd
         if path.is_file():
             out[f"{stage} (seed {seed})"] = pd.read_csv(path)
     return out
+
+
+def describe_stage(name: str) -> pd.DataFrame:
+    """Print what a stage trains and starts from; return its parameter table (what is trainable, what frozen)."""
+    from artlib.models.backbone import ArtNet
+    from artlib.stages import STAGES
+
+    stage = STAGES[name]
+    print(f"task: {stage.task} ({len(stage.classes)} classes)  trains: {stage.trained_blocks}  "
+          f"starts from: {stage.init_from or 'the pretrained backbone'}")
+    return ArtNet.build(len(stage.classes)).freeze_all().unfreeze(*stage.blocks).parameter_table()
+
+
+def loss_curves(session: Session, stage: str, seeds: list[int]) -> Figure:
+    """Plot a stage's training curves per seed and save them as figures/loss_<stage>.png; the figure."""
+    from artlib.analysis import plots
+
+    return plots.loss_curves(stage_histories(session.run_dir, stage, seeds), session.figures / f"loss_{stage}.png")
 
 
 def stage_metrics(run_dir: Path, stage: str) -> pd.DataFrame:

@@ -28,9 +28,7 @@ executor      = "local"       # "local" (this kernel) or "ray" (each stage-run a
 import matplotlib.pyplot as plt
 
 from artlib import workflow
-from artlib.analysis import plots
 from artlib.train.runner import run_stages
-from artlib.stages import STAGES
 from artlib.train.config import TrainConfig
 
 session = workflow.start(data_root, run_dir)
@@ -45,12 +43,7 @@ config
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from artlib.models.backbone import ArtNet
-
-stage = STAGES["genre_conv4"]
-print(f"task: {stage.task} ({len(stage.classes)} classes)  trains: {stage.trained_blocks}  "
-      f"starts from: {stage.init_from or 'the pretrained backbone'}")
-ArtNet.build(len(stage.classes)).freeze_all().unfreeze(*stage.blocks).parameter_table()
+workflow.describe_stage("genre_conv4")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -59,8 +52,7 @@ workflow.stage_metrics(session.run_dir, "genre_conv4")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-plots.loss_curves(workflow.stage_histories(session.run_dir, "genre_conv4", seeds),
-                  session.figures / "loss_genre_conv4.png")
+workflow.loss_curves(session, "genre_conv4", seeds)
 plt.show()
 
 # %% [markdown]
@@ -68,12 +60,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from artlib.models.backbone import ArtNet
-
-stage = STAGES["emotion_conv5"]
-print(f"task: {stage.task} ({len(stage.classes)} classes)  trains: {stage.trained_blocks}  "
-      f"starts from: {stage.init_from or 'the pretrained backbone'}")
-ArtNet.build(len(stage.classes)).freeze_all().unfreeze(*stage.blocks).parameter_table()
+workflow.describe_stage("emotion_conv5")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -82,8 +69,7 @@ workflow.stage_metrics(session.run_dir, "emotion_conv5")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-plots.loss_curves(workflow.stage_histories(session.run_dir, "emotion_conv5", seeds),
-                  session.figures / "loss_emotion_conv5.png")
+workflow.loss_curves(session, "emotion_conv5", seeds)
 plt.show()
 
 # %% [markdown]
@@ -91,12 +77,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from artlib.models.backbone import ArtNet
-
-stage = STAGES["genre_conv4_then_emotion_conv5"]
-print(f"task: {stage.task} ({len(stage.classes)} classes)  trains: {stage.trained_blocks}  "
-      f"starts from: {stage.init_from or 'the pretrained backbone'}")
-ArtNet.build(len(stage.classes)).freeze_all().unfreeze(*stage.blocks).parameter_table()
+workflow.describe_stage("genre_conv4_then_emotion_conv5")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -105,8 +86,7 @@ workflow.stage_metrics(session.run_dir, "genre_conv4_then_emotion_conv5")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-plots.loss_curves(workflow.stage_histories(session.run_dir, "genre_conv4_then_emotion_conv5", seeds),
-                  session.figures / "loss_genre_conv4_then_emotion_conv5.png")
+workflow.loss_curves(session, "genre_conv4_then_emotion_conv5", seeds)
 plt.show()
 
 # %% [markdown]
