@@ -40,6 +40,14 @@ def test_no_library_function_is_longer_than_a_reader_can_hold() -> None:
     assert long == []
 
 
+def test_only_rundir_spells_the_run_directory_layout() -> None:
+    """'seed_' (as in stages/<stage>/seed_<n>/) appears in no library module but artlib/rundir.py."""
+    spelled = [f"{path.relative_to(ROOT)}:{i}" for path in sorted((ROOT / "artlib").rglob("*.py"))
+               if path.name != "rundir.py" or path.parent.name != "artlib"
+               for i, line in enumerate(path.read_text().splitlines(), 1) if "seed_" in line]
+    assert spelled == []
+
+
 def test_every_library_function_has_a_docstring_and_type_hints() -> None:
     """Public and private functions alike say what they do and what they take and return (classes document __init__)."""
     missing = []

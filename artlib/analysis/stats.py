@@ -153,9 +153,9 @@ def _components(ms_seed: float, ms_painting: float, ms_residual: float) -> float
 def _satterthwaite_df(ms_seed: float, ms_painting: float, ms_residual: float, n_seeds: int, n: int) -> float:
     """Welch–Satterthwaite df of the variance, with MS_seed at its median-unbiased value (less liberal, 2 seed df)."""
     nu_seed, nu_painting, nu_residual = n_seeds - 1, n - 1, (n_seeds - 1) * (n - 1)
-    seed_up = ms_seed * nu_seed / float(sps.chi2.ppf(0.5, nu_seed))
-    total = _components(seed_up, ms_painting, ms_residual)
-    denom = seed_up**2 / nu_seed + ms_painting**2 / nu_painting + ms_residual**2 / nu_residual
+    ms_median_unbiased = ms_seed * nu_seed / float(sps.chi2.ppf(0.5, nu_seed))
+    total = _components(ms_median_unbiased, ms_painting, ms_residual)
+    denom = ms_median_unbiased**2 / nu_seed + ms_painting**2 / nu_painting + ms_residual**2 / nu_residual
     return float(total**2 / denom) if denom > 0 else float(n - 1)
 
 
