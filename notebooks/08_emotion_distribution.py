@@ -89,7 +89,8 @@ results = compare.load_results(session.run_dir)
 # `dominant` = test paintings where one emotion has more than half of the votes; `at_least_half` counts a 50/50 tie
 # too. `mean_kl` is the mean KL divergence from the annotated shares to the prediction (lower is better).
 # `polarity_accuracy` sums the four positive and the four negative emotions' probabilities and scores the larger
-# against the binary label, on the paintings the binary task uses.
+# against the binary label, on the test paintings that have one (≥ 5 votes and a binary label); the section below
+# compares with the binary models on exactly the paintings both scored.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -126,8 +127,8 @@ plt.show()
 # ## The verdicts (accuracy of the top emotion on the > 50% subset)
 #
 # The rule of notebook 06: improved or worse only with ≥ 3 seeds, not both models below the stronger trivial
-# baseline, an interval that excludes 0 after Holm's correction over this notebook's comparisons, and every seed
-# pointing the same way; otherwise inconclusive, with the reason.
+# baseline, an interval that excludes 0 after Holm's correction over this notebook's comparisons, and no seed's
+# own difference going the other way; otherwise inconclusive, with the reason.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

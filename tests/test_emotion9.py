@@ -123,3 +123,18 @@ def test_a_nine_emotion_stage_trains_and_records_artemis_metrics(run_dir: Path) 
     assert row["dominant_share"] == pytest.approx(dominant(counts).mean())
     metrics = json.loads(rundir.stage_file(run_dir, "emotion9_conv5", 0, "metrics.json").read_text())
     assert len(metrics["metrics"]["confusion_matrix"]) == 9
+
+
+def test_artemis_emotion_order_is_pinned() -> None:
+    """The class order is ArtEmis's (artemis/emotions.py ARTEMIS_EMOTIONS); the vote columns follow it."""
+    assert ARTEMIS_EMOTIONS == ("amusement", "awe", "contentment", "excitement", "anger", "disgust", "fear",
+                                "sadness", "something else")
+    assert EMOTION_COUNT_COLUMNS[-1] == "n_something_else" and len(EMOTION_COUNT_COLUMNS) == 9
+
+
+def test_kl_loss_on_one_hot_targets_is_cross_entropy() -> None:
+    """With one-hot histograms the soft-target loss is the ordinary cross-entropy (the target's entropy is 0)."""
+    torch.manual_seed(0)
+    logits, labels = torch.randn(16, 9), torch.randint(0, 9, (16,))
+    loss = SoftTargetKL()(logits, F.one_hot(labels, 9).float())
+    assert torch.allclose(loss, F.cross_entropy(logits, labels), atol=1e-6)

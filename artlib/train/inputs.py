@@ -138,6 +138,7 @@ class TaskData:
     frame: pd.DataFrame  # the task's manifest rows
     column: str  # the manifest column holding the label ('' for a distribution task)
     targets: np.ndarray | None = None  # (n, k) float32 distributions for a distribution task, else None
+    count_columns: tuple[str, ...] = ()  # the manifest's vote-count columns of a distribution task
 
     @property
     def fitted(self) -> np.ndarray:
@@ -147,7 +148,7 @@ class TaskData:
     def identity_rows(self) -> list:
         """The task's data as hashed into a stage's identity (paths, splits and labels or vote counts)."""
         columns = ["image_path", self.column, "split"] if self.column else \
-            ["image_path", "split", *SOFT_TASKS[next(iter(SOFT_TASKS))]]
+            ["image_path", "split", *self.count_columns]
         return self.frame[columns].to_numpy().tolist()
 
 
@@ -185,7 +186,7 @@ def task_data(manifest: pd.DataFrame, stage: Stage, manifest_path: Path | str = 
         raise DataError(f"{manifest_path}: the {stage.task} task has a single class in train "
                         f"({stage.classes[present[0]]}); nothing to learn.")
     return TaskData(rows=np.flatnonzero(mask.to_numpy()), labels=labels, positions=positions, frame=frame,
-                    column=column, targets=targets)
+                    column=column, targets=targets, count_columns=tuple(SOFT_TASKS.get(stage.task, ())))
 
 
 @dataclass
