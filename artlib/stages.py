@@ -113,6 +113,8 @@ def dependency_chain(name: str) -> list[Stage]:
 ORIGINAL = "original"
 MATCHED = "matched control"
 SEQUENTIAL_VS_SIMULTANEOUS = "sequential vs simultaneous"
+BINARY = "binary"
+NINE_EMOTION = "nine-emotion"
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class Comparison:
     baseline: str
     kind: str  # ORIGINAL (the study's own), MATCHED (isolates genre), SEQUENTIAL_VS_SIMULTANEOUS
     question: str
+    family: str = BINARY  # the Holm family it is judged in (BINARY: notebook 06; NINE_EMOTION: notebook 08)
 
 
 COMPARISONS: tuple[Comparison, ...] = (
@@ -151,17 +154,21 @@ COMPARISONS: tuple[Comparison, ...] = (
 EMOTION9_COMPARISONS: tuple[Comparison, ...] = (
     Comparison("nine emotions: genre → conv5 vs matched control", "genre_conv4_then_emotion9_conv5",
                "emotion9_conv4_then_emotion9_conv5", MATCHED,
-               "On the nine-emotion task, does training conv4 on genre help more than training it on emotions?"),
+               "On the nine-emotion task, does training conv4 on genre help more than training it on emotions?", NINE_EMOTION),
     Comparison("nine emotions: genre → conv5 vs conv5 alone", "genre_conv4_then_emotion9_conv5", "emotion9_conv5",
-               ORIGINAL, "On the nine-emotion task, does genre_conv4 → conv5 beat conv5 alone?"),
+               ORIGINAL, "On the nine-emotion task, does genre_conv4 → conv5 beat conv5 alone?", NINE_EMOTION),
     Comparison("nine emotions: genre → conv4+5 vs matched control", "genre_conv45_then_emotion9_conv45",
                "emotion9_conv45_then_emotion9_conv45", MATCHED,
-               "On the nine-emotion task, does genre first help conv4+conv5 more than emotions first?"),
+               "On the nine-emotion task, does genre first help conv4+conv5 more than emotions first?", NINE_EMOTION),
     Comparison("nine emotions: genre → conv4+5 vs conv4+5 once", "genre_conv45_then_emotion9_conv45",
-               "emotion9_conv45", ORIGINAL, "On the nine-emotion task, does genre_conv45 → conv4+5 beat training once?"),
+               "emotion9_conv45", ORIGINAL, "On the nine-emotion task, does genre_conv45 → conv4+5 beat training once?", NINE_EMOTION),
     Comparison("nine emotions: sequential vs simultaneous, with genre", "genre_conv4_then_emotion9_conv5",
                "genre_conv45_then_emotion9_conv45", SEQUENTIAL_VS_SIMULTANEOUS,
-               "On the nine-emotion task, does conv4 then conv5 beat both together after genre?"),
+               "On the nine-emotion task, does conv4 then conv5 beat both together after genre?", NINE_EMOTION),
 )
 """Notebook 08's comparisons (their own Holm family): accuracy of the top emotion on test paintings where one
 emotion has more than half of the votes (ArtEmis's metric)."""
+
+FAMILIES: dict[str, tuple[Comparison, ...]] = {BINARY: COMPARISONS, NINE_EMOTION: EMOTION9_COMPARISONS}
+"""Every Holm family by name: Holm controls the family-wise error within each; verdicts.csv rows are unique per
+(family, comparison)."""

@@ -59,7 +59,9 @@ def write_stage(run_dir: Path, stage: str, seed: int, paths: Sequence[str], eras
 BETTER = {"emotion_conv5": 0.72, "genre_conv4_then_emotion_conv5": 0.90, "emotion_conv45": 0.72,
           "genre_conv45_then_emotion_conv45": 0.90, "emotion_conv4": 0.72, "emotion_conv4_then_emotion_conv5": 0.74,
           "emotion_conv45_then_emotion_conv45": 0.74}
-WORSE = {**BETTER, "genre_conv4_then_emotion_conv5": 0.45, "genre_conv45_then_emotion_conv45": 0.45}
+# the better model of a "worse" comparison must itself be clearly above the majority baseline (≈ 64%)
+WORSE = {**{name: 0.86 for name in BETTER}, "genre_conv4_then_emotion_conv5": 0.45,
+         "genre_conv45_then_emotion_conv45": 0.45}
 N_EMOTION, N_GENRE = 300, 120
 
 
@@ -297,10 +299,13 @@ def test_still_improving_is_flagged(tmp_path: Path) -> None:
     assert original_tables(summary)[1].loc["genre_conv4_then_emotion_conv5", "Accuracy"].endswith(" *")
     found = evaluate(run, res)
     flagged = [line for line in conclusion_text(found, summary).splitlines() if line.startswith("Flagged:")]
-    assert flagged == ["Flagged: genre_conv4_then_emotion_conv5 — still improving when stopped — raise epochs (the best "
-                       "epoch was the last one for some seed)."]
+    assert len(flagged) == 1 and flagged[0].startswith("Flagged: genre_conv4_then_emotion_conv5 —")
     row = verdict_table(found).set_index("comparison").loc["genre → conv5 vs the study's baseline"]
-    assert "still improving" in row["notes"] and "still improving" in row["sentence"]
+    assert row["verdict"] == "inconclusive" and row["reason"].startswith("still improving")
+    allowed = verdict_table(evaluate(run, res, allow_unconverged=True)).set_index("comparison")
+    row = allowed.loc["genre → conv5 vs the study's baseline"]
+    assert not row["reason"].startswith("still improving") and "allow_unconverged" in row["notes"]
+    assert "allow_unconverged" in row["sentence"]
 
 
 def test_verdicts_and_comparison_files(better_run: Path) -> None:

@@ -72,17 +72,20 @@ def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
 # ---- seed-aware intervals and tests ----------------------------------------------------
 @dataclass(frozen=True)
 class SeedAwareMean:
-    """The mean of a (seeds × paintings) array with its seed-aware standard error."""
+    """The mean of a (seeds × paintings) array with its standard error, seeds and clusters of paintings random."""
 
     estimate: float
-    se: float  # standard error with seeds and paintings random (NaN if it cannot be estimated)
-    df: float  # Welch–Satterthwaite degrees of freedom of ``se``
-    between_seeds: float  # MS_seed / (n·S): the seed part of the variance (NaN with one seed)
-    painting_term: float  # MS_painting / (n·S): the painting part
-    residual_term: float  # MS_residual / (n·S): what both of the above contain once
+    se: float  # standard error with seeds, clusters (artists) and paintings random (NaN if it cannot be estimated)
+    df: float  # Welch–Satterthwaite degrees of freedom of the variance actually used
+    between_seeds: float  # the seed mean square's share of the variance (NaN with one seed)
+    painting_term: float  # the cluster (artist, or painting) part of the variance, before truncation
+    residual_term: float  # the seed × cluster interaction, which both of the above contain once
     per_seed: tuple[float, ...]  # the mean of each seed
     n_paintings: int
-    sign_p: float = 1.0  # exact two-sided sign test over paintings whose mean is not 0 (a floor for p)
+    sign_p: float = 1.0  # exact sign test over clusters, one-sided in the estimate's direction, doubled (a p floor)
+    n_clusters: int = 0  # how many independent units (artists, or paintings when none are known)
+    unit: str = "painting"  # what a cluster is: "artist" or "painting"
+    n_splits: int = 1  # how many train/val/test splits the estimate pools (1: conditional on that split)
 
     @property
     def n_seeds(self) -> int:
@@ -105,7 +108,7 @@ class SeedAwareMean:
         return float(2 * sps.t.sf(abs(self.estimate) / self.se, self.df))
 
     def p_value(self) -> float:
-        """Two-sided p: the larger of the t test's and the exact sign test's (few differing paintings break t)."""
+        """Two-sided p: the larger of the t test's and the directional sign test's (few differing units break t)."""
         p = self.t_p_value()
         return p if not np.isfinite(p) else max(p, self.sign_p)
 
@@ -116,53 +119,149 @@ class SeedAwareMean:
         return float((sps.t.ppf(1 - alpha / 2, self.df) + sps.t.ppf(power, self.df)) * self.se)
 
 
-def crossed_mean(values: np.ndarray) -> SeedAwareMean:
-    """Grand mean of (seeds × paintings) values with the crossed seeds × paintings standard error.
+@dataclass(frozen=True)
+class MeanSquares:
+    """The three variance pieces of a (seeds × clusters) design, each already divided to a variance of the mean."""
 
-    Variance of the grand mean from the two-way mean squares, (MS_residual + max(MS_painting −
-    MS_residual, 0) + max(MS_seed − MS_residual, 0)) / (n·S), with Welch–Satterthwaite degrees of
-    freedom taken at the median-unbiased seed mean square (see the module docstring). One seed: the
-    seed term is unknown and ``se`` is NaN.
+    seed: float  # var(seed means) / S: seed effects plus what each seed's interaction adds
+    cluster: float  # cluster-robust variance of the painting means over clusters (artists)
+    residual: float  # the seed × cluster interaction: contained once in each of the two above
+    nu_seed: int
+    nu_cluster: int
+    nu_residual: int
+
+
+def _cluster_ids(clusters: np.ndarray | Sequence | None, n: int) -> np.ndarray:
+    """Integer cluster codes per painting; every painting its own cluster when ``clusters`` is None."""
+    if clusters is None:
+        return np.arange(n)
+    codes = np.unique(np.asarray(clusters).astype(str), return_inverse=True)[1]
+    if codes.size != n:
+        raise ValueError(f"clusters has {codes.size} entries for {n} paintings")
+    return codes
+
+
+def mean_squares(y: np.ndarray, codes: np.ndarray) -> MeanSquares:
+    """Variance pieces of the grand mean of ``y`` (seeds × paintings) with paintings clustered by ``codes``.
+
+    With every painting its own cluster these are exactly MS_seed, MS_painting and MS_residual of the
+    two-way ANOVA divided by n·S; with clusters they are the cluster-level (CR1) analogues.
+    """
+    n_seeds, n = y.shape
+    groups = int(codes.max()) + 1
+    grand, seed_means, painting_means = y.mean(), y.mean(axis=1), y.mean(axis=0)
+    sums = np.zeros(groups)
+    np.add.at(sums, codes, painting_means - grand)
+    cluster = groups / (groups - 1) * float((sums**2).sum()) / n**2
+    residual = y - seed_means[:, None] - painting_means[None, :] + grand
+    cell = np.zeros((n_seeds, groups))
+    np.add.at(cell.T, codes, residual.T)
+    inter = n_seeds / (n_seeds - 1) * groups / (groups - 1) * float((cell**2).sum()) / (n * n_seeds) ** 2
+    return MeanSquares(float(seed_means.var(ddof=1)) / n_seeds, cluster, inter, n_seeds - 1, groups - 1,
+                       (n_seeds - 1) * (groups - 1))
+
+
+def _used_terms(ms: MeanSquares) -> dict[str, float]:
+    """Coefficient of each piece in the variance estimate actually used: a component truncated at 0 drops out."""
+    coef = {"residual": 1.0, "cluster": 0.0, "seed": 0.0}
+    for name in ("cluster", "seed"):
+        if getattr(ms, name) > ms.residual:
+            coef[name], coef["residual"] = 1.0, coef["residual"] - 1.0
+    return coef
+
+
+def _satterthwaite(ms: MeanSquares, coef: dict[str, float]) -> float:
+    """Welch–Satterthwaite df of Σ coef·piece, the seed piece at its median-unbiased value (2 seed df are few)."""
+    seed = ms.seed * ms.nu_seed / float(sps.chi2.ppf(0.5, ms.nu_seed))
+    pieces = {"seed": (seed, ms.nu_seed), "cluster": (ms.cluster, ms.nu_cluster),
+              "residual": (ms.residual, ms.nu_residual)}
+    total = sum(coef[k] * p for k, (p, _) in pieces.items())
+    denom = sum((coef[k] * p) ** 2 / nu for k, (p, nu) in pieces.items() if coef[k] != 0)
+    if denom > 0 and total > 0:
+        return float(total**2 / denom)
+    return float(ms.nu_residual)
+
+
+def directional_sign_test(cluster_means: np.ndarray, estimate: float) -> float:
+    """Exact sign test over clusters, one-sided in the direction of ``estimate``, doubled to compare with a two-sided p.
+
+    Counts the clusters whose mean goes the estimate's way among those not 0; 1 when the estimate is 0.
+    """
+    if estimate == 0:
+        return 1.0
+    way = cluster_means > 0 if estimate > 0 else cluster_means < 0
+    agree, nonzero = int(way.sum()), int((cluster_means != 0).sum())
+    if nonzero == 0:
+        return 1.0
+    return float(min(1.0, 2 * sps.binomtest(agree, nonzero, alternative="greater").pvalue))
+
+
+def crossed_mean(values: np.ndarray, clusters: np.ndarray | Sequence | None = None,
+                 unit: str | None = None) -> SeedAwareMean:
+    """Grand mean of (seeds × paintings) values, seeds crossed with clusters of paintings (artists), all random.
+
+    Variance of the grand mean: residual + max(cluster − residual, 0) + max(seed − residual, 0), the pieces
+    from :func:`mean_squares`; Welch–Satterthwaite degrees of freedom of exactly the pieces used. Without
+    ``clusters`` every painting is its own unit (the classic crossed seeds × paintings ANOVA). One seed:
+    the seed term is unknown and ``se`` is NaN.
     """
     y = np.asarray(values, dtype=np.float64)
     if y.ndim == 1:
         y = y[None, :]
     n_seeds, n = y.shape
-    means_by_seed, painting_means = y.mean(axis=1), y.mean(axis=0)
-    per_seed = tuple(float(m) for m in means_by_seed)
-    if n_seeds < 2 or n < 2:
+    codes = _cluster_ids(clusters, n)
+    unit = unit or ("painting" if clusters is None else "artist")
+    per_seed = tuple(float(m) for m in y.mean(axis=1))
+    groups = int(codes.max()) + 1 if n else 0
+    if n_seeds < 2 or groups < 2:
         nan = float("nan")
-        return SeedAwareMean(float(y.mean()) if y.size else nan, nan, nan, nan, nan, nan, per_seed, n)
-    cells = n * n_seeds
-    ms_seed = n * means_by_seed.var(ddof=1)
-    ms_painting = n_seeds * painting_means.var(ddof=1)
-    residual = y - means_by_seed[:, None] - painting_means[None, :] + y.mean()
-    ms_residual = float((residual**2).sum()) / ((n_seeds - 1) * (n - 1))
-    variance = _components(ms_seed, ms_painting, ms_residual) / cells
-    df = _satterthwaite_df(ms_seed, ms_painting, ms_residual, n_seeds, n)
-    return SeedAwareMean(float(y.mean()), float(np.sqrt(variance)), df, float(ms_seed / cells),
-                         float(ms_painting / cells), float(ms_residual / cells), per_seed, n,
-                         sign_test(painting_means))
+        return SeedAwareMean(float(y.mean()) if y.size else nan, nan, nan, nan, nan, nan, per_seed, n,
+                             n_clusters=groups, unit=unit)
+    ms = mean_squares(y, codes)
+    coef = _used_terms(ms)
+    variance = max(coef["seed"] * ms.seed + coef["cluster"] * ms.cluster + coef["residual"] * ms.residual, 0.0)
+    df = _satterthwaite(ms, coef)
+    cluster_means = np.bincount(codes, weights=y.mean(axis=0)) / np.bincount(codes)
+    return SeedAwareMean(float(y.mean()), float(np.sqrt(variance)), df, ms.seed, ms.cluster, ms.residual, per_seed,
+                         n, directional_sign_test(cluster_means, float(y.mean())), groups, unit)
 
 
-def _components(ms_seed: float, ms_painting: float, ms_residual: float) -> float:
-    """n·S times the variance of the grand mean: residual plus both components, each truncated at 0."""
-    return ms_residual + max(ms_painting - ms_residual, 0.0) + max(ms_seed - ms_residual, 0.0)
+def pool_splits(parts: Sequence[tuple[np.ndarray, np.ndarray]], test_share: float,
+                unit: str = "artist") -> SeedAwareMean:
+    """One estimate from K splits' (seeds × paintings) values and cluster labels, the split's variance included.
 
-
-def _satterthwaite_df(ms_seed: float, ms_painting: float, ms_residual: float, n_seeds: int, n: int) -> float:
-    """Welch–Satterthwaite df of the variance, with MS_seed at its median-unbiased value (less liberal, 2 seed df)."""
-    nu_seed, nu_painting, nu_residual = n_seeds - 1, n - 1, (n_seeds - 1) * (n - 1)
-    ms_median_unbiased = ms_seed * nu_seed / float(sps.chi2.ppf(0.5, nu_seed))
-    total = _components(ms_median_unbiased, ms_painting, ms_residual)
-    denom = ms_median_unbiased**2 / nu_seed + ms_painting**2 / nu_painting + ms_residual**2 / nu_residual
-    return float(total**2 / denom) if denom > 0 else float(n - 1)
-
-
-def sign_test(painting_means: np.ndarray) -> float:
-    """Exact two-sided sign test (scipy) of 'positive and negative painting means are equally likely'."""
-    positive, nonzero = int((painting_means > 0).sum()), int((painting_means != 0).sum())
-    return float(sps.binomtest(positive, nonzero).pvalue) if nonzero else 1.0
+    Nadeau & Bengio's (2003) corrected resampled variance, (1/K + n_test/n_train)·σ², where σ², the variance
+    of one split's estimate, is the larger of the spread between the splits' estimates (df K − 1) and their
+    mean within-split variance (seeds, artists, paintings; pooled Satterthwaite df): the spread of K
+    overlapping splits underestimates σ², and the within-split part is its floor. The sign-test floor counts
+    each cluster once over all splits. One split comes back as :func:`crossed_mean` (conditional on it).
+    """
+    each = [crossed_mean(values, labels, unit) for values, labels in parts]
+    if len(each) == 1:
+        return each[0]
+    k = len(each)
+    if len({e.n_seeds for e in each}) != 1:
+        raise ValueError("every split must have the same seeds to pool them")
+    points, within = np.array([e.estimate for e in each]), np.array([e.se**2 for e in each])
+    spread = float(points.var(ddof=1))
+    if np.isfinite(within).all() and within.mean() >= spread:
+        dfs = np.array([e.df for e in each])
+        sigma2 = float(within.mean())
+        df = float(within.sum() ** 2 / (within**2 / dfs).sum()) if (within > 0).any() else float(dfs.sum())
+    else:
+        sigma2, df = spread, float(k - 1)
+    labels = np.concatenate([np.asarray(lab).astype(str) for _, lab in parts])
+    means = np.concatenate([np.asarray(v, dtype=np.float64).reshape(each[0].n_seeds, -1).mean(axis=0)
+                            for v, _ in parts])
+    codes = np.unique(labels, return_inverse=True)[1]
+    cluster_means = np.bincount(codes, weights=means) / np.bincount(codes)
+    per_seed = tuple(float(np.mean([e.per_seed[i] for e in each])) for i in range(each[0].n_seeds))
+    estimate = float(points.mean())
+    pieces = [float(np.mean([getattr(e, name) for e in each])) for name in ("between_seeds", "painting_term",
+                                                                           "residual_term")]
+    return SeedAwareMean(estimate, float(np.sqrt((1.0 / k + test_share) * sigma2)), df, *pieces, per_seed,
+                         int(sum(e.n_paintings for e in each)),
+                         directional_sign_test(cluster_means, estimate), int(codes.max()) + 1, unit, k)
 
 
 def clopper_pearson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -173,13 +272,15 @@ def clopper_pearson(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return float(ci.low), float(ci.high)
 
 
-def stage_accuracy_interval(correct: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+def stage_accuracy_interval(correct: np.ndarray, confidence: float = 0.95,
+                            clusters: np.ndarray | Sequence | None = None) -> tuple[float, float]:
     """Interval of a stage's seed-averaged accuracy: Korn–Graubard Clopper–Pearson at the effective n.
 
-    ``correct`` is (seeds × paintings) 0/1. The effective sample size is p(1-p)/variance, with
-    the seed-aware variance; it is capped at the number of paintings (seeds agreeing perfectly
-    add no paintings) and scaled by (t_{n-1}/t_df)² for the degrees of freedom. With one seed
-    this is plain Clopper–Pearson on the paintings.
+    ``correct`` is (seeds × paintings) 0/1, ``clusters`` each painting's artist (None: paintings are
+    independent). The effective sample size is p(1-p)/variance, with the seed- and artist-aware variance;
+    it is capped at the number of paintings (seeds agreeing perfectly add no paintings) and scaled by
+    (t_{n-1}/t_df)² for the degrees of freedom of the variance actually used. With one seed this is plain
+    Clopper–Pearson on the paintings.
     """
     c = np.asarray(correct, dtype=np.float64)
     if c.ndim == 1:
@@ -187,7 +288,7 @@ def stage_accuracy_interval(correct: np.ndarray, confidence: float = 0.95) -> tu
     n = c.shape[1]
     if n == 0:
         return float("nan"), float("nan")
-    est = crossed_mean(c)
+    est = crossed_mean(c, clusters)
     p = est.estimate
     n_eff = float(n)
     if c.shape[0] > 1 and np.isfinite(est.se) and est.se > 0 and 0 < p < 1:

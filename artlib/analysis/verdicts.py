@@ -4,16 +4,28 @@ The rule (:func:`decide`), in the order it is applied:
 
 1. Fewer than ``MIN_SEEDS`` (3) seeds ran for both stages → **inconclusive**: seed-to-seed variation
    cannot be estimated well enough to trust an interval.
-2. Both stages are below the stronger of the two trivial baselines (always the majority class; each
+2. A compared stage was still improving when it stopped (its best epoch was its last, for some seed) →
+   **inconclusive** ("still improving — raise epochs"), unless the caller allows unconverged stages; the
+   verdict's notes then say so.
+3. Both stages are below the stronger of the two trivial baselines (always the majority class; each
    era's majority emotion) → **inconclusive**: the difference is between two models that have learnt
-   less than the class balance, and says nothing about the question. The sentence says so first.
-3. The Holm-adjusted p (over the comparisons shown) is at least ``alpha`` → **inconclusive**, with
-   the reason that holds: "the interval spans 0" (with "seeds disagree" when the seeds' own
-   differences have both signs); or, when this comparison's interval excludes 0 all the same,
-   "Holm's step-down stopped" at a comparison with a smaller p, or "few paintings differ" (the exact
-   sign test over them, which floors the p-value, does not confirm the t interval).
-4. Holm passes but some seed's own difference went the other way → **inconclusive** ("seeds disagree").
-5. Otherwise **improved** (difference > 0) or **worse** (difference < 0).
+   less than the class balance. The sentence says so first.
+4. The Holm-adjusted p (within the comparison's family) is at least ``alpha`` → **inconclusive**, with
+   the reason that holds: "the interval spans 0" (with "seeds disagree" when the seeds' own differences
+   have both signs); or, when this comparison's interval excludes 0 all the same, "Holm's step-down
+   stopped" at a comparison with a smaller p, or "few artists differ" (the exact sign test over them,
+   one-sided in the difference's direction, which floors the p-value, does not confirm the t interval).
+5. Holm passes but some seed's own difference went the other way → **inconclusive** ("seeds disagree").
+6. The better of the two models is not significantly above the stronger trivial baseline at the same
+   level (the interval of its difference from that baseline does not exclude 0) → **inconclusive**
+   ("not above the … baseline").
+7. Otherwise **improved** (difference > 0) or **worse** (difference < 0).
+
+Every interval and test treats the training seed, the artist (the manifest's; each painting when it has
+none) and the painting within its artist as random (:mod:`artlib.analysis.stats`), and with several
+splits the split too (:mod:`artlib.analysis.evidence`). Comparisons belong to named **families**
+(``binary``: notebook 06's seven; ``nine-emotion``: notebook 08's); Holm controls the family-wise error at
+``alpha`` within each family, and the conclusion states the bound across the families reported.
 
 Every sentence is generated from one :class:`Verdict`, so no sentence can contradict another: the
 p-value printed is the Holm-adjusted one the rule used, the interval printed is the one at the
@@ -30,9 +42,9 @@ import numpy as np
 import pandas as pd
 
 from artlib import atomic, rundir
-from artlib.analysis.compare import (STILL_IMPROVING, StagePredictions, baseline_correct, check_comparable, seeds_of,
-                                     stage_predictions, still_improving, strongest_baseline)
-from artlib.analysis.stats import holm, holm_levels, mcnemar_exact, paired_predictions, crossed_mean
+from artlib.analysis.compare import STILL_IMPROVING, check_comparable, seeds_of, still_improving
+from artlib.analysis.evidence import Measured, RunEvidence
+from artlib.analysis.stats import holm, holm_levels, mcnemar_exact
 from artlib.stages import COMPARISONS, MATCHED, ORIGINAL, SEQUENTIAL_VS_SIMULTANEOUS, Comparison
 
 MIN_SEEDS = 3
@@ -58,12 +70,19 @@ class Evidence:
     ci_high: float
     confidence: float  # the level of that interval (Holm's per-comparison level)
     p_value: float  # two-sided, seed-aware
-    p_adjusted: float  # Holm over the comparisons shown
+    p_adjusted: float  # Holm within the family
     detectable: float  # about the smallest difference detected with 80% power at detectable_level (NaN if unknown)
     reference: str  # the stronger trivial baseline's name
     reference_accuracy: float
-    flags: tuple[str, ...] = ()  # notes such as "still improving when stopped"
+    flags: tuple[str, ...] = ()  # notes such as "allowed explicitly"
     detectable_level: float = 0.05  # the two-sided level ``detectable`` is computed at (alpha / family size)
+    family: str = "binary"  # the Holm family the comparison belongs to
+    above_reference_low: float = float("nan")  # lower end (at ``confidence``) of the better model − that baseline
+    unconverged: tuple[str, ...] = ()  # compared stages still improving when they stopped
+    allow_unconverged: bool = False  # decide all the same (the notes say so)
+    unit: str = "painting"  # the independent unit: "artist" or "painting"
+    n_units: int = 0  # how many of them the test paintings come from
+    n_splits: int = 1  # splits pooled (1: the verdict is conditional on that split)
 
 
 @dataclass(frozen=True)
@@ -81,6 +100,11 @@ def seeds_disagree(per_seed: tuple[float, ...]) -> bool:
     return bool((arr > 0).any() and (arr < 0).any())
 
 
+def _both_below(e: Evidence) -> bool:
+    """Both models' accuracies are below the stronger trivial baseline's."""
+    return e.stage_accuracy < e.reference_accuracy and e.baseline_accuracy < e.reference_accuracy
+
+
 def decide(e: Evidence, alpha: float = 0.05, min_seeds: int = MIN_SEEDS) -> Verdict:
     """Apply the verdict rule (module docstring) to one comparison's evidence."""
     better = sum(d > 0 for d in e.per_seed)
@@ -90,23 +114,30 @@ def decide(e: Evidence, alpha: float = 0.05, min_seeds: int = MIN_SEEDS) -> Verd
         if seeds_disagree(e.per_seed):
             reason += f"; seeds disagree ({split})"
         return Verdict(e, "inconclusive", reason)
-    if e.stage_accuracy < e.reference_accuracy and e.baseline_accuracy < e.reference_accuracy:
+    if e.unconverged and not e.allow_unconverged:
+        return Verdict(e, "inconclusive", f"still improving — raise epochs ({', '.join(e.unconverged)} had its best "
+                                          f"epoch last)")
+    if _both_below(e):
         return Verdict(e, "inconclusive", f"both models are below the {e.reference} baseline "
                                           f"({e.reference_accuracy * 100:.1f}%)")
     if not (e.p_adjusted < alpha):
         return Verdict(e, "inconclusive", _why_not(e, split))
     if seeds_disagree(e.per_seed):
         return Verdict(e, "inconclusive", f"seeds disagree ({split})")
+    if e.reference != "none" and not (e.above_reference_low > 0):
+        model = e.stage if e.difference > 0 else e.baseline
+        return Verdict(e, "inconclusive", f"not above the {e.reference} baseline: the interval of {model} minus that "
+                                          f"baseline ({_pct(e.reference_accuracy)}) includes 0 at this level")
     direction = "improved" if e.difference > 0 else "worse"
-    return Verdict(e, direction, f"the interval excludes 0 after Holm's correction and none of the {e.n_seeds} "
-                                 f"seeds went the other way")
+    return Verdict(e, direction, f"the interval excludes 0 after Holm's correction, none of the {e.n_seeds} seeds "
+                                 f"went the other way, and the better model is above the {e.reference} baseline")
 
 
 def _why_not(e: Evidence, split: str) -> str:
     """Why a comparison whose Holm-adjusted p is not below alpha is inconclusive, from what actually holds."""
     if e.ci_low > 0 or e.ci_high < 0:  # the t interval at this comparison's Holm level excludes 0
         if e.p_value >= 1 - e.confidence:
-            return (f"few paintings differ: the exact sign test over them (p = {format_p(e.p_value)}) does not "
+            return (f"few {e.unit}s differ: the exact sign test over them (p = {format_p(e.p_value)}) does not "
                     f"confirm the interval")
         return "Holm's step-down stopped at a comparison with a smaller p-value"
     if seeds_disagree(e.per_seed):
@@ -154,100 +185,130 @@ def sentence(v: Verdict) -> str:
         text += " With fewer than 2 seeds the smallest detectable difference is unknown."
     else:
         text += " The difference was the same on every painting in every seed: no variance to size an effect by."
+    text += " " + _units_sentence(e)
     for flag in e.flags:
         text += f" Note: {flag}."
     return text
 
 
-# ---- evidence from a run directory ---------------------------------------------------------
-def _paired(run_dir: Path, results: pd.DataFrame, c: Comparison, seeds: list[int]) -> tuple[np.ndarray, np.ndarray,
-                                                                                           StagePredictions]:
-    """(seeds × paintings) correctness of both stages, aligned on the same test paintings and labels."""
-    a, b = stage_predictions(run_dir, c.stage, seeds), stage_predictions(run_dir, c.baseline, seeds)
-    pairs = [paired_predictions(pd.DataFrame({"image_path": a.image_path, "label": a.label, "predicted": a.predicted[i]}),
-                                pd.DataFrame({"image_path": b.image_path, "label": b.label, "predicted": b.predicted[i]}),
-                                f"{c.stage} (seed {s})", f"{c.baseline} (seed {s})") for i, s in enumerate(seeds)]
-    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), a
+def _units_sentence(e: Evidence) -> str:
+    """What was random in the interval: seeds, artists or paintings, and the split (or that it was one split)."""
+    if e.unit == "artist":
+        units = f"seeds, the {e.n_units} artists and the paintings within them are treated as random"
+    else:
+        units = (f"seeds and the {e.n_units} paintings are treated as random (no artists in the manifest: paintings "
+                 f"of one artist are assumed independent)")
+    if e.n_splits > 1:
+        return f"Units: {units}, and the {e.n_splits} train/val/test splits are pooled with their own variance."
+    return f"Units: {units}; conditional on one train/val/test split (prepare --split-seeds K varies it)."
 
 
-def _measure(run_dir: Path, results: pd.DataFrame, c: Comparison, allow: tuple[str, ...]) -> dict | None:
-    """The raw numbers of one comparison (before Holm), or None when a stage has no results."""
-    seeds = sorted(set(seeds_of(results, c.stage)) & set(seeds_of(results, c.baseline)))
-    if not seeds:
-        return None
-    notes = check_comparable(results, [c.stage, c.baseline], allow)
-    ca, cb, sp = _paired(run_dir, results, c, seeds)
-    diff = crossed_mean(ca.astype(float) - cb.astype(float))
-    reference, reference_accuracy = strongest_baseline(baseline_correct(run_dir, results, sp))
-    flags = [f"{s} {STILL_IMPROVING}" for s in (c.stage, c.baseline) if still_improving(results, s)]
-    flags += [n for n in notes if "allowed explicitly" in n]
-    return {"comparison": c, "seeds": seeds, "n_test": ca.shape[1], "stage_accuracy": float(ca.mean()),
-            "baseline_accuracy": float(cb.mean()), "diff": diff, "p": diff.p_value(), "reference": reference,
-            "reference_accuracy": reference_accuracy, "flags": tuple(flags)}
-
-
-def evaluate(run_dir: str | Path, results: pd.DataFrame, comparisons: tuple[Comparison, ...] = COMPARISONS,
-             alpha: float = 0.05, allow: tuple[str, ...] = (), min_seeds: int = MIN_SEEDS) -> list[Verdict | Comparison]:
-    """A verdict for every comparison whose stages have results (Holm over those); the others come back as-is."""
-    run_dir = Path(run_dir)
-    measured = [_measure(run_dir, results, c, allow) for c in comparisons]
-    done = [m for m in measured if m is not None]
-    adjusted = holm([m["p"] for m in done])
-    levels = holm_levels([m["p"] for m in done], alpha)
+# ---- judging a family ----------------------------------------------------------------------
+def judge(comparisons: list[Comparison], measured: list[Measured], alpha: float = 0.05, min_seeds: int = MIN_SEEDS,
+          flags: list[tuple[str, ...]] | None = None, unconverged: list[tuple[str, ...]] | None = None,
+          allow_unconverged: bool = False) -> list[Verdict]:
+    """Holm over one family's measured comparisons, then the rule for each (what notebooks and simulations share)."""
+    p = [m.difference.p_value() for m in measured]
+    adjusted, levels = holm(p), holm_levels(p, alpha)
     strictest = alpha / max(int(np.isfinite(levels).sum()), 1)  # Holm's first step: what a lone effect must pass
-    out: list[Verdict | Comparison] = []
-    for c, m in zip(comparisons, measured):
-        if m is None:
-            out.append(c)
-            continue
-        i = done.index(m)
+    out = []
+    for i, (c, m) in enumerate(zip(comparisons, measured)):
         level = float(levels[i]) if np.isfinite(levels[i]) else alpha
-        low, high = m["diff"].interval(1 - level)
+        low, high = m.difference.interval(1 - level)
         low, high = max(low, -1.0), min(high, 1.0)  # a difference of two accuracies lies within ±1
-        e = Evidence(c.name, c.stage, c.baseline, c.kind, c.question, len(m["seeds"]), m["n_test"],
-                     m["stage_accuracy"], m["baseline_accuracy"], m["diff"].estimate, m["diff"].per_seed, low, high,
-                     1 - level, m["p"], float(adjusted[i]), m["diff"].detectable(strictest), m["reference"],
-                     m["reference_accuracy"], m["flags"], strictest)
+        d = m.difference
+        e = Evidence(c.name, c.stage, c.baseline, c.kind, c.question, d.n_seeds, m.n_test, m.stage_accuracy,
+                     m.baseline_accuracy, d.estimate, d.per_seed, low, high, 1 - level, p[i], float(adjusted[i]),
+                     d.detectable(strictest), m.reference, m.reference_accuracy,
+                     flags[i] if flags else (), strictest, c.family, m.above_reference.interval(1 - level)[0],
+                     unconverged[i] if unconverged else (), allow_unconverged, d.unit, d.n_clusters, d.n_splits)
         out.append(decide(e, alpha, min_seeds))
     return out
 
 
-VERDICT_COLUMNS = ("comparison", "kind", "stage", "baseline", "verdict", "reason", "difference", "ci_low", "ci_high",
-                   "confidence", "p_value", "p_adjusted", "n_seeds", "n_test", "stage_accuracy", "baseline_accuracy",
-                   "detectable_difference", "reference_baseline", "reference_accuracy", "differences_by_seed",
-                   "notes", "sentence")
+def _notes(results: pd.DataFrame, c: Comparison, allow: tuple[str, ...], unconverged: tuple[str, ...],
+           allow_unconverged: bool) -> tuple[str, ...]:
+    """The notes a verdict carries: settings allowed to differ, stages decided although still improving."""
+    notes = [n for n in check_comparable(results, [c.stage, c.baseline], allow) if "allowed explicitly" in n]
+    if unconverged and allow_unconverged:
+        notes.append(f"decided although {', '.join(unconverged)} {STILL_IMPROVING.split(' — ')[0]} "
+                     f"(allow_unconverged is set)")
+    return tuple(notes)
+
+
+def evaluate(run_dir: str | Path, results: pd.DataFrame, comparisons: tuple[Comparison, ...] = COMPARISONS,
+             alpha: float = 0.05, allow: tuple[str, ...] = (), min_seeds: int = MIN_SEEDS,
+             allow_unconverged: bool = False) -> list[Verdict | Comparison]:
+    """A verdict for every comparison whose stages have results (Holm within each family); the others as-is."""
+    source = RunEvidence(Path(run_dir), results)
+    measured = {c: source.measure(c.stage, c.baseline) for c in comparisons}
+    decided: dict[Comparison, Verdict] = {}
+    for family in dict.fromkeys(c.family for c in comparisons):
+        done = [c for c in comparisons if c.family == family and measured[c] is not None]
+        stuck = [tuple(s for s in (c.stage, c.baseline) if still_improving(results, s)) for c in done]
+        notes = [_notes(results, c, allow, u, allow_unconverged) for c, u in zip(done, stuck)]
+        found = judge(done, [measured[c] for c in done], alpha, min_seeds, notes, stuck, allow_unconverged)
+        decided.update(zip(done, found))
+    return [decided.get(c, c) for c in comparisons]
+
+
+VERDICT_COLUMNS = ("family", "comparison", "kind", "stage", "baseline", "verdict", "reason", "difference", "ci_low",
+                   "ci_high", "confidence", "p_value", "p_adjusted", "n_seeds", "n_test", "unit", "n_units",
+                   "n_splits", "stage_accuracy", "baseline_accuracy", "detectable_difference", "reference_baseline",
+                   "reference_accuracy", "above_reference_low", "differences_by_seed", "notes", "sentence")
+
+
+def _row(v: Verdict | Comparison) -> dict:
+    """One verdicts.csv row (a comparison never run is inconclusive, reason 'not run')."""
+    if isinstance(v, Comparison):
+        return {"family": v.family, "comparison": v.name, "kind": v.kind, "stage": v.stage, "baseline": v.baseline,
+                "verdict": "inconclusive", "reason": "not run: a stage has no results yet", "n_seeds": 0,
+                "sentence": f"{v.name} ({v.kind}): not compared — {v.stage} or {v.baseline} has no results."}
+    e = v.evidence
+    return {"family": e.family, "comparison": e.comparison, "kind": e.kind, "stage": e.stage, "baseline": e.baseline,
+            "verdict": v.verdict, "reason": v.reason, "difference": e.difference, "ci_low": e.ci_low,
+            "ci_high": e.ci_high, "confidence": e.confidence, "p_value": e.p_value, "p_adjusted": e.p_adjusted,
+            "n_seeds": e.n_seeds, "n_test": e.n_test, "unit": e.unit, "n_units": e.n_units, "n_splits": e.n_splits,
+            "stage_accuracy": e.stage_accuracy, "baseline_accuracy": e.baseline_accuracy,
+            "detectable_difference": e.detectable, "reference_baseline": e.reference,
+            "reference_accuracy": e.reference_accuracy, "above_reference_low": e.above_reference_low,
+            "differences_by_seed": ";".join(f"{d:.4f}" for d in e.per_seed), "notes": "; ".join(e.flags),
+            "sentence": sentence(v)}
 
 
 def verdict_table(verdicts: list[Verdict | Comparison]) -> pd.DataFrame:
-    """verdicts.csv's rows: one per comparison (not-run comparisons are inconclusive, reason 'not run')."""
-    rows = []
-    for v in verdicts:
-        if isinstance(v, Comparison):
-            rows.append({"comparison": v.name, "kind": v.kind, "stage": v.stage, "baseline": v.baseline,
-                         "verdict": "inconclusive", "reason": "not run: a stage has no results yet", "n_seeds": 0,
-                         "sentence": f"{v.name} ({v.kind}): not compared — {v.stage} or {v.baseline} has no results."})
-            continue
-        e = v.evidence
-        rows.append({"comparison": e.comparison, "kind": e.kind, "stage": e.stage, "baseline": e.baseline,
-                     "verdict": v.verdict, "reason": v.reason, "difference": e.difference, "ci_low": e.ci_low,
-                     "ci_high": e.ci_high, "confidence": e.confidence, "p_value": e.p_value,
-                     "p_adjusted": e.p_adjusted, "n_seeds": e.n_seeds, "n_test": e.n_test,
-                     "stage_accuracy": e.stage_accuracy, "baseline_accuracy": e.baseline_accuracy,
-                     "detectable_difference": e.detectable, "reference_baseline": e.reference,
-                     "reference_accuracy": e.reference_accuracy,
-                     "differences_by_seed": ";".join(f"{d:.4f}" for d in e.per_seed), "notes": "; ".join(e.flags),
-                     "sentence": sentence(v)})
-    return pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
+    """verdicts.csv's rows: one per comparison of the families judged."""
+    return pd.DataFrame([_row(v) for v in verdicts], columns=list(VERDICT_COLUMNS))
+
+
+def _family_of(comparison: str) -> str:
+    """The family a comparison name belongs to (verdicts.csv files from before families were recorded)."""
+    from artlib.stages import FAMILIES
+
+    return next((f for f, cs in FAMILIES.items() if any(c.name == comparison for c in cs)), "")
 
 
 def write_verdicts(run_dir: str | Path, table: pd.DataFrame) -> Path:
-    """Write run_dir/verdicts.csv atomically, replacing rows of the same comparisons; returns its path."""
+    """Write run_dir/verdicts.csv atomically; the table's families replace every earlier row of those families."""
     path = rundir.verdicts(run_dir)
     if path.is_file():
         old = pd.read_csv(path)
-        table = pd.concat([old.loc[~old["comparison"].isin(table["comparison"])], table], ignore_index=True)
+        if "family" not in old.columns:
+            old.insert(0, "family", old["comparison"].map(_family_of))
+        old = old.loc[~old["family"].isin(set(table["family"])) & ~old["comparison"].isin(set(table["comparison"]))]
+        table = pd.concat([old, table], ignore_index=True) if len(old) else table
     atomic.write_csv(path, table)
     return path
+
+
+def families_reported(run_dir: str | Path) -> list[str]:
+    """The families verdicts.csv holds (after a write), in the order first written."""
+    path = rundir.verdicts(run_dir)
+    if not path.is_file():
+        return []
+    frame = pd.read_csv(path)
+    column = frame["family"] if "family" in frame.columns else frame["comparison"].map(_family_of)
+    return list(dict.fromkeys(str(f) for f in column.dropna()))
 
 
 # ---- the conclusion ------------------------------------------------------------------------
@@ -269,15 +330,29 @@ def _claim(name: str, verdicts: list[Verdict], tests_claim: Callable[[Evidence],
     return f"{name}: {summary} ({listing})."
 
 
+def family_error_sentence(families: list[str], alpha: float) -> str:
+    """The error rate across the families reported: Holm at α within each, Bonferroni's bound across them."""
+    if len(families) <= 1:
+        name = families[0] if families else "binary"
+        return (f"Error rate: Holm keeps the chance of any false verdict in the {name} family at most α = {alpha:g}; "
+                f"it is the only family reported in this run directory.")
+    return (f"Error rate: Holm keeps each family's chance of any false verdict at most α = {alpha:g}; across the "
+            f"{len(families)} families reported here ({', '.join(families)}) it is at most {len(families)}·α = "
+            f"{len(families) * alpha:g} (Bonferroni). For {alpha:g} across all of them, judge with "
+            f"α = {alpha / len(families):g} (python -m artlib compare --alpha {alpha / len(families):g}).")
+
+
 def conclusion_text(verdicts: list[Verdict | Comparison], summary: pd.DataFrame, alpha: float = 0.05,
-                    task: str = "emotion") -> str:
+                    task: str = "emotion", families: list[str] | None = None) -> str:
     """The conclusion in words, generated only from the verdicts and the summary table (no sentence of its own)."""
     done = [v for v in verdicts if isinstance(v, Verdict)]
     tested = sum(np.isfinite(v.evidence.p_value) for v in done)
     seeds = sorted(set(int(n) for n in summary["n_seeds"])) if len(summary) else []
+    own = list(dict.fromkeys(v.evidence.family for v in done)) or ["binary"]
     lines = [f"Conclusions computed from this run ({'/'.join(map(str, seeds)) or 'no'} seed(s) per stage; "
              f"verdicts need ≥ {MIN_SEEDS} seeds and an interval that excludes 0 after Holm's correction over the "
-             f"{tested} comparisons with a p-value at α = {alpha:g}; differences are stage minus baseline)."]
+             f"{tested} comparisons of the {'/'.join(own)} family with a p-value at α = {alpha:g}; differences are "
+             f"stage minus baseline).", family_error_sentence(families or own, alpha)]
     emotion = summary.loc[summary["task"] == task]
     below = emotion.loc[~emotion["above_baselines"].astype(bool)]
     if len(below):
@@ -296,23 +371,30 @@ def conclusion_text(verdicts: list[Verdict | Comparison], summary: pd.DataFrame,
     flagged = summary.loc[summary["still_improving"].astype(bool), "stage"].tolist()
     if flagged:
         lines.append(f"Flagged: {', '.join(flagged)} — {STILL_IMPROVING} (the best epoch was the last one for some "
-                     f"seed).")
+                     f"seed); their comparisons stay inconclusive unless allow_unconverged is set.")
     return "\n".join(lines)
 
 
 def detail_by_seed(run_dir: str | Path, results: pd.DataFrame,
-                comparisons: tuple[Comparison, ...] = COMPARISONS) -> pd.DataFrame:
-    """Per comparison and seed: both accuracies, the difference and exact McNemar (detail; not the verdict)."""
+                   comparisons: tuple[Comparison, ...] = COMPARISONS) -> pd.DataFrame:
+    """Per comparison, split and seed: both accuracies, the difference and exact McNemar (detail; not the verdict)."""
+    from artlib.analysis.evidence import split_seeds_of, _in_split
+
+    source = RunEvidence(Path(run_dir), results)
     rows = []
     for c in comparisons:
-        seeds = sorted(set(seeds_of(results, c.stage)) & set(seeds_of(results, c.baseline)))
-        if not seeds:
-            continue
-        ca, cb, _ = _paired(Path(run_dir), results, c, seeds)
-        for i, seed in enumerate(seeds):
-            test = mcnemar_exact(ca[i], cb[i])
-            rows.append({"comparison": c.name, "seed": seed, "stage_accuracy": float(ca[i].mean()),
-                         "baseline_accuracy": float(cb[i].mean()), "difference": float(ca[i].mean() - cb[i].mean()),
-                         "only_stage_right": test["b"], "only_baseline_right": test["c"],
-                         "mcnemar_p": test["p_value"]})
+        for split in split_seeds_of(results):
+            data = source.split_data(c.stage, c.baseline, split)
+            if data is None:
+                continue
+            part = _in_split(results, split)
+            seeds = sorted(set(seeds_of(part, c.stage)) & set(seeds_of(part, c.baseline)))
+            for i, seed in enumerate(seeds):
+                test = mcnemar_exact(data.stage[i], data.baseline[i])
+                rows.append({"comparison": c.name, "split_seed": split, "seed": seed,
+                             "stage_accuracy": float(data.stage[i].mean()),
+                             "baseline_accuracy": float(data.baseline[i].mean()),
+                             "difference": float(data.stage[i].mean() - data.baseline[i].mean()),
+                             "only_stage_right": test["b"], "only_baseline_right": test["c"],
+                             "mcnemar_p": test["p_value"]})
     return pd.DataFrame(rows)
