@@ -250,3 +250,18 @@ def test_every_test_painting_is_scored_for_the_binary_task() -> None:
     m, majority = _test_metrics(STAGES["emotion_conv5"], data, data.positions, probs, predictions)
     assert predictions["scored"].tolist() == [1, 1] and m["n"] == 2
     assert STAGES["emotion_conv5"].classes[majority] == "positive" and "accuracy_all_test" not in m
+
+
+@pytest.mark.slow
+def test_a_nine_emotion_stage_scored_before_the_subset_rule_is_trained_again(run_dir: Path) -> None:
+    """A finished emotion9 stage-run whose metrics.json has no all-test figure (0.2) is not reused as finished."""
+    from artlib.train.runner import run_stage
+
+    run_stage("emotion9_conv5", run_dir, TINY, seed=0, progress=False)
+    metrics_path = rundir.stage_file(run_dir, "emotion9_conv5", 0, "metrics.json")
+    old = json.loads(metrics_path.read_text())
+    for key in ("accuracy_all_test", "n_all_test"):
+        del old["result"][key]
+    metrics_path.write_text(json.dumps(old))
+    row = run_stage("emotion9_conv5", run_dir, TINY, seed=0, progress=False)
+    assert row["n_all_test"] > row["n_test"] and "n_all_test" in json.loads(metrics_path.read_text())["result"]

@@ -106,6 +106,10 @@ def finished_row(run_dir: Path, name: str, seed: int, identity: StageIdentity) -
         done = json.loads(rundir.stage_file(run_dir, name, seed, "metrics.json").read_text())
         if done.get("config_hash") != identity.config_hash:
             return None
+        if get_stage(name).task in SOFT_TASKS and "n_all_test" not in done["result"]:
+            log.warning("%s (seed %d): scored on every test painting (before 0.3) — training it again to score it on "
+                        "the > 50%% subset like every nine-emotion figure", name, seed)
+            return None
         model = rundir.stage_file(run_dir, name, seed, "model.pt")
         if not model.is_file() or checkpoints.file_sha256(model) != done.get("model_sha256"):
             log.warning("%s (seed %d): its model.pt is missing or no longer matches the hash recorded when it was "
