@@ -109,6 +109,12 @@ def dominant(counts: np.ndarray, strict: bool = True) -> np.ndarray:
     return (top > total) if strict else (top >= total)
 
 
+def scored(counts: np.ndarray | None, n: int) -> np.ndarray:
+    """Which of ``n`` paintings count for their task's metrics: for a distribution task (its vote ``counts`` given)
+    those with a > 50% emotion (ArtEmis's headline subset), for a hard-label task (``counts`` None) every one."""
+    return np.ones(n, dtype=bool) if counts is None else dominant(counts, strict=True)
+
+
 def mean_kl(shares: np.ndarray, probs: np.ndarray) -> float:
     """Mean over paintings of KL(annotated shares ‖ predicted distribution), natural log, 0·log 0 = 0."""
     shares = np.asarray(shares, dtype=np.float64)

@@ -86,11 +86,15 @@ results = compare.load_results(session.run_dir)
 # %% [markdown]
 # ## ArtEmis's metrics, beside the majority-emotion baseline and the published anchor
 #
-# `dominant` = test paintings where one emotion has more than half of the votes; `at_least_half` counts a 50/50 tie
-# too. `mean_kl` is the mean KL divergence from the annotated shares to the prediction (lower is better).
-# `polarity_accuracy` sums the four positive and the four negative emotions' probabilities and scores the larger
-# against the binary label, on the test paintings that have one (≥ 5 votes and a binary label); the section below
-# compares with the binary models on exactly the paintings both scored.
+# `dominant` = test paintings where one emotion has more than half of the votes: the stage's **scored** paintings
+# (`scored` = 1 in its predictions.csv). Every figure under a plain name — accuracy, F1, balanced accuracy, `n_test`,
+# both trivial baselines, the training log's test accuracy, comparison.csv, the confusion matrix below and the
+# verdicts — is on that one set, and both baselines (the majority emotion, each era's majority emotion) are chosen
+# on the training paintings of the same subset. The other columns name their set: `at_least_half` counts a 50/50
+# tie too; `mean_kl` is the mean KL divergence from the annotated shares to the prediction over every test painting
+# (lower is better). `polarity_accuracy` sums the four positive and the four negative emotions' probabilities and
+# scores the larger against the binary label, on the test paintings that have one (≥ 5 votes and a binary label);
+# the section below compares with the binary models on exactly the paintings both scored.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -103,6 +107,8 @@ compare.ANCHORS
 
 # %% [markdown]
 # ## The same paintings, judged as positive/negative: nine-way models against the binary ones
+#
+# Then the 9×9 confusion matrix of the first stage, summed over seeds, on its scored paintings (> 50% subset).
 
 # %%
 # NBVAL_IGNORE_OUTPUT

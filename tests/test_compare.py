@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 
 from artlib import atomic, results
-from artlib.analysis.compare import (TABLE_COLUMNS, check_comparable, era_priors, load_results, original_tables,
-                                     per_era_accuracy, table_by_seed, summary_table, write_comparison)
+from artlib.analysis.compare import (TABLE_COLUMNS, check_comparable, confusion_matrices, era_priors, load_results,
+                                     original_tables, per_era_accuracy, table_by_seed, summary_table,
+                                     write_comparison)
 from artlib.analysis.verdicts import conclusion_text, evaluate, detail_by_seed, verdict_table, write_verdicts
 from artlib.errors import DataError
 from artlib.data.labels import EMOTION_CLASSES, ERAS
@@ -346,3 +347,67 @@ def test_errors_are_clear(tmp_path: Path, tiny_run: Path) -> None:
 def test_emotion_classes_are_the_studys() -> None:
     """The synthetic runs use the package's class names (guards the helper against drift)."""
     assert set(EMOTION_CLASSES) == {"negative", "positive"}
+
+
+# ---- the nine-emotion task: one scoring set --------------------------------------------------------------------
+E9 = STAGES["emotion9_conv5"].classes
+VOTES8 = np.array([  # ArtEmis's order: amusement, awe, contentment, excitement, anger, disgust, fear, sadness, else
+    [0, 0, 0, 0, 0, 0, 0, 5, 0],  # sadness 5/5: > 50%
+    [0, 2, 4, 0, 0, 0, 0, 0, 0],  # contentment 4/6: > 50%
+    [0, 2, 1, 0, 0, 0, 1, 1, 0],  # awe 2/5: no majority
+    [0, 3, 0, 0, 0, 0, 3, 0, 0],  # awe 3/6: exactly half, not above
+    [0, 0, 0, 0, 0, 0, 1, 4, 0],  # sadness 4/5: > 50%
+    [0, 0, 0, 0, 0, 0, 5, 0, 0],  # fear 5/5: > 50%
+    [0, 2, 0, 1, 0, 0, 0, 1, 1],  # awe 2/5: no majority
+    [0, 0, 5, 0, 0, 0, 0, 0, 0],  # contentment 5/5: > 50%
+])
+PREDICTED8 = {0: ["sadness", "contentment", "sadness", "fear", "fear", "fear", "awe", "awe"], 1: ["sadness"] * 8}
+
+
+def write_emotion9_stage(run_dir: Path, seed: int, scored: Sequence[int] | None) -> None:
+    """An emotion9_conv5 stage-run as the runner leaves it; ``scored`` None writes a 0.2 predictions.csv without it.
+    results.csv's accuracy, f1, balanced_accuracy and n_test are deliberately over every test painting (as in 0.2)."""
+    labels = [E9[i] for i in VOTES8.argmax(axis=1)]
+    predicted = PREDICTED8[seed]
+    frame = pd.DataFrame({"image_path": [f"S/n{i}.jpg" for i in range(8)], "era": ["Baroque"] * 8, "label": labels,
+                          "predicted": predicted, "era_prior": ["sadness"] * 8,
+                          **{f"p_{c}": [0.92 if c == p else 0.01 for p in predicted] for c in E9},
+                          **{f"n_{c.replace(' ', '_')}": VOTES8[:, i] for i, c in enumerate(E9)}, "polarity": ""})
+    if scored is not None:
+        frame["scored"] = list(scored)
+    folder = run_dir / "stages" / "emotion9_conv5" / f"seed_{seed}"
+    atomic.write_csv(folder / "predictions.csv", frame)
+    m = classification_metrics(VOTES8.argmax(axis=1), [E9.index(p) for p in predicted], 9, E9.index("sadness"))
+    row = {"configuration": "4", "stage": "emotion9_conv5", "task": "emotion9", "seed": seed, "accuracy": m["accuracy"],
+           "f1": m["f1"], "balanced_accuracy": m["balanced_accuracy"], "n_test": 8, "majority_class": "sadness",
+           "majority_baseline_accuracy": m["majority_baseline_accuracy"], "best_epoch": 1, "epochs_run": 2}
+    atomic.write_json(folder / "metrics.json", {"result": row, "metrics": m, "classes": list(E9)})
+    results.upsert(run_dir, [row])
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+@pytest.mark.parametrize("scored", [None, (1, 1, 0, 0, 1, 1, 0, 0)], ids=["0.2 file: > 50% recomputed", "column read"])
+def test_nine_emotion_comparison_row_is_on_the_scored_paintings(tmp_path: Path, scored: tuple | None) -> None:
+    """n_test, accuracy, F1, balanced accuracy, both baselines and the confusion matrix of an emotion9 stage all come
+    from the scored paintings: predictions.csv's `scored` column when it has one (here deliberately not the > 50%
+    rule, to show it is read), else the > 50% subset recomputed from the votes."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    for seed in (0, 1):
+        write_emotion9_stage(tmp_path, seed, scored)
+    keep = np.array(scored, dtype=bool) if scored else np.array([1, 1, 0, 0, 1, 1, 0, 1], dtype=bool)
+    labels = np.array([E9[i] for i in VOTES8.argmax(axis=1)])[keep]
+    per_seed = [[f(labels, np.array(PREDICTED8[s])[keep], **kw) for f, kw in (
+        (accuracy_score, {}), (f1_score, {"average": "macro", "labels": list(E9), "zero_division": 0}),
+        (balanced_accuracy_score, {}))] for s in (0, 1)]
+    res = load_results(tmp_path)
+    row = summary_table(res, tmp_path).set_index("stage").loc["emotion9_conv5"]
+    assert row["n_test"] == keep.sum()
+    for i, metric in enumerate(("accuracy", "f1", "balanced_accuracy")):
+        assert row[f"{metric}_mean"] == pytest.approx(np.mean([p[i] for p in per_seed]), abs=1e-12), metric
+    sad = float(np.mean(labels == "sadness"))
+    assert row["majority_baseline_accuracy"] == row["era_prior_baseline_accuracy"] == pytest.approx(sad)
+    assert row["majority_baseline_f1"] == pytest.approx(f1_score(labels, ["sadness"] * len(labels), average="macro",
+                                                                 labels=list(E9), zero_division=0))
+    matrix, _ = confusion_matrices(tmp_path, res, "emotion9")["emotion9_conv5"]
+    assert matrix.sum() == keep.sum() * 2 and np.trace(matrix) == round(sum(p[0] for p in per_seed) * keep.sum())

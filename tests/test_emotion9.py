@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,129 @@ def test_kl_loss_on_one_hot_targets_is_cross_entropy() -> None:
     logits, labels = torch.randn(16, 9), torch.randint(0, 9, (16,))
     loss = SoftTargetKL()(logits, F.one_hot(labels, 9).float())
     assert torch.allclose(loss, F.cross_entropy(logits, labels), atol=1e-6)
+
+
+# ---- one scoring set: the > 50% subset, everywhere a nine-emotion number is reported -----------------------------
+def _recomputed(frame: pd.DataFrame) -> tuple[float, float, float]:
+    """Accuracy, macro F1 and balanced accuracy of predictions.csv's scored rows, by scikit-learn."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    part = frame[frame["scored"] == 1]
+    y, p = part["label"], part["predicted"]
+    return (accuracy_score(y, p), f1_score(y, p, average="macro", labels=list(ARTEMIS_EMOTIONS), zero_division=0),
+            balanced_accuracy_score(y, p))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_every_nine_emotion_figure_is_on_the_scored_subset(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    """predictions.csv's `scored` is the > 50% subset; results.csv, the training log, comparison.csv's row and the
+    confusion matrix are all computed on exactly those paintings; the baselines are chosen on the training subset."""
+    from artlib.analysis.compare import confusion_matrices, load_results, summary_table
+    from artlib.train.runner import run_stages
+
+    seeds = [0, 1]
+    run_stages(["emotion9_conv5"], run_dir, TINY, seeds=seeds, progress=False)
+    logged = [float(x) for x in re.findall(r"emotion9_conv5.*test accuracy (\d\.\d+)", capsys.readouterr().out)]
+    res = load_results(run_dir).set_index("seed")
+    frames = [pd.read_csv(rundir.stage_file(run_dir, "emotion9_conv5", s, "predictions.csv"), keep_default_na=False)
+              for s in seeds]
+    n_scored = int(frames[0]["scored"].sum())
+    assert 0 < n_scored < len(frames[0])  # the tiny data has paintings both in and out of the subset
+    for seed, frame in zip(seeds, frames):
+        counts = frame[list(EMOTION_COUNT_COLUMNS)].to_numpy()
+        assert frame["scored"].tolist() == dominant(counts).astype(int).tolist()
+        accuracy, f1, balanced = _recomputed(frame)
+        row = res.loc[seed]
+        assert (row["accuracy"], row["f1"], row["n_test"]) == (pytest.approx(accuracy, abs=1e-12),
+                                                               pytest.approx(f1, abs=1e-12), n_scored)
+        assert row["balanced_accuracy"] == pytest.approx(balanced, abs=1e-12)
+        assert row["dominant_accuracy"] == pytest.approx(row["accuracy"], abs=1e-12)
+        assert row["n_all_test"] == len(frame)
+        assert row["accuracy_all_test"] == pytest.approx(np.mean(frame["label"] == frame["predicted"]), abs=1e-12)
+        scored = frame[frame["scored"] == 1]
+        assert row["majority_baseline_accuracy"] == pytest.approx(np.mean(scored["label"] == row["majority_class"]))
+        assert row["era_prior_baseline_accuracy"] == pytest.approx(np.mean(scored["label"] == scored["era_prior"]))
+    assert logged == [round(float(res.loc[s, "accuracy"]), 3) for s in seeds]
+    manifest = pd.read_csv(rundir.manifest(run_dir), keep_default_na=False)
+    train = manifest[(manifest["split"] == "train")]
+    votes = train[list(EMOTION_COUNT_COLUMNS)].to_numpy()
+    train_top = votes[(votes.sum(axis=1) >= TINY.min_annotations) & dominant(votes)].argmax(axis=1)
+    assert res["majority_class"].tolist() == [ARTEMIS_EMOTIONS[np.bincount(train_top, minlength=9).argmax()]] * 2
+    row = summary_table(load_results(run_dir), run_dir).set_index("stage").loc["emotion9_conv5"]
+    per_seed = np.array([_recomputed(f) for f in frames])
+    assert row["n_test"] == n_scored
+    for i, metric in enumerate(("accuracy", "f1", "balanced_accuracy")):
+        assert row[f"{metric}_mean"] == pytest.approx(per_seed[:, i].mean(), abs=1e-12), metric
+    assert row["majority_baseline_accuracy"] == pytest.approx(res["majority_baseline_accuracy"].mean(), abs=1e-12)
+    assert row["era_prior_baseline_accuracy"] == pytest.approx(res["era_prior_baseline_accuracy"].mean(), abs=1e-12)
+    matrix, classes = confusion_matrices(run_dir, load_results(run_dir), "emotion9")["emotion9_conv5"]
+    assert classes == list(ARTEMIS_EMOTIONS) and matrix.sum() == n_scored * len(seeds)
+    assert np.trace(matrix) == round(per_seed[:, 0].sum() * n_scored)
+
+
+SPREAD, SAD, CONTENT = [0, 2, 1, 0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0, 0, 5, 0], [0, 0, 5, 0, 0, 0, 0, 0, 0]
+"""Votes: awe on top with 2 of 5 (no majority), unanimous sadness, unanimous contentment."""
+
+
+def _manifest(rows: list[tuple[str, str, list[int]]]) -> pd.DataFrame:
+    """A manifest of (split, era, votes) rows with the columns the nine-emotion task reads."""
+    frame = pd.DataFrame([dict(zip(EMOTION_COUNT_COLUMNS, votes)) for _, _, votes in rows])
+    frame.insert(0, "image_path", [f"S/p{i}.jpg" for i in range(len(rows))])
+    frame["split"], frame["era"] = [r[0] for r in rows], [r[1] for r in rows]
+    frame["emotion"] = ["negative" if v == SAD else "positive" if v == CONTENT else "" for _, _, v in rows]
+    return frame
+
+
+def test_nine_emotion_baselines_are_chosen_on_the_training_subset() -> None:
+    """All training paintings: awe leads overall and in both eras; > 50% subset: sadness overall, sadness in Baroque,
+    contentment in Modern. Both baselines follow the subset and are scored on the scored test paintings only."""
+    from artlib.train.runner import _predictions, _test_metrics
+
+    train = [("train", "Baroque", SPREAD)] * 3 + [("train", "Baroque", SAD)] * 3 + \
+        [("train", "Modern", SPREAD)] * 3 + [("train", "Modern", CONTENT)] * 2
+    test = [("test", "Baroque", SAD), ("test", "Modern", CONTENT), ("test", "Modern", SPREAD), ("test", "Baroque", SAD)]
+    data = task_data(_manifest([*train, ("val", "Modern", SAD), *test]), STAGES["emotion9_conv5"])
+    probs = np.full((4, 9), 0.01)
+    probs[:, ARTEMIS_EMOTIONS.index("sadness")] = 0.92  # always sadness: right on rows 0 and 3
+    predictions = _predictions(STAGES["emotion9_conv5"], data, data.positions, probs)
+    assert predictions["scored"].tolist() == [1, 1, 0, 1]
+    assert predictions["era_prior"].tolist() == ["sadness", "contentment", "contentment", "sadness"]
+    m, majority = _test_metrics(STAGES["emotion9_conv5"], data, data.positions, probs, predictions)
+    assert ARTEMIS_EMOTIONS[majority] == "sadness" and m["n"] == 3
+    assert (m["accuracy"], m["majority_baseline_accuracy"]) == (pytest.approx(2 / 3), pytest.approx(2 / 3))
+    assert m["era_prior_baseline_accuracy"] == 1.0 and m["dominant_majority_baseline_accuracy"] == pytest.approx(2 / 3)
+    assert (m["accuracy_all_test"], m["n_all_test"]) == (0.5, 4)
+    assert np.asarray(m["confusion_matrix"]).sum() == 3
+
+
+def test_every_test_painting_is_scored_for_the_binary_task() -> None:
+    """For genre and emotion, scored = 1 on every test painting (with or without a > 50% emotion), and the majority
+    class comes from every training painting (positive 3 : 2, though the > 50% subset holds only negative ones)."""
+    from artlib.train.runner import _predictions, _test_metrics
+
+    rows = [("train", "Baroque", SPREAD)] * 3 + [("train", "Baroque", SAD)] * 2 + [("val", "Baroque", SAD)] + \
+        [("test", "Baroque", SPREAD), ("test", "Baroque", SAD)]
+    manifest = _manifest(rows)
+    manifest.loc[manifest["emotion"] == "", "emotion"] = "positive"  # labelled, but no emotion has > 50% of votes
+    data = task_data(manifest, STAGES["emotion_conv5"])
+    probs = np.array([[0.2, 0.8], [0.2, 0.8]])
+    predictions = _predictions(STAGES["emotion_conv5"], data, data.positions, probs)
+    m, majority = _test_metrics(STAGES["emotion_conv5"], data, data.positions, probs, predictions)
+    assert predictions["scored"].tolist() == [1, 1] and m["n"] == 2
+    assert STAGES["emotion_conv5"].classes[majority] == "positive" and "accuracy_all_test" not in m
+
+
+@pytest.mark.slow
+def test_a_nine_emotion_stage_scored_before_the_subset_rule_is_trained_again(run_dir: Path) -> None:
+    """A finished emotion9 stage-run whose metrics.json has no all-test figure (0.2) is not reused as finished."""
+    from artlib.train.runner import run_stage
+
+    run_stage("emotion9_conv5", run_dir, TINY, seed=0, progress=False)
+    metrics_path = rundir.stage_file(run_dir, "emotion9_conv5", 0, "metrics.json")
+    old = json.loads(metrics_path.read_text())
+    for key in ("accuracy_all_test", "n_all_test"):
+        del old["result"][key]
+    metrics_path.write_text(json.dumps(old))
+    row = run_stage("emotion9_conv5", run_dir, TINY, seed=0, progress=False)
+    assert row["n_all_test"] > row["n_test"] and "n_all_test" in json.loads(metrics_path.read_text())["result"]

@@ -219,7 +219,7 @@ def test_outputs_follow_the_contract(run_dir: Path) -> None:
                 "epochs_run", "train_seconds"]
     assert set(contract) <= set(read_results(run_dir).columns)
     preds = pd.read_csv(folder / "predictions.csv")
-    assert len(preds) == row["n_test"]
+    assert len(preds) == row["n_test"] and preds["scored"].tolist() == [1] * len(preds)  # binary: every painting
     assert row["accuracy"] == pytest.approx((preds["label"] == preds["predicted"]).mean())
     history = pd.read_csv(folder / "history.csv")
     assert len(history) == row["epochs_run"] == 3

@@ -7,9 +7,14 @@ manifest — pandas and numpy, no torch. Conventions a reader must know:
 - A stage's ``[95% CI]`` treats both the training seed and the test painting as random (Korn–Graubard
   Clopper–Pearson at the seed-aware effective sample size; :mod:`artlib.analysis.stats`): never of zero
   width. One model's (one seed's) interval is exact Clopper–Pearson.
-- Two trivial baselines sit beside every stage, on the same test paintings: always answering the
+- Every number of a stage is on its *scored* test paintings (predictions.csv's ``scored`` column): every
+  test painting for genre and emotion, those where one emotion has more than half of the votes for the
+  nine-emotion task (ArtEmis's metric). A column on another set says so in its name (``at_least_half_*``,
+  ``accuracy_all_test``, ``mean_kl``, ``polarity_*``).
+- Two trivial baselines sit beside every stage, on the same scored test paintings: always answering the
   training split's majority class, and answering each era's majority class in the training split
-  (the *era-prior* baseline — what knowing the era buys with no image at all).
+  (the *era-prior* baseline — what knowing the era buys with no image at all); both chosen on the scored
+  training paintings.
 - Stages compared must have been trained alike: backbone weights, image size, epochs, learning rate,
   label rule, era map and manifest. Otherwise :func:`check_comparable` refuses, naming the setting.
 - A stage whose best epoch was its last, for any seed, was still improving when it stopped.
@@ -18,7 +23,6 @@ manifest — pandas and numpy, no torch. Conventions a reader must know:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +35,7 @@ from artlib.data.labels import ERAS
 from artlib.data.manifest import read_manifest
 from artlib.errors import DataError
 from artlib.results import read_results, results_path
-from artlib.metrics import dominant, majority_class, prior_by_group
+from artlib.metrics import confusion, from_confusion, majority_class, prior_by_group, scored
 from artlib.stages import CONFIGURATIONS, SOFT_TASKS, STAGES, STUDY_CONFIGURATIONS, TASK_COLUMN
 
 NO_ERA = "(no era)"
@@ -91,12 +95,14 @@ class StagePredictions:
 
 
 def _scored(stage: str, frame: pd.DataFrame) -> np.ndarray:
-    """Which test paintings a stage is scored on: the > 50% subset for the nine-emotion task, else all."""
+    """Which test paintings a stage is scored on: predictions.csv's ``scored`` column; for files written before it
+    (0.2) the same rule recomputed: the > 50% subset for the nine-emotion task, else all."""
+    if "scored" in frame.columns:
+        return pd.to_numeric(frame["scored"]).to_numpy() == 1
     task = STAGES[stage].task if stage in STAGES else ""
     columns = list(SOFT_TASKS.get(task, ()))
-    if columns and set(columns) <= set(frame.columns):
-        return dominant(frame[columns].to_numpy(dtype=np.int64), strict=True)
-    return np.ones(len(frame), dtype=bool)
+    counts = frame[columns].to_numpy(dtype=np.int64) if columns and set(columns) <= set(frame.columns) else None
+    return scored(counts, len(frame))
 
 
 def stage_predictions(run_dir: str | Path, stage: str, seeds: list[int]) -> StagePredictions:
@@ -112,6 +118,24 @@ def stage_predictions(run_dir: str | Path, stage: str, seeds: list[int]) -> Stag
                             era=first["era"].to_numpy()[keep], label=first["label"].to_numpy()[keep],
                             predicted=np.stack([f["predicted"].to_numpy()[keep] for f in frames]),
                             era_prior=first["era_prior"].to_numpy()[keep] if "era_prior" in first else None)
+
+
+def stage_classes(sp: StagePredictions) -> tuple[str, ...]:
+    """A stage's class names in label-index order (sorted names seen for a stage artlib does not define)."""
+    if sp.stage in STAGES:
+        return STAGES[sp.stage].classes
+    return tuple(sorted(set(sp.label) | set(np.unique(sp.predicted))))
+
+
+def confusions(sp: StagePredictions, answers: np.ndarray | None = None) -> np.ndarray:
+    """(seeds, k, k) confusion matrices of a stage's scored paintings; ``answers`` (n,) replaces the predictions
+    (e.g. a trivial baseline's)."""
+    classes = stage_classes(sp)
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index[c] for c in sp.label], dtype=np.int64)
+    predicted = sp.predicted if answers is None else np.asarray(answers)[None, :]
+    return np.stack([confusion(y, np.array([index[c] for c in row], dtype=np.int64), len(classes))
+                     for row in predicted])
 
 
 def stage_order(results: pd.DataFrame) -> list[str]:
@@ -215,35 +239,43 @@ def strongest_baseline(baselines: dict[str, np.ndarray]) -> tuple[str, float]:
 
 # ---- summary -----------------------------------------------------------------------------
 def _stage_row(results: pd.DataFrame, name: str) -> dict:
-    """The results.csv part of a stage's summary row: identity, seeds, mean ± std of each metric."""
+    """The results.csv part of a stage's summary row: identity, seeds, majority class, convergence."""
     part = results.loc[results["stage"] == name]
     st = STAGES.get(name)
     seeds = seeds_of(results, name)
     row: dict = {"configuration": st.configuration_name if st else first_value(part["configuration"]),
                  "stage": name, "task": st.task if st else first_value(part["task"]),
                  "process": st.process if st else "", "output": st.output if st else "",
-                 "layers": st.layers if st else "", "n_seeds": len(seeds), "seeds": ",".join(map(str, seeds)),
-                 "n_test": int(part["n_test"].max())}
-    for metric in ("accuracy", "f1", "balanced_accuracy"):
-        row[f"{metric}_mean"], row[f"{metric}_std"] = mean_std(part[metric].to_numpy(dtype=float))
+                 "layers": st.layers if st else "", "n_seeds": len(seeds), "seeds": ",".join(map(str, seeds))}
     row["majority_class"] = first_value(part["majority_class"]) if "majority_class" in part else float("nan")
-    row["majority_baseline_f1"] = float(part["majority_baseline_f1"].mean()) if "majority_baseline_f1" in part \
-        else float("nan")
     row["still_improving"] = still_improving(results, name)
+    return row
+
+
+def _scored_figures(sp: StagePredictions, majority: object) -> dict:
+    """n_test, accuracy, F1 and balanced accuracy (mean ± std over seeds) and the majority baseline's F1, all on
+    the stage's scored test paintings."""
+    conf = confusions(sp)
+    k = conf.shape[-1]
+    row: dict = {"n_test": len(sp.label)}
+    for metric in ("accuracy", "f1", "balanced_accuracy"):
+        row[f"{metric}_mean"], row[f"{metric}_std"] = mean_std(from_confusion(conf, metric, k))
+    always = confusions(sp, np.full(len(sp.label), majority)) if isinstance(majority, str) and len(sp.label) else None
+    row["majority_baseline_f1"] = float(from_confusion(always[0], "f1", k)) if always is not None else float("nan")
     return row
 
 
 def summary_table(results: pd.DataFrame, run_dir: str | Path, confidence: float = 0.95) -> pd.DataFrame:
     """One row per stage: mean ± std over seeds, the seed-aware accuracy interval, both trivial baselines.
 
-    Baseline accuracies are measured on the stage's own test paintings (from predictions.csv).
+    Every number is computed from predictions.csv on the stage's scored test paintings (nine emotions: those with
+    a > 50% emotion; see :func:`stage_predictions`): n_test, accuracy, F1, balanced accuracy and the baselines.
     """
     rows = []
     for name in stage_order(results):
         row = _stage_row(results, name)
         sp = stage_predictions(run_dir, name, seeds_of(results, name))
-        row["n_test"] = len(sp.label)  # the scored test paintings (nine emotions: those with a > 50% emotion)
-        row["accuracy_mean"], row["accuracy_std"] = mean_std(sp.correct.mean(axis=1))
+        row.update(_scored_figures(sp, row["majority_class"]))
         row["accuracy_ci_low"], row["accuracy_ci_high"] = stage_accuracy_interval(sp.correct, confidence)
         baselines = baseline_correct(run_dir, results, sp)
         row["majority_baseline_accuracy"] = float(np.mean(baselines["majority"])) if "majority" in baselines \
@@ -368,17 +400,12 @@ def per_era_accuracy(run_dir: str | Path, results: pd.DataFrame, confidence: flo
 
 def confusion_matrices(run_dir: str | Path, results: pd.DataFrame,
                        task: str = "emotion") -> dict[str, tuple[np.ndarray, list[str]]]:
-    """Per stage of ``task``: the test confusion matrix summed over seeds (from metrics.json) and class names."""
+    """Per stage of ``task``: the confusion matrix of its scored test paintings summed over seeds (from
+    predictions.csv, so it sums to n_test × seeds) and the class names."""
     out: dict[str, tuple[np.ndarray, list[str]]] = {}
     for stage in stage_order(results[results["task"] == task]):
-        total, classes = None, []
-        for seed in seeds_of(results, stage):
-            metrics = json.loads(rundir.stage_file(run_dir, stage, seed, "metrics.json").read_text())
-            cm = np.asarray(metrics["metrics"]["confusion_matrix"], dtype=np.int64)
-            total = cm if total is None else total + cm
-            classes = list(metrics.get("classes", classes))
-        if total is not None:
-            out[stage] = (total, classes)
+        sp = stage_predictions(run_dir, stage, seeds_of(results, stage))
+        out[stage] = (confusions(sp).sum(axis=0), list(stage_classes(sp)))
     return out
 
 

@@ -27,7 +27,8 @@ from torch import nn
 from artlib import atomic, results, rundir
 from artlib.data.manifest import read_manifest
 from artlib.errors import DataError
-from artlib.metrics import class_weights, classification_metrics, emotion9_metrics, majority_class, prior_by_group
+from artlib.metrics import (class_weights, classification_metrics, emotion9_metrics, majority_class, prior_by_group,
+                            score, scored)
 from artlib.models import checkpoints
 from artlib.models.backbone import ArtNet, Weights, pick_device, pick_precision, resolve_weights
 from artlib.models.stored import load_stage_model
@@ -105,6 +106,10 @@ def finished_row(run_dir: Path, name: str, seed: int, identity: StageIdentity) -
         done = json.loads(rundir.stage_file(run_dir, name, seed, "metrics.json").read_text())
         if done.get("config_hash") != identity.config_hash:
             return None
+        if get_stage(name).task in SOFT_TASKS and "n_all_test" not in done["result"]:
+            log.warning("%s (seed %d): scored on every test painting (before 0.3) — training it again to score it on "
+                        "the > 50%% subset like every nine-emotion figure", name, seed)
+            return None
         model = rundir.stage_file(run_dir, name, seed, "model.pt")
         if not model.is_file() or checkpoints.file_sha256(model) != done.get("model_sha256"):
             log.warning("%s (seed %d): its model.pt is missing or no longer matches the hash recorded when it was "
@@ -159,20 +164,29 @@ def _results_row(stage: Stage, seed: int, m: dict, baseline: int, inputs: StageI
     }
 
 
-def _predictions(stage: Stage, data: TaskData, pos: dict[str, np.ndarray], probs: np.ndarray) -> pd.DataFrame:
-    """predictions.csv: each test painting's label, prediction, probabilities and the era-prior baseline's answer.
+def is_scored(data: TaskData, positions: np.ndarray) -> np.ndarray:
+    """Per task position: whether it counts for the task's metrics (nine emotions: a > 50% emotion; else all)."""
+    counts = data.frame[list(data.count_columns)].to_numpy()[positions] if data.count_columns else None
+    return scored(counts, len(positions))
 
-    For a distribution task also the painting's votes per emotion (n_<emotion>) and its binary label (polarity),
-    so every ArtEmis metric can be recomputed from the file.
+
+def _predictions(stage: Stage, data: TaskData, pos: dict[str, np.ndarray], probs: np.ndarray) -> pd.DataFrame:
+    """predictions.csv: each test painting's label, prediction, probabilities, the era-prior baseline's answer and
+    whether it is scored (1: it counts for the task's metrics).
+
+    The era prior is chosen on the scored training paintings. For a distribution task also the painting's votes per
+    emotion (n_<emotion>) and its binary label (polarity), so every ArtEmis metric can be recomputed from the file.
     """
     frame = data.frame.iloc[pos["test"]]
     y_test, pred = data.labels[pos["test"]], probs.argmax(1)
     eras = data.frame["era"].to_numpy()
-    prior = prior_by_group(eras[pos["train"]], data.labels[pos["train"]], eras[pos["test"]], len(stage.classes))
+    train = pos["train"][is_scored(data, pos["train"])]
+    prior = prior_by_group(eras[train], data.labels[train], eras[pos["test"]], len(stage.classes))
     out = pd.DataFrame({
         "image_path": frame["image_path"].to_numpy(), "era": frame["era"].to_numpy(),
         "label": [stage.classes[i] for i in y_test], "predicted": [stage.classes[i] for i in pred],
         "probability": probs[np.arange(len(pred)), pred], "era_prior": [stage.classes[i] for i in prior],
+        "scored": is_scored(data, pos["test"]).astype(np.int64),
         **{f"p_{c}": probs[:, i] for i, c in enumerate(stage.classes)}})
     if stage.task in SOFT_TASKS:
         for column in SOFT_TASKS[stage.task]:
@@ -183,13 +197,17 @@ def _predictions(stage: Stage, data: TaskData, pos: dict[str, np.ndarray], probs
 
 def _test_metrics(stage: Stage, data: TaskData, pos: dict[str, np.ndarray], probs: np.ndarray,
                   predictions: pd.DataFrame) -> tuple[dict, int]:
-    """Test metrics with both trivial baselines (and ArtEmis's metrics for a distribution task); the majority class."""
-    y_train, y_test = data.labels[pos["train"]], data.labels[pos["test"]]
-    baseline = majority_class(y_train, len(stage.classes))
-    m = classification_metrics(y_test, probs.argmax(1), len(stage.classes), baseline)
-    m["era_prior_baseline_accuracy"] = float(np.mean(predictions["era_prior"] == predictions["label"])) \
-        if len(predictions) else float("nan")
+    """Test metrics on the scored test paintings with both trivial baselines, chosen on the scored training paintings
+    (for a distribution task also ArtEmis's metrics and the accuracy on every test painting); the majority class."""
+    k = len(stage.classes)
+    y_test, pred = data.labels[pos["test"]], probs.argmax(1)
+    keep = predictions["scored"].to_numpy() == 1
+    baseline = majority_class(data.labels[pos["train"][is_scored(data, pos["train"])]], k)
+    m = classification_metrics(y_test[keep], pred[keep], k, baseline)
+    hits = (predictions["era_prior"] == predictions["label"]).to_numpy()[keep]
+    m["era_prior_baseline_accuracy"] = float(np.mean(hits)) if len(hits) else float("nan")
     if stage.task in SOFT_TASKS:
+        m["accuracy_all_test"], m["n_all_test"] = score(y_test, pred, "accuracy", k), int(len(y_test))
         counts = predictions[list(SOFT_TASKS[stage.task])].to_numpy()
         m.update(emotion9_metrics(counts, probs, predictions["polarity"].to_numpy(), baseline))
     return m, baseline
@@ -225,8 +243,11 @@ def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, 
 
 EMOTION9_RESULT_COLUMNS = ("dominant_accuracy", "dominant_share", "dominant_majority_baseline_accuracy",
                            "at_least_half_accuracy", "at_least_half_share", "mean_kl", "polarity_accuracy",
-                           "polarity_n")
-"""The nine-emotion task's extra results.csv columns (ArtEmis's metrics; see artlib.metrics)."""
+                           "polarity_n", "accuracy_all_test", "n_all_test")
+"""The nine-emotion task's extra results.csv columns (ArtEmis's metrics; see artlib.metrics). Its accuracy, f1,
+balanced_accuracy, n_test and baselines are on the scored (> 50%) subset, like every column not named otherwise;
+``accuracy_all_test`` / ``n_all_test`` are over every test painting, the ``at_least_half_*`` ones on the ≥ 50% subset,
+``mean_kl`` over every test painting, ``polarity_*`` on those with a binary label."""
 
 
 # ---- running -----------------------------------------------------------------------------
