@@ -138,6 +138,29 @@ def confusions(sp: StagePredictions, answers: np.ndarray | None = None) -> np.nd
                      for row in predicted])
 
 
+def painting_units(run_dir: str | Path) -> tuple[dict[str, str], str]:
+    """image_path → artist from the manifest, and the unit's name: 'artist', or 'painting' when none is recorded.
+
+    WikiArt's paintings cluster by artist, so intervals treat artists as random units; a manifest without
+    artists (or a run directory without a manifest) leaves every painting its own unit.
+    """
+    path = rundir.manifest(run_dir)
+    if not path.is_file():
+        return {}, "painting"
+    manifest = read_manifest(path)
+    artists = manifest.get("artist", pd.Series("", index=manifest.index)).fillna("").astype(str).str.strip()
+    known = artists != ""
+    return dict(zip(manifest["image_path"][known], artists[known])), "artist" if known.any() else "painting"
+
+
+def units_of(image_paths: np.ndarray, units: tuple[dict[str, str], str]) -> np.ndarray:
+    """Each painting's unit label: its artist (paintings without one are their own unit), or the painting itself."""
+    artists, unit = units
+    if unit != "artist":
+        return np.asarray(image_paths, dtype=object)
+    return np.array([artists.get(p, p) for p in image_paths], dtype=object)
+
+
 def stage_order(results: pd.DataFrame) -> list[str]:
     """Stages present in results, in the study's order (unknown stage names last)."""
     present = list(dict.fromkeys(results["stage"]))
@@ -270,13 +293,15 @@ def summary_table(results: pd.DataFrame, run_dir: str | Path, confidence: float 
 
     Every number is computed from predictions.csv on the stage's scored test paintings (nine emotions: those with
     a > 50% emotion; see :func:`stage_predictions`): n_test, accuracy, F1, balanced accuracy and the baselines.
+    The interval treats seeds, artists (when the manifest names them) and paintings as random.
     """
-    rows = []
+    rows, units = [], painting_units(run_dir)
     for name in stage_order(results):
         row = _stage_row(results, name)
         sp = stage_predictions(run_dir, name, seeds_of(results, name))
         row.update(_scored_figures(sp, row["majority_class"]))
-        row["accuracy_ci_low"], row["accuracy_ci_high"] = stage_accuracy_interval(sp.correct, confidence)
+        row["accuracy_ci_low"], row["accuracy_ci_high"] = stage_accuracy_interval(sp.correct, confidence,
+                                                                                  units_of(sp.image_path, units))
         baselines = baseline_correct(run_dir, results, sp)
         row["majority_baseline_accuracy"] = float(np.mean(baselines["majority"])) if "majority" in baselines \
             else float("nan")
@@ -378,7 +403,7 @@ def per_era_accuracy(run_dir: str | Path, results: pd.DataFrame, confidence: flo
     Exploratory: no test is made per era (a reader should not fish for the era where genre "helped");
     eras with fewer than MIN_ERA_PAINTINGS test paintings are marked ``too_few``.
     """
-    rows = []
+    rows, units = [], painting_units(run_dir)
     for name in stage_order(results):
         if STAGES[name].task != "emotion" if name in STAGES else first_value(results.loc[
                 results["stage"] == name, "task"]) != "emotion":
@@ -388,7 +413,7 @@ def per_era_accuracy(run_dir: str | Path, results: pd.DataFrame, confidence: flo
         eras = [e for e in (*ERAS, NO_ERA) if e in set(sp.era)] + sorted(set(sp.era) - {*ERAS, NO_ERA})
         for era in eras:
             mask = sp.era == era
-            low, high = stage_accuracy_interval(sp.correct[:, mask], confidence)
+            low, high = stage_accuracy_interval(sp.correct[:, mask], confidence, units_of(sp.image_path[mask], units))
             mean, std = mean_std(sp.correct[:, mask].mean(axis=1))
             rows.append({"stage": name, "era": era, "n_paintings": int(mask.sum()), "n_seeds": len(sp.seeds),
                          "accuracy_mean": mean, "accuracy_std": std, "ci_low": low, "ci_high": high,

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from artlib import rundir
-from artlib.analysis.compare import StagePredictions, baseline_correct, seeds_of, stage_predictions
+from artlib.analysis.compare import (StagePredictions, baseline_correct, painting_units, seeds_of, stage_predictions,
+                                     units_of)
 from artlib.analysis.stats import SeedAwareMean, paired_predictions, pool_splits
 from artlib.data.manifest import read_manifest
 
@@ -119,12 +120,7 @@ class RunEvidence:
     def units(self) -> tuple[dict[str, str], str]:
         """image_path → artist and the unit's name; paintings are their own units when no artist is recorded."""
         if self._units is None:
-            path = rundir.manifest(self.run_dir)
-            manifest = read_manifest(path) if path.is_file() else pd.DataFrame(columns=["image_path"])
-            artists = manifest.get("artist", pd.Series("", index=manifest.index)).fillna("").astype(str).str.strip()
-            known = artists != ""
-            self._units = ({p: a for p, a in zip(manifest["image_path"][known], artists[known])},
-                           ARTIST if known.any() else PAINTING)
+            self._units = painting_units(self.run_dir)
         return self._units
 
     def test_share(self) -> float:
@@ -145,8 +141,7 @@ class RunEvidence:
         a, b = self.predictions(stage, seeds, split), self.predictions(baseline, seeds, split)
         pairs = [paired_predictions(_frame(a, i), _frame(b, i), f"{stage} (seed {s})", f"{baseline} (seed {s})")
                  for i, s in enumerate(seeds)]
-        artists, unit = self.units()
-        units = np.array([artists.get(p, p) if unit == ARTIST else p for p in a.image_path], dtype=object)
+        units = units_of(a.image_path, self.units())
         references = baseline_correct(self.run_dir, part, a)
         return SplitData(np.stack([p[0] for p in pairs]).astype(np.int8), np.stack([p[1] for p in pairs]).astype(np.int8),
                          references, units)
