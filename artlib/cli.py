@@ -193,6 +193,23 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if (frame["error"] != "").any() else 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    """Recompute comparison.csv and verdicts.csv from a finished run directory; print conclusions and the power plan."""
+    from artlib.analysis.family import compare_run
+    from artlib.paths import resolve_path
+
+    run_dir = resolve_path(args.run_dir)
+    judgements = compare_run(run_dir, alpha=args.alpha)
+    if not judgements:
+        raise DataError(f"{rundir.results(run_dir)}: no stage of any comparison has results; train the stages first.")
+    for j in judgements:
+        print(f"== family: {j.family} ==")
+        print(j.conclusion)
+        print(j.plan_text)
+    print(f"wrote {rundir.comparison(run_dir)} and {rundir.verdicts(run_dir)}")
+    return 0
+
+
 def _prepare_parser(sub: argparse._SubParsersAction) -> None:
     """The ``prepare`` sub-command's options (choices from artlib.data, not repeated here)."""
     from artlib.data.labels import ERA_MAPS, LABEL_RULES
@@ -281,6 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gradcam-dir", type=Path, default=None, help="write <image>_gradcam.png overlays here")
     p.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("compare", help="recompute comparison.csv and verdicts.csv from a finished run directory")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate of each family's verdicts (Holm)")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 

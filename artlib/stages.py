@@ -171,5 +171,6 @@ EMOTION9_COMPARISONS: tuple[Comparison, ...] = (
 emotion has more than half of the votes (ArtEmis's metric)."""
 
 FAMILIES: dict[str, tuple[Comparison, ...]] = {BINARY: COMPARISONS, NINE_EMOTION: EMOTION9_COMPARISONS}
+FAMILY_TASK = {BINARY: "emotion", NINE_EMOTION: "emotion9"}
 """Every Holm family by name: Holm controls the family-wise error within each; verdicts.csv rows are unique per
 (family, comparison)."""

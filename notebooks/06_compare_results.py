@@ -8,10 +8,13 @@
 # **How every number is made** (details in `artlib/analysis/stats.py`):
 #
 # * **± values** are the standard deviation over training seeds.
-# * **Intervals treat both the training seed and the test painting as random.** A model trained with another seed,
-#   or tested on other paintings, would score differently; both uncertainties are in every interval. One stage's
-#   accuracy interval is Clopper–Pearson at the seed-aware effective sample size (never of zero width); a
-#   difference's interval is a t interval with the crossed seeds × paintings variance.
+# * **Intervals treat the training seed, the artist and the painting as random.** A model trained with another
+#   seed, or tested on other artists' paintings, would score differently; WikiArt's paintings cluster by artist
+#   (a stage that suits an artist suits most of that artist's paintings), so artists — not paintings — are the
+#   independent units (paintings, when the manifest has no artists). One stage's accuracy interval is
+#   Clopper–Pearson at the seed- and artist-aware effective sample size (never of zero width); a difference's
+#   interval is a t interval with the crossed seeds × artists variance. With several splits
+#   (`prepare --split-seeds K`) the split's own variance is included; with one, every verdict is conditional on it.
 # * **Two trivial baselines** sit beside every number, on the same test paintings: always answering the training
 #   split's majority class, and answering each era's majority emotion (the *era-prior* baseline — what knowing the
 #   era buys without looking at the painting).
@@ -20,17 +23,19 @@
 #   Only these isolate genre; the study's own comparisons are kept beside them, labelled "original".
 #
 # **The verdict rule** (one function, `artlib.analysis.verdicts.decide`): a comparison is **improved** or **worse**
-# only when at least 3 seeds ran, not both models are below the stronger trivial baseline, the interval of the
-# difference excludes 0 after Holm's correction over all the comparisons shown (its p-value is floored by an exact
-# sign test over the paintings that differ), and no seed's own difference goes the other way. Otherwise it is
-# **inconclusive**, with the reason. Stages that were still improving when they stopped are flagged.
+# only when at least 3 seeds ran, both stages had stopped improving (or `allow_unconverged` is set), not both models
+# are below the stronger trivial baseline, the interval of the difference excludes 0 after Holm's correction over
+# the seven comparisons of this family (its p-value is floored by an exact sign test over the artists that differ,
+# in the difference's direction), no seed's own difference goes the other way, and the better model is itself
+# significantly above the stronger trivial baseline. Otherwise it is **inconclusive**, with the reason.
 
 # %% tags=["parameters"]
 data_root      = "demo"
 run_dir        = "runs/demo"
 confidence     = 0.95    # intervals of single stages
-alpha          = 0.05    # family-wise error rate of the verdicts (Holm)
+alpha          = 0.05    # family-wise error rate of the verdicts (Holm within the binary family)
 allow_mismatch = []      # settings compared stages may differ in, e.g. ["backbone_weights"] (the tables then say so)
+allow_unconverged = False  # decide comparisons of stages still improving when stopped (the verdicts then say so)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -38,8 +43,8 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 from artlib import workflow
-from artlib.analysis import compare, plots, verdicts
-from artlib.stages import COMPARISONS
+from artlib.analysis import compare, family, plots, verdicts
+from artlib.stages import BINARY, COMPARISONS
 
 session = workflow.start(data_root, run_dir)
 results = compare.load_results(session.run_dir)
@@ -100,9 +105,12 @@ plt.show()
 # %% [markdown]
 # ## The verdicts
 #
-# Every comparison, the matched controls first. `p_adjusted` is Holm-adjusted over all of them; the interval is at
-# the level Holm tested that comparison at; `detectable` is about the smallest difference this run could have found
-# with 80% power at α divided by the number of comparisons (Holm's first step).
+# Every comparison of the `binary` family, the matched controls first. `p_adjusted` is Holm-adjusted within the
+# family; the interval is at the level Holm tested that comparison at; `unit` says what was treated as the
+# independent unit (artists, or paintings when the manifest has none) and `n_splits` how many splits were pooled;
+# `detectable` is about the smallest difference this run could have found with 80% power at α divided by the number
+# of comparisons (Holm's first step). Writing this family replaces its rows in `verdicts.csv`
+# (`python -m artlib compare --run-dir …` computes exactly the same).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -111,10 +119,10 @@ for c in COMPARISONS:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-found = verdicts.evaluate(session.run_dir, results, alpha=alpha, allow=allow)
-table = verdicts.verdict_table(found)
-table[["comparison", "kind", "verdict", "reason", "difference", "ci_low", "ci_high", "p_adjusted", "n_seeds",
-       "detectable_difference"]].round(4)
+judgement = family.judge_family(session.run_dir, BINARY, alpha, allow, allow_unconverged, COMPARISONS, summary)
+table = judgement.table
+table[["comparison", "kind", "verdict", "reason", "difference", "ci_low", "ci_high", "p_adjusted", "n_seeds", "unit",
+       "n_units", "n_splits", "detectable_difference"]].round(4)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -126,7 +134,17 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(verdicts.conclusion_text(found, summary, alpha))
+print(judgement.conclusion)
+
+# %% [markdown]
+# ## What would decide it: seeds and splits for 2, 5 and 10 points
+#
+# From this run's own variance components: the seed part shrinks with more seeds, the artists' part only with more
+# test artists (more splits). Approximate, and optimistic about splits when only one was run.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(judgement.plan_text)
 
 # %% [markdown]
 # ## Detail: each seed on its own (exact McNemar)
@@ -154,7 +172,6 @@ per_era.round(3)
 # %%
 # NBVAL_IGNORE_OUTPUT
 compare.write_comparison(session.run_dir, summary)
-verdicts.write_verdicts(session.run_dir, table)
 print(f"wrote comparison.csv ({len(summary)} stages), verdicts.csv ({len(table)} comparisons) and "
       f"{len(list(session.figures.glob('06_*.png')))} figures")
 

@@ -26,7 +26,8 @@ precision       = "auto"
 min_annotations = 5             # paintings with at least this many votes (ArtEmis's own filter)
 include_conv45  = False         # also train the conv4+conv5 counterparts (three more stages per seed)
 executor        = "local"       # "local" or "ray"
-alpha           = 0.05          # family-wise error rate of the verdicts (Holm over this notebook's comparisons)
+alpha           = 0.05          # family-wise error rate of the verdicts (Holm within the nine-emotion family)
+allow_unconverged = False       # decide comparisons of stages still improving when stopped (the verdicts say so)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -34,8 +35,8 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 from artlib import workflow
-from artlib.analysis import compare, plots, verdicts
-from artlib.stages import CONFIGURATIONS, EMOTION9_COMPARISONS, STAGES
+from artlib.analysis import compare, family, plots
+from artlib.stages import CONFIGURATIONS, EMOTION9_COMPARISONS, NINE_EMOTION, STAGES
 from artlib.train.config import TrainConfig
 from artlib.train.runner import run_stages
 
@@ -132,17 +133,20 @@ plt.show()
 # %% [markdown]
 # ## The verdicts (accuracy of the top emotion on the > 50% subset)
 #
-# The rule of notebook 06: improved or worse only with ≥ 3 seeds, not both models below the stronger trivial
-# baseline, an interval that excludes 0 after Holm's correction over this notebook's comparisons, and no seed's
-# own difference going the other way; otherwise inconclusive, with the reason.
+# The rule of notebook 06 (seeds, artists and paintings random): improved or worse only with ≥ 3 seeds, stages that
+# had stopped improving, not both models below the stronger trivial baseline, an interval that excludes 0 after
+# Holm's correction within the `nine-emotion` family, no seed's own difference going the other way, and the better
+# model significantly above the stronger trivial baseline; otherwise inconclusive, with the reason. The conclusion
+# states the error rate across the families in `verdicts.csv` (this one and notebook 06's `binary`).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-found = verdicts.evaluate(session.run_dir, results, comparisons, alpha=alpha)
-table = verdicts.verdict_table(found)
 summary = compare.summary_table(results[results["stage"].isin(stages)], session.run_dir)
-verdicts.write_verdicts(session.run_dir, table)
+judgement = family.judge_family(session.run_dir, NINE_EMOTION, alpha, (), allow_unconverged, comparisons, summary)
+table = judgement.table
 plots.verdict_forest(table, session.figures / "08_verdicts.png")
 plt.show()
-display(table[["comparison", "kind", "verdict", "reason", "difference", "ci_low", "ci_high", "p_adjusted"]].round(4))
-print(verdicts.conclusion_text(found, summary, alpha, task="emotion9"))
+display(table[["comparison", "kind", "verdict", "reason", "difference", "ci_low", "ci_high", "p_adjusted", "unit",
+               "n_units"]].round(4))
+print(judgement.conclusion)
+print(judgement.plan_text)

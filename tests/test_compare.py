@@ -411,3 +411,61 @@ def test_nine_emotion_comparison_row_is_on_the_scored_paintings(tmp_path: Path, 
                                                                  labels=list(E9), zero_division=0))
     matrix, _ = confusion_matrices(tmp_path, res, "emotion9")["emotion9_conv5"]
     assert matrix.sum() == keep.sum() * 2 and np.trace(matrix) == round(sum(p[0] for p in per_seed) * keep.sum())
+
+
+# ---- families and the compare command ----------------------------------------------------
+def test_compare_command_recomputes_comparison_and_verdicts(better_run: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    """`python -m artlib compare` on a finished run (0.2 layout: no split column, no manifest) writes both files."""
+    import shutil
+
+    from artlib.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(better_run, run)
+    for name in ("comparison.csv", "verdicts.csv"):
+        (run / name).unlink(missing_ok=True)
+    assert main(["compare", "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    verdicts = pd.read_csv(run / "verdicts.csv")
+    assert not verdicts.duplicated(["family", "comparison"]).any()
+    assert set(verdicts["family"]) == {"binary"} and len(verdicts) == 7
+    assert set(verdicts["unit"].dropna()) == {"painting"}  # no manifest: paintings are the units, and it says so
+    assert set(verdicts["n_splits"].dropna()) == {1}
+    assert len(pd.read_csv(run / "comparison.csv")) == len(load_results(run)["stage"].unique())
+    assert "Error rate" in out and "Power plan" in out
+    # the same verdicts as the notebook's path (evaluate on the same files)
+    again = verdict_table(evaluate(run, load_results(run)))
+    assert again["verdict"].tolist() == verdicts["verdict"].tolist()
+
+
+def test_writing_a_family_replaces_every_row_of_that_family(tmp_path: Path) -> None:
+    """Rerunning notebook 08 with fewer comparisons leaves none of its earlier rows; other families stay."""
+    from artlib.stages import COMPARISONS, EMOTION9_COMPARISONS
+
+    write_verdicts(tmp_path, verdict_table(list(COMPARISONS)))
+    write_verdicts(tmp_path, verdict_table(list(EMOTION9_COMPARISONS)))
+    write_verdicts(tmp_path, verdict_table(list(EMOTION9_COMPARISONS[:2])))
+    table = pd.read_csv(tmp_path / "verdicts.csv")
+    assert table.groupby("family").size().to_dict() == {"binary": 7, "nine-emotion": 2}
+    assert not table.duplicated(["family", "comparison"]).any()
+
+
+def test_verdicts_from_before_families_get_theirs(tmp_path: Path) -> None:
+    """A 0.2 verdicts.csv (no family column) is read with each comparison's family and replaced by family."""
+    from artlib.stages import COMPARISONS, EMOTION9_COMPARISONS
+
+    old = verdict_table(list(COMPARISONS) + list(EMOTION9_COMPARISONS)).drop(columns="family")
+    old.to_csv(tmp_path / "verdicts.csv", index=False)
+    write_verdicts(tmp_path, verdict_table(list(EMOTION9_COMPARISONS[:1])))
+    table = pd.read_csv(tmp_path / "verdicts.csv")
+    assert table.groupby("family").size().to_dict() == {"binary": 7, "nine-emotion": 1}
+
+
+def test_the_conclusion_states_the_error_rate_across_families(better_run: Path) -> None:
+    """Two families reported: each at α by Holm, at most 2α across both (Bonferroni), and how to get α overall."""
+    from artlib.analysis.verdicts import family_error_sentence
+
+    one = family_error_sentence(["binary"], 0.05)
+    two = family_error_sentence(["binary", "nine-emotion"], 0.05)
+    assert "0.05" in one and "0.1" in two and "--alpha 0.025" in two

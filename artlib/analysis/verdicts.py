@@ -44,7 +44,7 @@ import pandas as pd
 from artlib import atomic, rundir
 from artlib.analysis.compare import STILL_IMPROVING, check_comparable, seeds_of, still_improving
 from artlib.analysis.evidence import Measured, RunEvidence
-from artlib.analysis.stats import holm, holm_levels, mcnemar_exact
+from artlib.analysis.stats import SeedAwareMean, holm, holm_levels, mcnemar_exact
 from artlib.stages import COMPARISONS, MATCHED, ORIGINAL, SEQUENTIAL_VS_SIMULTANEOUS, Comparison
 
 MIN_SEEDS = 3
@@ -83,6 +83,7 @@ class Evidence:
     unit: str = "painting"  # the independent unit: "artist" or "painting"
     n_units: int = 0  # how many of them the test paintings come from
     n_splits: int = 1  # splits pooled (1: the verdict is conditional on that split)
+    estimate: SeedAwareMean | None = None  # the difference's estimate with its variance pieces (for planning)
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ def judge(comparisons: list[Comparison], measured: list[Measured], alpha: float 
                      m.baseline_accuracy, d.estimate, d.per_seed, low, high, 1 - level, p[i], float(adjusted[i]),
                      d.detectable(strictest), m.reference, m.reference_accuracy,
                      flags[i] if flags else (), strictest, c.family, m.above_reference.interval(1 - level)[0],
-                     unconverged[i] if unconverged else (), allow_unconverged, d.unit, d.n_clusters, d.n_splits)
+                     unconverged[i] if unconverged else (), allow_unconverged, d.unit, d.n_clusters, d.n_splits, d)
         out.append(decide(e, alpha, min_seeds))
     return out
 
