@@ -54,6 +54,13 @@ def test_ray_gives_the_same_results_and_predictions_as_local(local_ray: object, 
         a = rundir.stage_file(tmp_path / "local", row.stage, row.seed, "predictions.csv").read_bytes()
         b = rundir.stage_file(tmp_path / "ray", row.stage, row.seed, "predictions.csv").read_bytes()
         assert a == b
+    # `compare` works on the Ray executor's run directory and reaches the local run's verdicts
+    from artlib.cli import main
+
+    for name in ("local", "ray"):
+        assert main(["compare", "--run-dir", str(tmp_path / name)]) == 0
+    verdicts = [pd.read_csv(rundir.verdicts(tmp_path / name)) for name in ("local", "ray")]
+    assert len(verdicts[0]) == 7 and verdicts[0].equals(verdicts[1])
 
 
 def test_carried_stages_start_only_after_their_source_finished(local_ray: object, tiny_prepared: Path,

@@ -7,9 +7,10 @@ variance of the mean difference with S seeds on one split is
 
 — the seed part shrinks with seeds, the artists' (or paintings') part does not: only more test artists
 do, which K splits bring, approximately by Nadeau & Bengio's factor (1/K + n_test/n_train). The
-smallest difference found with 80% power at two-sided level a is about (z_{1−a/2} + z_{0.8}) times the
-standard error; a is the family's strictest Holm level, α / m. Approximate: normal quantiles, and the
-split's own variance is unknown from one split (taken as 0, so the split rows are optimistic there).
+smallest difference found with 80% power at two-sided level a is about (t_{1−a/2} + t_{0.8}) times the
+standard error (t quantiles at the planned variance's Satterthwaite df); a is the family's strictest Holm level,
+α / m. Approximate: the split's own variance is unknown from one split (taken as 0, so split rows are optimistic
+there).
 """
 
 from __future__ import annotations
@@ -36,13 +37,21 @@ def components(d: SeedAwareMean) -> tuple[float, float]:
 
 def detectable(d: SeedAwareMean, seeds: int, splits: int, level: float, test_share: float,
                power: float = 0.8) -> float:
-    """About the smallest difference found with ``power`` at two-sided ``level`` with these seeds and splits."""
+    """About the smallest difference found with ``power`` at two-sided ``level`` with these seeds and splits.
+
+    t quantiles at the Welch–Satterthwaite df of the planned variance (seed part: seeds − 1 df; the units' part:
+    units − 1 df), so a plan with few seeds is not promised the power of a normal approximation.
+    """
     per_seed, fixed = components(d)
-    variance = per_seed / seeds + fixed
+    seed_part = per_seed / seeds
+    variance = seed_part + fixed
+    units = max(d.n_clusters, 2)
+    denom = seed_part**2 / max(seeds - 1, 1) + fixed**2 / (units - 1)
+    df = variance**2 / denom if denom > 0 else float(units - 1)
     if splits > 1:
         variance *= 1.0 / splits + test_share
-    z = sps.norm.ppf(1 - level / 2) + sps.norm.ppf(power)
-    return float(z * math.sqrt(variance))
+    t = sps.t.ppf(1 - level / 2, df) + sps.t.ppf(power, df)
+    return float(t * math.sqrt(variance))
 
 
 def fewest(d: SeedAwareMean, target: float, level: float, test_share: float) -> tuple[int, int] | None:
