@@ -18,7 +18,6 @@ manifest — pandas and numpy, no torch. Conventions a reader must know:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -373,7 +372,8 @@ def confusion_matrices(run_dir: str | Path, results: pd.DataFrame,
     for stage in stage_order(results[results["task"] == task]):
         total, classes = None, []
         for seed in seeds_of(results, stage):
-            metrics = json.loads(rundir.stage_file(run_dir, stage, seed, "metrics.json").read_text())
+            metrics = atomic.read_json(rundir.stage_file(run_dir, stage, seed, "metrics.json"),
+                                      f"retrain {stage} (train it with --force)")
             cm = np.asarray(metrics["metrics"]["confusion_matrix"], dtype=np.int64)
             total = cm if total is None else total + cm
             classes = list(metrics.get("classes", classes))

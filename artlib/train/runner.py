@@ -46,7 +46,7 @@ def prepare_report(run_dir: Path) -> dict:
     report = rundir.prepare_report(run_dir)
     if not report.is_file():
         raise DataError(f"{report}: missing; run notebook 02 (or `python -m artlib prepare`) for this run directory.")
-    return json.loads(report.read_text())
+    return atomic.read_json(report, "rerun prepare (notebook 02, or `python -m artlib prepare`)")
 
 
 def data_root_of(run_dir: Path) -> Path:
@@ -91,7 +91,8 @@ def stage_identity(stage: Stage, run_dir: Path, config: TrainConfig, seed: int, 
         label = weights.label
     else:
         weights = None
-        source = json.loads(rundir.stage_file(run_dir, stage.init_from, seed, "metrics.json").read_text())
+        source = atomic.read_json(rundir.stage_file(run_dir, stage.init_from, seed, "metrics.json"),
+                                  f"retrain {stage.init_from} (train it with --force)")
         origin = {"stage": stage.init_from, "config_hash": source["config_hash"], "model_sha256": source["model_sha256"]}
         label = source["result"]["backbone_weights"]
     config_hash = _digest(asdict(stage), seed, config.result_fields() | {"precision": precision}, origin,
