@@ -315,6 +315,9 @@ def run_stages(names: list[str] | tuple[str, ...], run_dir: str | Path, config: 
     from artlib.train.grid import expand, run_grid
 
     runs = expand(names, seeds)
+    read_manifest(rundir.manifest(run_dir))  # a missing, damaged or changed manifest stops here, once, not per stage-run
+    if data_root is None and not plan:
+        data_root_of(Path(run_dir))  # so does a missing or damaged prepare_report.json
     if plan:
         from artlib.train.plan import plan_grid, print_plan
 
