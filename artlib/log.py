@@ -95,7 +95,10 @@ def filtered_stderr(noise: tuple[re.Pattern[str], ...] = KERNEL_NOISE) -> Iterat
         with os.fdopen(read_end, "rb") as pipe:
             for line in pipe:
                 if not any(p.search(line.decode("utf-8", "replace")) for p in noise):
-                    os.write(saved, line)
+                    try:
+                        os.write(saved, line)
+                    except OSError:  # the real stderr is gone (a kernel outlived the block): nowhere to write
+                        return
 
     thread = threading.Thread(target=pump, name="artlib-stderr-filter", daemon=True)
     thread.start()

@@ -294,6 +294,11 @@ def relative_written(tmp: Path, out: str) -> None:
     assert (tmp / "cwd" / "runs" / "rel" / "manifest.csv").is_file()
 
 
+def refused_early(tmp: Path, out: str) -> None:
+    """Check: --export-layout was refused before prepare ran (no manifest written, nothing to undo)."""
+    assert not (tmp / "out" / "manifest.csv").exists()
+
+
 def layout_written(tmp: Path, out: str) -> None:
     """Check: the export exists with its marker and symlinks."""
     assert (tmp / "layout" / ".artlib-layout").is_file() and symlink_tree_count(tmp / "layout") > 0
@@ -321,18 +326,20 @@ DEMO = ["--scale", "0.2"]
 CASES: list[Case] = [
     # ---- critical: folders deleted (issue list) ----
     Case("export-layout-is-the-data-root", on_root(None, "--export-layout", "{root}"), False,
-         ("{root}", "--export-layout")),
+         ("{root}", "--export-layout"), check=refused_early),
     Case("export-layout-is-the-run-dir", argv(*prep("--export-layout", "{run}"), need_root=True, need_run=True,
                                               then=lambda t: fake_stage(t)), False, ("{run}", "--export-layout")),
     Case("export-layout-is-the-out-folder", on_root(None, "--export-layout", "{tmp}/out"), False,
-         ("out", "--export-layout")),
-    Case("export-layout-is-cwd", on_root(None, "--export-layout", "."), False, ("{cwd}", "--export-layout")),
-    Case("export-layout-is-above-cwd", on_root(None, "--export-layout", ".."), False, ("--export-layout",)),
+         ("out", "--export-layout"), check=refused_early),
+    Case("export-layout-is-cwd", on_root(None, "--export-layout", "."), False, ("{cwd}", "--export-layout"),
+         check=refused_early),
+    Case("export-layout-is-above-cwd", on_root(None, "--export-layout", ".."), False, ("--export-layout",),
+         check=refused_early),
     Case("export-layout-is-the-archive", on_root(None, "--export-layout", "{root}/archive"), False,
-         ("archive", "--export-layout")),
+         ("archive", "--export-layout"), check=refused_early),
     Case("export-layout-is-a-user-folder", argv(*prep("--export-layout", "{tmp}/mine"), need_root=True,
                                                 then=mk("mine/thesis.tex", "\\documentclass{article}")), False,
-         ("mine", "--export-layout")),
+         ("mine", "--export-layout"), check=refused_early),
     Case("export-layout-is-a-file", argv(*prep("--export-layout", "{tmp}/notes.txt"), need_root=True,
                                          then=mk("notes.txt", "mine")), False, ("notes.txt", "--export-layout")),
     Case("export-layout-into-empty-folder", argv(*prep("--export-layout", "{tmp}/layout"), need_root=True,
@@ -646,3 +653,21 @@ def test_a_manifest_from_an_older_prepare_still_loads(tmp_path: Path) -> None:
     (run_dir / "prepare_report.json").write_text(json.dumps(report))
     (run_dir / "manifest.csv").write_bytes(drop_last_row((run_dir / "manifest.csv").read_bytes()))
     assert len(read_manifest(run_dir / "manifest.csv")) == report["counts"]["manifest_rows"] - 1
+
+
+def test_make_demo_filters_only_the_kernels_routine_lines(capfd: pytest.CaptureFixture) -> None:
+    """The stderr filter around the notebook series drops the two IPKernelApp lines and passes everything else."""
+    import subprocess
+    import sys
+
+    from artlib.log import filtered_stderr
+
+    noise = ("[IPKernelApp] WARNING | Kernel is running over TCP without encryption. All communication ...\n"
+             "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.\n")
+    with filtered_stderr():
+        subprocess.run([sys.executable, "-c", f"import sys; sys.stderr.write({noise!r} + 'real problem\\n')"],
+                       check=True)
+        print("artlib's own line", file=sys.stderr)
+    err = capfd.readouterr().err
+    assert "real problem" in err and "artlib's own line" in err
+    assert "IPKernelApp" not in err
