@@ -278,9 +278,11 @@ def relative_prepare(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
 
 
 def relative_train(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
-    """train with a relative --run-dir (holding a prepared manifest) and an unknown stage name: the run dir is found."""
-    shutil.copytree(run(tmp), tmp / "cwd" / "runs" / "rel")
-    return ["train", "--quiet", "emotion_cnov5", "--run-dir", "runs/rel"]
+    """train with a relative --run-dir whose manifest was cut: the message names the manifest under cwd/."""
+    target = tmp / "cwd" / "runs" / "rel"
+    shutil.copytree(run(tmp), target)
+    (target / "manifest.csv").write_bytes(cut_mid_line((target / "manifest.csv").read_bytes()))
+    return ["train", "--quiet", "emotion_conv5", "--run-dir", "runs/rel"]
 
 
 def relative_predict(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
@@ -484,7 +486,7 @@ CASES: list[Case] = [
                                           need_run=True), False, ("--seed",)),
     # ---- medium: relative paths ----
     Case("relative-out-and-data-root-follow-cwd", relative_prepare, True, (), check=relative_written),
-    Case("relative-run-dir-follows-cwd", relative_train, False, ("emotion_cnov5",)),
+    Case("relative-run-dir-follows-cwd", relative_train, False, ("{cwd}/runs/rel/manifest.csv",)),
     Case("relative-run-dir-named-under-cwd", relative_predict, False, ("{cwd}/runs/rel",)),
     # ---- low: messages that name no file ----
     Case("artemis-duplicated-column", on_root(edit(A, header(b"utterance", b"emotion"))), False,
