@@ -42,29 +42,85 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
             os.fsync(fh.fileno())
         os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600; give what open() would have given
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp_path)):  # a bare "[Errno 28]": name the file
+            from artlib.errors import DataError
+
+            raise DataError(f"{path}: could not be written ({exc.strerror or exc}); nothing was changed. Free some "
+                            f"space or choose another folder.") from None
         raise
+
+
+MARKER_PREFIX = ".artlib-"
+"""A folder artlib wrote whole holds ``.artlib-<kind>``: only such a folder is ever replaced."""
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    """True when ``child`` is ``parent`` or lies below it (both resolved)."""
+    return child == parent or parent in child.parents
+
+
+def check_replaceable(path: str | os.PathLike[str], kind: str, option: str,
+                      protect: tuple[str | os.PathLike[str], ...] = ()) -> None:
+    """Raise a DataError unless ``path`` is absent, an empty folder, or artlib's own earlier ``kind`` output.
+
+    Never replaced, marker or not: a folder that is or contains the current directory or any of
+    ``protect`` (callers pass the repository, the data root, the run directory), or anything that is not a folder.
+    """
+    from artlib.errors import DataError
+
+    path = Path(path)
+    target = path.resolve()
+    fix = f"choose another folder for {option}"
+    for other, what in [(Path.cwd(), "the current directory"),
+                        *((Path(p), "the repository, the data or the run directory") for p in protect)]:
+        if _inside(other.resolve(), target):
+            raise DataError(f"{path}: is or contains {what} ({other}); artlib will not replace it. {fix.capitalize()}.")
+    if not os.path.lexists(path):
+        return
+    if not path.is_dir() or path.is_symlink():
+        raise DataError(f"{path}: already exists and is not a folder artlib wrote; nothing was changed. "
+                        f"{fix.capitalize()}.")
+    if any(path.iterdir()) and not (path / f"{MARKER_PREFIX}{kind}").is_file():
+        raise DataError(f"{path}: already holds files that artlib did not write as {kind} output (no "
+                        f"{MARKER_PREFIX}{kind} marker); nothing was changed. {fix.capitalize()}, or empty it yourself.")
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; on success it replaces ``path`` (whole, by one rename)."""
+def atomic_dir(path: str | os.PathLike[str], kind: str, option: str,
+               protect: tuple[str | os.PathLike[str], ...] = ()) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` (whole, by one rename).
+
+    The folder gets the marker ``.artlib-<kind>``; an existing ``path`` is replaced only when
+    :func:`check_replaceable` allows it (checked before anything is written), else a DataError names
+    it and ``option``.
+    """
     import shutil
 
     path = Path(path)
+    check_replaceable(path, kind, option, protect)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))  # same file system: rename is atomic
+    old = None
     try:
         yield tmp
+        (tmp / f"{MARKER_PREFIX}{kind}").touch(exist_ok=True)
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give what mkdir would have given
+        check_replaceable(path, kind, option, protect)  # again: something may have arrived meanwhile
         if path.exists():
-            shutil.rmtree(path)
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / "x")
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not path.exists():
+            os.replace(old / "x", path)  # put the earlier output back
         raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -81,6 +137,19 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Atomically write ``obj`` as indented, key-sorted JSON (NaN becomes null)."""
     write_text(path, json.dumps(_json_safe(obj), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str | os.PathLike[str], fix: str) -> Any:
+    """Parse a JSON file, or raise a DataError naming it, what is wrong and ``fix`` (damaged, missing, unreadable)."""
+    from artlib.errors import DataError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; {fix}.") from None
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise DataError(f"{path}: damaged or unreadable ({str(exc).strip()[:120]}); {fix}.") from None
 
 
 def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:

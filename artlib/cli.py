@@ -1,4 +1,9 @@
-"""Command line: ``python -m artlib <command>`` exposes the notebooks' functions for scripted use."""
+"""Command line: ``python -m artlib <command>`` exposes the notebooks' functions for scripted use.
+
+Relative paths: a path you type on the command line is relative to the current directory (as for every
+Unix tool); a default you leave out (runs/demo, the demo data) is relative to the repository root, as in
+the notebooks and params/*.yaml files.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ from typing import TYPE_CHECKING
 from artlib import rundir
 from artlib.errors import CheckpointError, DataError
 
+PATHS_RULE = ("Relative paths you type are relative to the current directory; defaults you leave out (runs/demo, the "
+              "demo data) are relative to the repository root, as in the notebooks and params files.")
+
 if TYPE_CHECKING:
     from artlib.train.config import TrainConfig
 
@@ -19,16 +27,24 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     """Write the synthetic demo data root."""
     from artlib.data.demo import DemoSpec, generate
 
-    counts = generate(args.out, DemoSpec(seed=args.seed, scale=args.scale))
+    counts = generate(_user_path(args.out), DemoSpec(seed=args.seed, scale=args.scale))
     print(f"Wrote a SYNTHETIC demo data root to {args.out}: {counts}")
     return 0
 
 
+def _user_path(value: str | Path) -> Path:
+    """A path typed on the command line: relative to the current directory (defaults go through resolve_path)."""
+    return Path(value).expanduser().absolute()
+
+
 def _parse_fractions(text: str) -> tuple[float, float, float]:
     """'70/15/15' or '0.7,0.15,0.15' → (0.7, 0.15, 0.15)."""
-    parts = [float(p) for p in text.replace("/", ",").split(",")]
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError("give three numbers, e.g. 70/15/15")
+    try:
+        parts = [float(p) for p in text.replace("/", ",").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give three numbers, e.g. 70/15/15") from None
+    if len(parts) != 3 or any(p < 0 or p != p or p == float("inf") for p in parts) or sum(parts) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give three non-negative numbers with a positive sum, e.g. 70/15/15")
     total = sum(parts)
     return (parts[0] / total, parts[1] / total, parts[2] / total)
 
@@ -46,14 +62,21 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
                            cap_per_emotion=args.cap_per_emotion, check_images=not args.no_check_images,
                            workers=args.workers)
     t0 = time.perf_counter()
-    data_root = resolve_data_root(args.data_root)
-    result = prepare(data_root, args.out, config, progress=not args.quiet)
+    data_root = resolve_data_root(args.data_root if args.data_root == "demo" else _user_path(args.data_root))
+    out = _user_path(args.out)
+    if args.export_layout is not None:  # refuse before the long work, not after it
+        from artlib.atomic import check_replaceable
+        from artlib.paths import repo_root
+
+        check_replaceable(_user_path(args.export_layout), "layout", "--export-layout", (repo_root(), data_root, out))
+    result = prepare(data_root, out, config, progress=not args.quiet)
     print(format_funnel(result.funnel))
     excluded = {k: len(v) for k, v in result.report["excluded"].items() if v}
     if excluded:
         print(f"excluded images by reason: {excluded} (paths in {Path(args.out) / 'prepare_report.json'})")
     if args.export_layout:
-        counts = export_layout(result.manifest, data_root / "archive", args.export_layout)
+        counts = export_layout(result.manifest, data_root / "archive", _user_path(args.export_layout),
+                               protect=(data_root, out))
         print(f"symlinked the original folder layout into {args.export_layout}: {counts}")
     print(f"wrote {Path(args.out) / 'manifest.csv'} ({len(result.manifest)} paintings) in {time.perf_counter() - t0:.1f} s")
     return 0
@@ -64,17 +87,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from artlib.paths import display_path, resolve_path
     from artlib.series import run_series
 
-    run_dir = resolve_path(args.run_dir)
+    run_dir = resolve_path("runs/demo") if args.run_dir is None else _user_path(args.run_dir)
     params: dict = {}
     if args.params is not None:
         import yaml
 
-        params.update(yaml.safe_load(Path(args.params).read_text()) or {})
-        if "run_dir" in params and args.run_dir == "runs/demo":
-            run_dir = resolve_path(params["run_dir"])
+        params.update(yaml.safe_load(_user_path(args.params).read_text()) or {})
+        if "run_dir" in params and args.run_dir is None:
+            run_dir = resolve_path(params["run_dir"])  # a params file's paths are the notebooks': repository-relative
     params["run_dir"] = str(run_dir)
     if args.data_root is not None:
-        params["data_root"] = args.data_root
+        params["data_root"] = args.data_root if args.data_root == "demo" else str(_user_path(args.data_root))
     if args.seeds is not None:
         params["seeds"] = args.seeds
     if args.executor is not None:
@@ -151,17 +174,18 @@ def _print_summary(run_dir: Path) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     """Train stages (sources first) into a run directory that holds a manifest."""
-    from artlib.paths import resolve_path
-    from artlib.stages import CONFIGURATIONS
+    from artlib.stages import CONFIGURATIONS, get_stage
     from artlib.train.runner import run_stages
 
     names = [s for c in args.configuration for s in CONFIGURATIONS[c]] if args.configuration else args.stages
     if not names:
         raise ValueError("name stages (e.g. genre_conv4) or --configuration 1/2/3")
+    for name in names:
+        get_stage(name, "train: stage")
     from artlib.train.grid import GridFailure
 
     try:
-        rows = run_stages(names, resolve_path(args.run_dir), train_config(args), seeds=args.seeds, force=args.force,
+        rows = run_stages(names, _user_path(args.run_dir), train_config(args), seeds=args.seeds, force=args.force,
                           progress=not args.quiet, executor=args.executor, plan=args.plan,
                           cpus_per_stage=args.cpus_per_stage, gpus_per_stage=args.gpus_per_stage,
                           ray_address=args.ray_address)
@@ -177,10 +201,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     """Emotion (and era) probabilities for image files; exit 1 if any file could not be read."""
     import pandas as pd
 
-    from artlib.paths import resolve_path
     from artlib.analysis.predict import predict_images, write_predictions
 
-    frame = predict_images(resolve_path(args.run_dir), args.images, stage=args.stage, seed=args.seed,
+    frame = predict_images(_user_path(args.run_dir), [_user_path(p) for p in args.images], stage=args.stage, seed=args.seed,
                            gradcam_dir=args.gradcam_dir)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
         ok = frame[frame["error"] == ""].drop(columns=["error"])
@@ -216,7 +239,7 @@ def _prepare_parser(sub: argparse._SubParsersAction) -> None:
     from artlib.data.prepare import GROUP_BY, PrepareConfig
 
     d = PrepareConfig()
-    p = sub.add_parser("prepare", help="labels, eras, image checks and splits → OUT/manifest.csv")
+    p = sub.add_parser("prepare", epilog=PATHS_RULE, help="labels, eras, image checks and splits → OUT/manifest.csv")
     p.add_argument("--data-root", required=True, help="folder with archive/, data_gen/, data_em/ (or 'demo')")
     p.add_argument("--out", required=True, type=Path, help="run directory to write manifest.csv into")
     p.add_argument("--label-rule", choices=LABEL_RULES, default=d.label_rule)
@@ -242,7 +265,7 @@ def _prepare_parser(sub: argparse._SubParsersAction) -> None:
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
     """The ``train`` sub-command's options (training options from TrainConfig)."""
-    p = sub.add_parser("train", help="train stages into a run directory holding manifest.csv")
+    p = sub.add_parser("train", epilog=PATHS_RULE, help="train stages into a run directory holding manifest.csv")
     p.add_argument("stages", nargs="*", help="stage names (sources run first when missing)")
     p.add_argument("--configuration", type=int, nargs="+", choices=[1, 2, 3], default=None)
     p.add_argument("--run-dir", required=True)
@@ -272,15 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m artlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo-data", help="write a synthetic data root in the real formats")
+    p = sub.add_parser("demo-data", epilog=PATHS_RULE, help="write a synthetic data root in the real formats")
     p.add_argument("out", type=Path)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--scale", type=float, default=1.0, help="multiply the number of paintings")
     p.set_defaults(func=_cmd_demo_data)
     _prepare_parser(sub)
 
-    p = sub.add_parser("demo", help="run every notebook in order with papermill (what `make demo` does)")
-    p.add_argument("--run-dir", default="runs/demo")
+    p = sub.add_parser("demo", epilog=PATHS_RULE, help="run every notebook in order with papermill (what `make demo` does)")
+    p.add_argument("--run-dir", default=None, help="default: runs/demo in the repository")
     p.add_argument("--data-root", default=None, help="'demo' (the default: synthetic data) or a data root")
     p.add_argument("--params", type=Path, default=None, help="a YAML file of notebook parameters (params/*.yaml)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the training notebooks' seeds")
@@ -290,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
     _train_parser(sub)
 
-    p = sub.add_parser("predict", help="emotion (and era) probabilities for new images, optional Grad-CAM")
+    p = sub.add_parser("predict", epilog=PATHS_RULE, help="emotion (and era) probabilities for new images, optional Grad-CAM")
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("--run-dir", required=True)
     p.add_argument("--stage", default=None, help="an emotion stage (default: the run's most accurate one)")

@@ -8,8 +8,11 @@ backbone-weights banner is a warning, so it stays visible.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import sys
+from collections.abc import Iterator
 from typing import TextIO
 
 ROOT = "artlib"
@@ -65,3 +68,44 @@ def progress(iterable: object = None, *, enabled: bool = True, **kwargs: object)
 
     show = enabled and os.environ.get(PROGRESS_ENV, "1") != "0"
     return tqdm(iterable, disable=not show, **kwargs)
+
+
+KERNEL_NOISE = (
+    re.compile(r"\[IPKernelApp\] WARNING \| Kernel is running over TCP without encryption"),
+    re.compile(r"\[IPKernelApp\] ERROR \| KeyboardInterrupt caught in kernel"),
+)
+"""Lines a Jupyter kernel prints on every headless run that worked: a note about local sockets and the
+interrupt papermill's shutdown sends. Only these exact lines are dropped; every other line passes."""
+
+
+@contextlib.contextmanager
+def filtered_stderr(noise: tuple[re.Pattern[str], ...] = KERNEL_NOISE) -> Iterator[None]:
+    """Pass file descriptor 2 (this process and the kernels it starts) through a filter dropping ``noise`` lines."""
+    import os
+    import threading
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        """Copy lines from the pipe to the real stderr, skipping the noise."""
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if not any(p.search(line.decode("utf-8", "replace")) for p in noise):
+                    try:
+                        os.write(saved, line)
+                    except OSError:  # the real stderr is gone (a kernel outlived the block): nowhere to write
+                        return
+
+    thread = threading.Thread(target=pump, name="artlib-stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last writer in this process is gone: the pump ends at EOF
+        thread.join(timeout=5)
+        os.close(saved)

@@ -7,6 +7,7 @@ is set aside and rebuilt from those, never lost.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import time
@@ -45,17 +46,52 @@ def _order(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[:, cols].reset_index(drop=True)
 
 
-_DAMAGED = (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError)
+INT_COLUMNS = ("configuration", "seed", "n_test", "best_epoch", "epochs_run", "n_train", "n_val", "skipped_images",
+               "image_size", "epochs", "batch_size", "threads", "split_seed")
+FLOAT_COLUMNS = ("accuracy", "f1", "balanced_accuracy", "majority_baseline_accuracy", "majority_baseline_f1",
+                 "train_seconds", "cache_seconds", "lr", "era_prior_baseline_accuracy")
+BOOL_COLUMNS = ("augment", "feature_cache")
+REQUIRED = KEY
+"""Fields every row must fill; the typed columns above must parse where filled (any other column is free text)."""
+
+_DAMAGED = (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError, csv.Error)
+
+
+def _bad_value(column: str, value: str) -> bool:
+    """True when a filled ``value`` does not parse as ``column``'s type."""
+    try:
+        if column in INT_COLUMNS:
+            return not float(value).is_integer()
+        if column in FLOAT_COLUMNS:
+            float(value)
+        elif column in BOOL_COLUMNS:
+            return value not in ("True", "False", "true", "false", "0", "1")
+    except ValueError:
+        return True
+    return False
+
+
+def validate(path: Path) -> None:
+    """Raise a ValueError naming the line and column unless every row of results.csv is complete and well typed."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        if not set(KEY) <= set(header):  # also with no rows: a garbage line would pass as a header
+            raise ValueError(f"key columns {', '.join(KEY)} missing")
+        for record in reader:
+            if len(record) != len(header):
+                raise ValueError(f"line {reader.line_num}: {len(record)} fields, the header has {len(header)} (cut?)")
+            for column, value in zip(header, record):
+                if (column in REQUIRED and not value) or (value and _bad_value(column, value)):
+                    raise ValueError(f"line {reader.line_num}: column {column} holds {value!r}")
 
 
 def _load(path: Path) -> pd.DataFrame:
     """Read results.csv (empty table if absent); raises one of ``_DAMAGED`` when it is not a valid results table."""
-    old = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=list(RESULT_COLUMNS))
-    if not set(KEY) <= set(old.columns):  # also with no rows: a garbage line would pass as a header
-        raise ValueError(f"key columns {', '.join(KEY)} missing")
-    if old["stage"].isna().any() or not pd.to_numeric(old["seed"], errors="coerce").notna().all():
-        raise ValueError("a row without a stage name or an integer seed")
-    return old
+    if not path.is_file():
+        return pd.DataFrame(columns=list(RESULT_COLUMNS))
+    validate(path)
+    return pd.read_csv(path)
 
 
 def read_results(run_dir: str | Path) -> pd.DataFrame:

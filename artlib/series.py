@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from artlib import rundir
+from artlib.log import filtered_stderr
 from artlib.paths import display_path, repo_root
 
 log = logging.getLogger(__name__)
@@ -53,32 +54,39 @@ def _cell_error(nb_path: Path) -> str:
 def run_series(run_dir: str | os.PathLike[str], parameters: dict[str, Any] | None = None,
                notebooks: list[Path] | None = None, html: bool = True, kernel: str = "python3") -> SeriesResult:
     """Execute the notebooks in order into run_dir/notebooks/, stopping at the first failure."""
-    import papermill
-
     run_dir = Path(run_dir)
     out_dir = rundir.notebooks(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = SeriesResult()
     params = {**(parameters or {}), "run_dir": str(run_dir)}
-    for nb in notebooks or notebook_paths():
-        target = out_dir / nb.name
-        log.info("▶ %s", nb.name)
-        t0 = time.perf_counter()
-        try:
-            papermill.execute_notebook(str(nb), str(target), parameters=_accepted(nb, params), kernel_name=kernel,
-                                       cwd=str(nb.parent), progress_bar=False)
-        except Exception as exc:  # noqa: BLE001 (papermill wraps the cell's error)
-            result.failed = target
-            result.error = _cell_error(target) if target.is_file() else f"{type(exc).__name__}: {exc}"
-            log.error("✗ %s failed — %s\n  the partially executed notebook is kept at %s", nb.name, result.error,
-                      display_path(target))
-            return result
-        result.seconds[nb.name] = time.perf_counter() - t0
-        result.executed.append(target)
-        log.info("  done in %.0f s → %s", result.seconds[nb.name], display_path(target))
+    with filtered_stderr():  # the kernels' routine IPKernelApp lines are not news to a user
+        for nb in notebooks or notebook_paths():
+            if not _run_one(nb, out_dir / nb.name, _accepted(nb, params), kernel, result):
+                return result
     if html:
         result.html = export_html(result.executed, rundir.report(run_dir))
     return result
+
+
+def _run_one(nb: Path, target: Path, params: dict[str, Any], kernel: str, result: SeriesResult) -> bool:
+    """Execute one notebook into ``target``, recording its time or its failure in ``result``; True when it ran."""
+    import papermill
+
+    log.info("▶ %s", nb.name)
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(nb), str(target), parameters=params, kernel_name=kernel, cwd=str(nb.parent),
+                                   progress_bar=False)
+    except Exception as exc:  # noqa: BLE001 (papermill wraps the cell's error)
+        result.failed = target
+        result.error = _cell_error(target) if target.is_file() else f"{type(exc).__name__}: {exc}"
+        log.error("✗ %s failed — %s\n  the partially executed notebook is kept at %s", nb.name, result.error,
+                  display_path(target))
+        return False
+    result.seconds[nb.name] = time.perf_counter() - t0
+    result.executed.append(target)
+    log.info("  done in %.0f s → %s", result.seconds[nb.name], display_path(target))
+    return True
 
 
 def _accepted(nb: Path, params: dict[str, Any]) -> dict[str, Any]:

@@ -93,10 +93,16 @@ CONFIGURATIONS: dict[int, tuple[str, ...]] = {
 }
 
 
-def get_stage(name: str) -> Stage:
-    """The stage called ``name``, with the valid names in the error if there is none."""
+def get_stage(name: str, option: str = "stage name") -> Stage:
+    """The stage called ``name``; a DataError naming ``option`` and the closest names if there is none."""
     if name not in STAGES:
-        raise KeyError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
+        import difflib
+
+        from artlib.errors import DataError
+
+        close = difflib.get_close_matches(str(name), list(STAGES), n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise DataError(f"{option} {name!r}: no such stage; {hint}stages are: {', '.join(STAGES)}.")
     return STAGES[name]
 
 

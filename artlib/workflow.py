@@ -8,7 +8,6 @@ other through files, never hidden state.
 from __future__ import annotations
 
 import logging
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +18,7 @@ import pandas as pd
 from artlib.data.labels import ERAS
 from artlib.data.manifest import read_manifest
 from artlib.data.prepare import PrepareConfig, prepare
-from artlib import rundir
+from artlib import atomic, rundir
 from artlib.data.roots import resolve_data_root
 from artlib.paths import display_path, resolve_run_dir
 
@@ -143,7 +142,7 @@ def stage_metrics(run_dir: Path, stage: str) -> pd.DataFrame:
 
 def prepare_summary(run_dir: Path) -> dict:
     """The counts and exclusions notebook 02 reports (from prepare_report.json)."""
-    report = json.loads(rundir.prepare_report(run_dir).read_text())
+    report = atomic.read_json(rundir.prepare_report(run_dir), "rerun prepare (notebook 02)")
     return {"excluded": {k: len(v) for k, v in report["excluded"].items()},
             "names_repaired": report.get("names_repaired", 0), "config": report["config"]}
 

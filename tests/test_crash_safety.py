@@ -292,7 +292,7 @@ def test_atomic_writes_get_the_modes_of_ordinary_files(tmp_path: Path, umask: in
     try:
         write_text(tmp_path / "history.csv", "a\n")
         write_json(tmp_path / "history.csv", {"b": 1})  # a replaced file gets the mode too
-        with atomic_dir(tmp_path / "layout") as folder:
+        with atomic_dir(tmp_path / "layout", "layout", "--export-layout") as folder:
             (folder / "x.txt").write_text("x")
     finally:
         os.umask(old)

@@ -241,7 +241,7 @@ def test_cli_prepare_options_reach_the_report(demo_root: Path, tmp_path: Path) -
     config = json.loads((out / "prepare_report.json").read_text(encoding="utf-8"))["config"]
     assert (config["label_rule"], config["era_map"], config["seed"]) == ("majority", "seed", 3)
     assert config["fractions"] == pytest.approx([0.8, 0.1, 0.1])
-    assert sorted(p.name for p in layout.iterdir()) == ["emotion", "genre"]
+    assert sorted(p.name for p in layout.iterdir()) == [".artlib-layout", "emotion", "genre"]
 
 
 @pytest.mark.parametrize("case", ["no-such-dir", "empty-dir"])

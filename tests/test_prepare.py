@@ -506,7 +506,8 @@ def test_export_layout(make_root: MakeRoot, tmp_path: Path) -> None:
     root = capped_root(make_root)
     result = run(root)
     dest = tmp_path / "layout"
-    (dest / "stale").mkdir(parents=True)  # an earlier export is replaced, not merged
+    (dest / "stale").mkdir(parents=True)  # an earlier export (it has the marker) is replaced, not merged
+    (dest / ".artlib-layout").touch()
     counts = export_layout(result.manifest, root / "archive", dest)
     manifest = result.manifest
     assert counts == {"genre": int((manifest["era"] != "").sum()), "emotion": int((manifest["emotion"] != "").sum())}
@@ -520,7 +521,7 @@ def test_export_layout(make_root: MakeRoot, tmp_path: Path) -> None:
             expected.add(f"emotion/{row['split']}/{row['emotion']}/{name}")
     links = {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_symlink()}
     assert links == expected
-    assert {p.name for p in dest.iterdir()} == {"genre", "emotion"}
+    assert {p.name for p in dest.iterdir()} == {"genre", "emotion", ".artlib-layout"}
     for rel in links:
         link = dest / rel
         original = root / "archive" / rel.split("/")[-1].replace("__", "/")

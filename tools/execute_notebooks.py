@@ -22,6 +22,8 @@ import jupytext
 import nbformat
 import papermill
 
+from artlib.log import filtered_stderr
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -93,8 +95,9 @@ def main(names: list[str]) -> int:
             continue
         ipynb = sync(py)
         t0 = time.perf_counter()
-        papermill.execute_notebook(str(ipynb), str(ipynb), kernel_name="python3", cwd=str(NOTEBOOKS),
-                                   progress_bar=False)
+        with filtered_stderr():  # the kernel's routine IPKernelApp lines; every other line passes
+            papermill.execute_notebook(str(ipynb), str(ipynb), kernel_name="python3", cwd=str(NOTEBOOKS),
+                                       progress_bar=False)
         nbformat.write(clean(nbformat.read(ipynb, as_version=4), py.name.split("_")[0]), ipynb)
         print(f"{ipynb.name}: {time.perf_counter() - t0:.0f} s", flush=True)
     return 0

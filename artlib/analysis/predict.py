@@ -19,7 +19,7 @@ from artlib.data.images import ImageLoadError, load_square
 from artlib.results import read_results
 from artlib import rundir
 from artlib.models.stored import load_stage_model
-from artlib.stages import STAGES, dependency_chain
+from artlib.stages import STAGES, dependency_chain, get_stage
 
 
 def default_stage(run_dir: Path, task: str = "emotion") -> tuple[str, int]:
@@ -65,7 +65,7 @@ def predict_images(run_dir: str | os.PathLike[str], images: list[str | os.PathLi
         stage, best_seed = default_stage(run_dir)
         seed = best_seed if seed is None else seed
     seed = 0 if seed is None else seed
-    if STAGES[stage].task != "emotion":
+    if get_stage(stage, "--stage").task != "emotion":
         raise ValueError(f"{stage} is not a positive/negative emotion stage; pass one (its genre source is used "
                          f"for eras, a finished nine-emotion stage for the distribution)")
     model, metrics = load_stage_model(run_dir, stage, seed, task="emotion")

@@ -43,6 +43,9 @@ class ArchiveIndex:
         self._real = os.path.realpath(self.archive)
         self._listings: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
         self._links: set[str] = set()  # relative paths of entries that are symlinks
+        self._undecodable: dict[tuple[str, str], str] = {}  # (folder, casefolded cp1252 reading) → name on disk
+        self.misnamed: dict[str, str] = {}
+        """CSV path → what lies on disk, for paintings present only under a file name that is not UTF-8."""
 
     def _listing(self, rel_dir: str) -> tuple[dict[str, str], dict[str, str]]:
         """canonical name → actual name, and casefolded canonical → actual, for one folder."""
@@ -58,6 +61,11 @@ class ArchiveIndex:
             self._links.update(prefix + e.name for e in entries if e.is_symlink())
             names = [e.name for e in entries]
             for name in names:
+                raw = os.fsencode(name)
+                if any("\udc80" <= c <= "\udcff" for c in name):  # bytes that are not UTF-8 (surrogateescape)
+                    reading = canonical_name(raw.decode("cp1252", errors="replace")).casefold()
+                    self._undecodable[(rel_dir, reading)] = prefix + repr(raw)[2:-1]
+                    continue  # no usable str name: reported, not matched
                 key = canonical_name(name)
                 exact.setdefault(key, name)
                 folded.setdefault(key.casefold(), name)
@@ -75,6 +83,9 @@ class ArchiveIndex:
                 if hit is not None:
                     break
             if hit is None:
+                on_disk = self._undecodable.get(("/".join(actual), canonical_name(part).casefold()))
+                if on_disk is not None:
+                    self.misnamed[rel] = on_disk
                 return None
             actual.append(hit)
         return "/".join(actual)

@@ -334,7 +334,9 @@ def generate(out: str | os.PathLike[str], spec: DemoSpec = DemoSpec()) -> dict[s
     """Write a demo data root (archive/, data_gen/classes.csv, data_em/artemis…csv) into ``out``."""
     rng = np.random.default_rng(spec.seed)
     frame = _plan(spec, rng)
-    with atomic.atomic_dir(Path(out)) as tmp:
+    from artlib.paths import repo_root
+
+    with atomic.atomic_dir(Path(out), "demo", "the demo data folder (demo-data OUT)", protect=(repo_root(),)) as tmp:
         writer = _Writer(tmp, spec, rng)
         for k, p in frame.iterrows():
             writer.painting(int(k), p)

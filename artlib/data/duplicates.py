@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from artlib.data.names import canonical_name
+from artlib.data.readers import detect_encoding
 from artlib.errors import DataError
 
 ALLOWED_OPCODES = frozenset({
@@ -102,7 +103,15 @@ def _path(style: object, painting: object) -> str:
 
 def _groups_from_csv(path: Path) -> list[list[str]]:
     """Groups from a CSV in one of the accepted layouts (module docstring); a clear error otherwise."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(f"{path}: the duplicates file is empty; give ArtEmis's wiki_art_duplicate_paintings.pkl or a "
+                        f"CSV of pairs (or leave --duplicates out).")
+    try:
+        frame = pd.read_csv(io.StringIO(raw.decode(detect_encoding(path, raw))), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the duplicate pairs CSV ({str(exc).strip()[:150]}); fix the file or give "
+                        f"ArtEmis's wiki_art_duplicate_paintings.pkl.") from None
     cols = {c.strip().lower(): c for c in frame.columns}
     if {"group", "art_style", "painting"} <= set(cols):
         return [[_path(s, p) for s, p in zip(g[cols["art_style"]], g[cols["painting"]])]

@@ -24,11 +24,40 @@ MANIFEST_COLUMNS = (
 )
 
 
+RERUN = "rerun prepare (notebook 02, or `python -m artlib prepare`)"
+
+
 def write_outputs(manifest: pd.DataFrame, report: dict, out: str | os.PathLike[str]) -> None:
-    """Write manifest.csv and prepare_report.json into ``out`` atomically."""
+    """Write manifest.csv and prepare_report.json into ``out`` atomically; the report records the manifest's digest."""
+    import hashlib
+
     Path(out).mkdir(parents=True, exist_ok=True)
-    atomic.write_csv(rundir.manifest(out), manifest)
+    data = manifest.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    report["manifest"] = {"rows": len(manifest), "sha256": hashlib.sha256(data).hexdigest()}
+    atomic.write_bytes(rundir.manifest(out), data)
     atomic.write_json(rundir.prepare_report(out), report)
+
+
+def check_manifest(path: Path) -> None:
+    """Compare manifest.csv with the rows and SHA-256 prepare recorded beside it; a DataError on any difference.
+
+    A report from an older prepare (no digest) or no report at all: nothing to compare, the manifest is used.
+    """
+    import hashlib
+    import json
+
+    report_path = path.with_name(rundir.prepare_report(".").name)
+    try:
+        recorded = json.loads(report_path.read_text(encoding="utf-8")).get("manifest") or {}
+    except (OSError, ValueError, AttributeError):
+        return  # a missing or damaged report is reported where the report itself is needed
+    if not isinstance(recorded, dict) or not recorded.get("sha256"):
+        return
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != recorded["sha256"]:
+        rows = max(len(data.splitlines()) - 1, 0)
+        raise DataError(f"{path}: differs from what prepare wrote ({rows} lines of rows now, {recorded.get('rows')} "
+                        f"rows recorded in {report_path.name}): cut, edited or replaced; {RERUN}.")
 
 
 def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -36,6 +65,7 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no manifest. Run notebook 02 or `python -m artlib prepare --out {path.parent}` first.")
+    check_manifest(path)
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -54,15 +84,19 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
     return frame
 
 
-def export_layout(manifest: pd.DataFrame, archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> dict[str, int]:
+def export_layout(manifest: pd.DataFrame, archive: str | os.PathLike[str], dest: str | os.PathLike[str],
+                  protect: tuple[str | os.PathLike[str], ...] = ()) -> dict[str, int]:
     """Symlink the original study's folder layout: dest/{genre,emotion}/<split>/<class>/<file>.
 
     One folder per era and per emotion class, inside per-split folders so no tool can mix
-    them up. Built in a temporary folder and renamed into place.
+    them up. Built in a temporary folder and renamed into place; an existing ``dest`` is replaced
+    only when it is an earlier export (never the archive, ``protect``, the current folder or the repo).
     """
     archive = Path(archive).resolve()
     counts: dict[str, int] = {}
-    with atomic.atomic_dir(dest) as tmp:
+    from artlib.paths import repo_root
+
+    with atomic.atomic_dir(dest, "layout", "--export-layout", protect=(repo_root(), archive, *protect)) as tmp:
         for task, column in (("genre", "era"), ("emotion", "emotion")):
             rows = manifest[manifest[column] != ""]
             for row in rows.itertuples():

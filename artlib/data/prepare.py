@@ -10,6 +10,7 @@ No torch here: preparing labels and splits for the full 454k-row ArtEmis file ta
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,8 @@ from artlib.data.readers import read_artemis, read_classes
 from artlib.data.roots import DataPaths, has_files
 from artlib.data.splits import assign_splits, check_fractions
 from artlib.errors import DataError
+
+log = logging.getLogger(__name__)
 
 EXCLUSION_REASONS = ("unsafe_path", "unknown_style", "missing_image", "unreadable_image")
 GROUP_BY = ("phash", "artist", "none")
@@ -234,6 +237,12 @@ class Preparation:
         escaping = ~not_found & frame["image_path"].fillna("").map(lambda p: bool(p) and index.escapes(p)).astype(bool)
         excluded = self.report["excluded"]
         excluded["missing_image"] = sorted(frame.loc[not_found, "declared_path"])
+        if index.misnamed:
+            self.report["details"]["missing_image"] = {
+                k: f"archive/{v} exists but its name is not UTF-8; rename it" for k, v in index.misnamed.items()}
+            log.warning("%s: %d image(s) exist under a file name that is not UTF-8, e.g. %s; they count as missing "
+                        "until renamed to UTF-8 (e.g. convmv -f cp1252 -t utf8)", self.paths.archive,
+                        len(index.misnamed), next(iter(index.misnamed.values())))
         excluded["unsafe_path"] = sorted(excluded["unsafe_path"] + frame.loc[escaping, "declared_path"].tolist())
         if len(frame) >= 10 and not_found.all():
             folders = sorted(index.styles_on_disk())[:8]
@@ -249,6 +258,7 @@ class Preparation:
         """One train/val/test split per painting, groups of every source kept whole; then caps (labels only)."""
         frame = self.frame.sort_values("image_path").reset_index(drop=True)
         ids, report = compose(len(frame), self._links(frame))
+        self._warn_invalid_phash(frame)
         strata = frame["era"] + "|" + frame["emotion"]
         frame["split"] = assign_splits(strata, pd.Series(ids.astype(str)), self.config.fractions,
                                        self.config.seed).to_numpy()
@@ -263,6 +273,19 @@ class Preparation:
                                           f"group(s)", numbers["paintings_joined"])
         self.frame = self._apply_caps(frame)
         return self
+
+    def _warn_invalid_phash(self, frame: pd.DataFrame) -> None:
+        """Name the paintings whose phash is filled but not 1-16 hex digits (they take no part in near-duplicates)."""
+        from artlib.data.phash import parse
+
+        text = frame["phash"].fillna("").astype(str).str.strip()
+        bad = (text != "").to_numpy() & ~parse(text)[1]
+        if bad.any():
+            paths = frame.loc[bad, "image_path"].tolist()
+            self.report["invalid_phash"] = paths
+            log.warning("%s: %d painting(s) have an invalid phash (not 1-16 hex digits), e.g. %s = %r; they are not "
+                        "checked for near-duplicates. Fix or empty that column.", self.paths.classes_csv, len(paths),
+                        paths[0], text[bad].iloc[0])
 
     def _links(self, frame: pd.DataFrame) -> list[Links]:
         """The grouping sources this configuration asks for: near-duplicates, a duplicate list, artists."""

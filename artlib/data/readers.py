@@ -44,7 +44,7 @@ class ReadNotes:
     warnings: list[str] = field(default_factory=list)
 
 
-def _detect_encoding(path: Path, raw: bytes) -> str:
+def detect_encoding(path: Path, raw: bytes) -> str:
     """'utf-8' when the bytes decode as UTF-8, 'utf-16' with a UTF-16 BOM (Excel's "Unicode Text"), else 'cp1252'."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
@@ -102,17 +102,24 @@ def read_table(
     if not raw.strip():
         raise DataError(f"{path}: the file is empty. Download the {what} again.")
     notes = ReadNotes(path=str(path))
-    notes.encoding = _detect_encoding(path, raw)
+    notes.encoding = detect_encoding(path, raw)
     if notes.encoding in ("cp1252", "utf-16"):
         notes.warnings.append(f"{path}: not valid UTF-8; read as {notes.encoding} (Windows). Save it as UTF-8 to "
                               f"silence this.")
     text = raw.decode(notes.encoding, errors="replace")
+    if "\r" in text and "\n" not in text:  # classic Mac line ends (CR only): pandas and csv read them as one line
+        text = text.replace("\r", "\n")
+        notes.warnings.append(f"{path}: lines end in CR only (old Mac format); read accordingly.")
     header = text.split("\n", 1)[0].rstrip("\r")
     notes.delimiter = _detect_delimiter(path, header, required + optional)
     if notes.delimiter != ",":
         notes.warnings.append(f"{path}: columns separated by {notes.delimiter!r}, not commas; read accordingly.")
     found = [h.strip() for h in next(csv.reader([header], delimiter=notes.delimiter))]
     _check_columns(path, found, required, what)
+    twice = sorted({c for c in found if found.count(c) > 1 and c in required + optional})
+    if twice:
+        raise DataError(f"{path}: column{'s' if len(twice) > 1 else ''} {', '.join(repr(c) for c in twice)} appear(s) "
+                        f"more than once in the header; keep one of each (delete or rename the copy).")
     wanted = [c for c in found if c in required or c in optional]
     try:
         with warnings.catch_warnings():
@@ -123,8 +130,10 @@ def read_table(
     except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as exc:
         line = _first_bad_line(text, notes.delimiter, len(found))
         where = f" line {line}" if line else ""
-        raise DataError(f"{path}:{where}: cannot parse the CSV ({str(exc).strip()[:200]}). A field probably holds an "
-                        f"unquoted '{notes.delimiter}' or quote; quote that field or fix the row.") from None
+        hint = (f"a quote opened{' on line ' + str(line) if line else ''} is never closed; close it or remove it"
+                if "EOF inside string" in str(exc) else
+                f"a field probably holds an unquoted '{notes.delimiter}' or quote; quote that field or fix the row")
+        raise DataError(f"{path}:{where}: cannot parse the CSV ({str(exc).strip()[:200]}): {hint}.") from None
     frame.columns = [c.strip() for c in frame.columns]
     frame = frame.loc[:, wanted]
     notes.rows = len(frame)
@@ -134,11 +143,17 @@ def read_table(
 
 
 def _first_bad_line(text: str, delimiter: str, n_fields: int) -> int | None:
-    """1-based line number of the first CSV record whose field count differs from the header's."""
+    """1-based line number of the first CSV record whose field count differs from the header's, or where a
+    record that cannot be parsed (an unterminated quote) starts."""
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    for record in reader:
-        if record and len(record) != n_fields and reader.line_num > 1:
-            return reader.line_num
+    start = 1
+    try:
+        for record in reader:
+            if record and len(record) != n_fields and reader.line_num > 1:
+                return start
+            start = reader.line_num + 1
+    except csv.Error:  # an unterminated quote swallows the rest of the file: report where that record began
+        return start
     return None
 
 

@@ -27,6 +27,9 @@ class DataPaths:
     def of(cls, data_root: str | os.PathLike[str]) -> DataPaths:
         """The standard layout under ``data_root``, checked to exist, with a clear error if not."""
         root = Path(data_root)
+        if root.exists() and not root.is_dir():
+            raise DataError(f"{root}: is a file, not a data root folder. Pass the folder that holds archive/, "
+                            f"data_gen/ and data_em/ (or data_root='demo' for the built-in synthetic data).")
         if not root.is_dir():
             raise DataError(f"{root}: data root does not exist. Pass the folder that holds archive/, data_gen/ and "
                             f"data_em/ (or data_root='demo' for the built-in synthetic data).")

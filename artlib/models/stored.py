@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 
-from artlib import rundir
+from artlib import atomic, rundir
 from artlib.models import checkpoints
 from artlib.models.backbone import ArtNet
 
@@ -16,7 +15,7 @@ def load_stage_model(run_dir: str | os.PathLike[str], stage: str, seed: int,
     metrics_file = rundir.stage_file(run_dir, stage, seed, "metrics.json")
     if not metrics_file.is_file():
         raise FileNotFoundError(f"{metrics_file.parent}: stage {stage} (seed {seed}) has not finished; run it first.")
-    metrics = json.loads(metrics_file.read_text())
+    metrics = atomic.read_json(metrics_file, f"retrain {stage} (`python -m artlib train {stage} --force`)")
     expect = {"kind": "model", "stage": stage}
     if task is not None:
         expect["task"] = task

@@ -7,6 +7,7 @@ for the real data).
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -61,6 +62,8 @@ class TrainConfig:
             raise ValueError("need epochs >= 1, batch_size >= 2 and image_size >= 32")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         for name, allowed in (("images", IMAGE_SOURCES), ("precision", PRECISIONS), ("cache_dtype", CACHE_DTYPES),
                               ("layout", LAYOUTS)):
             if getattr(self, name) not in allowed:

@@ -47,7 +47,7 @@ def prepare_report(run_dir: Path) -> dict:
     report = rundir.prepare_report(run_dir)
     if not report.is_file():
         raise DataError(f"{report}: missing; run notebook 02 (or `python -m artlib prepare`) for this run directory.")
-    return json.loads(report.read_text())
+    return atomic.read_json(report, "rerun prepare (notebook 02, or `python -m artlib prepare`)")
 
 
 def data_root_of(run_dir: Path) -> Path:
@@ -92,7 +92,8 @@ def stage_identity(stage: Stage, run_dir: Path, config: TrainConfig, seed: int, 
         label = weights.label
     else:
         weights = None
-        source = json.loads(rundir.stage_file(run_dir, stage.init_from, seed, "metrics.json").read_text())
+        source = atomic.read_json(rundir.stage_file(run_dir, stage.init_from, seed, "metrics.json"),
+                                  f"retrain {stage.init_from} (train it with --force)")
         origin = {"stage": stage.init_from, "config_hash": source["config_hash"], "model_sha256": source["model_sha256"]}
         label = source["result"]["backbone_weights"]
     config_hash = _digest(asdict(stage), seed, config.result_fields() | {"precision": precision}, origin,
@@ -335,6 +336,9 @@ def run_stages(names: list[str] | tuple[str, ...], run_dir: str | Path, config: 
     from artlib.train.grid import expand, run_grid
 
     runs = expand(names, seeds)
+    read_manifest(rundir.manifest(run_dir))  # a missing, damaged or changed manifest stops here, once, not per stage-run
+    if data_root is None and not plan:
+        data_root_of(Path(run_dir))  # so does a missing or damaged prepare_report.json
     if plan:
         from artlib.train.plan import plan_grid, print_plan
 
