@@ -43,10 +43,10 @@ def detectable(d: SeedAwareMean, seeds: int, splits: int, level: float, test_sha
     units − 1 df), so a plan with few seeds is not promised the power of a normal approximation.
     """
     per_seed, fixed = components(d)
-    seed_part = per_seed / seeds
-    variance = seed_part + fixed
+    over_seeds = per_seed / seeds
+    variance = over_seeds + fixed
     units = max(d.n_clusters, 2)
-    denom = seed_part**2 / max(seeds - 1, 1) + fixed**2 / (units - 1)
+    denom = over_seeds**2 / max(seeds - 1, 1) + fixed**2 / (units - 1)
     df = variance**2 / denom if denom > 0 else float(units - 1)
     if splits > 1:
         variance *= 1.0 / splits + test_share

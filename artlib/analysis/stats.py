@@ -149,15 +149,15 @@ def mean_squares(y: np.ndarray, codes: np.ndarray) -> MeanSquares:
     """
     n_seeds, n = y.shape
     groups = int(codes.max()) + 1
-    grand, seed_means, painting_means = y.mean(), y.mean(axis=1), y.mean(axis=0)
+    grand, by_seed, painting_means = y.mean(), y.mean(axis=1), y.mean(axis=0)
     sums = np.zeros(groups)
     np.add.at(sums, codes, painting_means - grand)
     cluster = groups / (groups - 1) * float((sums**2).sum()) / n**2
-    residual = y - seed_means[:, None] - painting_means[None, :] + grand
+    residual = y - by_seed[:, None] - painting_means[None, :] + grand
     cell = np.zeros((n_seeds, groups))
     np.add.at(cell.T, codes, residual.T)
     inter = n_seeds / (n_seeds - 1) * groups / (groups - 1) * float((cell**2).sum()) / (n * n_seeds) ** 2
-    return MeanSquares(float(seed_means.var(ddof=1)) / n_seeds, cluster, inter, n_seeds - 1, groups - 1,
+    return MeanSquares(float(by_seed.var(ddof=1)) / n_seeds, cluster, inter, n_seeds - 1, groups - 1,
                        (n_seeds - 1) * (groups - 1))
 
 

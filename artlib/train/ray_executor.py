@@ -47,6 +47,13 @@ def _check_reachable(address: str) -> None:
                               f"--head) or check --ray-address") from None
 
 
+def check_ready(address: str | None) -> None:
+    """Before any work: Ray is installed and, for a cluster address, something listens there."""
+    import_ray()
+    if address not in (None, "", "local", "auto"):
+        _check_reachable(address)
+
+
 def connect(address: str | None, cpus: int) -> bool:
     """Connect to Ray (None: start a local instance; 'auto' or an address: a running cluster); True if started."""
     ray = import_ray()

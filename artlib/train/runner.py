@@ -333,8 +333,14 @@ def run_stages(names: list[str] | tuple[str, ...], run_dir: str | Path, config: 
     Ray task; sources finish before the stage-runs that carry their backbone). ``plan=True`` trains
     nothing and returns the plan (stage-runs in order, paintings, cache bytes, estimated time).
     """
-    from artlib.train.grid import expand, run_grid
+    from artlib.train.grid import EXECUTORS, expand, run_grid
 
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if executor == "ray" and not plan:
+        from artlib.train.ray_executor import check_ready
+
+        check_ready(ray_address)  # a missing extra or an unreachable cluster fails before anything is read
     runs = expand(names, seeds)
     read_manifest(rundir.manifest(run_dir))  # a missing, damaged or changed manifest stops here, once, not per stage-run
     if data_root is None and not plan:
