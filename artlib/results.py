@@ -46,7 +46,7 @@ def _order(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[:, cols].reset_index(drop=True)
 
 
-INT_COLUMNS = ("configuration", "seed", "n_test", "best_epoch", "epochs_run", "n_train", "n_val", "skipped_images",
+INT_COLUMNS = ("seed", "n_test", "best_epoch", "epochs_run", "n_train", "n_val", "skipped_images",
                "image_size", "epochs", "batch_size", "threads", "split_seed")
 FLOAT_COLUMNS = ("accuracy", "f1", "balanced_accuracy", "majority_baseline_accuracy", "majority_baseline_f1",
                  "train_seconds", "cache_seconds", "lr", "era_prior_baseline_accuracy")

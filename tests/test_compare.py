@@ -469,3 +469,14 @@ def test_the_conclusion_states_the_error_rate_across_families(better_run: Path) 
     one = family_error_sentence(["binary"], 0.05)
     two = family_error_sentence(["binary", "nine-emotion"], 0.05)
     assert "0.05" in one and "0.1" in two and "--alpha 0.025" in two
+
+
+def test_results_written_by_training_read_back_without_being_set_aside(tmp_path: Path) -> None:
+    """A results.csv as training writes it ('1 sequential' configurations, empty optional fields) is valid."""
+    from artlib.results import read_results, upsert
+
+    row = {"configuration": "1 sequential", "stage": "genre_conv4", "task": "genre", "seed": 0, "accuracy": 1.0,
+           "init_from": "", "best_epoch": 4, "epochs_run": 4, "feature_cache": True, "split_seed": 0}
+    upsert(tmp_path, [row, {**row, "seed": 1, "configuration": "3 emotion only"}])
+    assert len(read_results(tmp_path)) == 2
+    assert not list(tmp_path.glob("results.csv.damaged-*"))

@@ -21,37 +21,42 @@ from collections.abc import Sequence
 import pandas as pd
 from scipy import stats as sps
 
-from artlib.analysis.stats import SeedAwareMean
+from artlib.analysis.stats import MeanSquares, SeedAwareMean, satterthwaite_df, used_coefficients
 
 SEEDS = (3, 5, 10, 20, 50)
 SPLITS = (1, 3, 5, 10)
 TARGETS = (0.02, 0.05, 0.10)
 
 
-def components(d: SeedAwareMean) -> tuple[float, float]:
-    """(per-seed variance, variance that seeds cannot reduce) of one split's mean difference, each truncated at 0."""
+def components(d: SeedAwareMean) -> tuple[float, float, float]:
+    """(seed, seed × unit interaction, units) components of one split's mean difference, each truncated at 0.
+
+    The first two are per seed (they shrink as 1/S); the units' component does not shrink with seeds.
+    """
     seeds = d.n_seeds
-    per_seed = seeds * (max(d.between_seeds - d.residual_term, 0.0) + d.residual_term)
-    return per_seed, max(d.painting_term - d.residual_term, 0.0)
+    return (seeds * max(d.between_seeds - d.residual_term, 0.0), seeds * d.residual_term,
+            max(d.painting_term - d.residual_term, 0.0))
 
 
 def detectable(d: SeedAwareMean, seeds: int, splits: int, level: float, test_share: float,
                power: float = 0.8) -> float:
     """About the smallest difference found with ``power`` at two-sided ``level`` with these seeds and splits.
 
-    t quantiles at the Welch–Satterthwaite df of the planned variance (seed part: seeds − 1 df; the units' part:
-    units − 1 df), so a plan with few seeds is not promised the power of a normal approximation.
+    The planned run's mean squares are what the components predict for ``seeds`` seeds; its variance and t
+    degrees of freedom follow the same rules as the estimate's own (:func:`crossed_mean`), so a plan with few
+    seeds is not promised the power of a normal approximation.
     """
-    per_seed, fixed = components(d)
-    over_seeds = per_seed / seeds
-    variance = over_seeds + fixed
+    seed, interaction, fixed = components(d)
     units = max(d.n_clusters, 2)
-    denom = over_seeds**2 / max(seeds - 1, 1) + fixed**2 / (units - 1)
-    df = variance**2 / denom if denom > 0 else float(units - 1)
+    planned = MeanSquares((seed + interaction) / seeds, fixed + interaction / seeds, interaction / seeds,
+                          seeds - 1, units - 1, (seeds - 1) * (units - 1))
+    coef = used_coefficients(planned)
+    variance = coef["seed"] * planned.seed + coef["cluster"] * planned.cluster + coef["residual"] * planned.residual
+    df = satterthwaite_df(planned, coef) if seeds > 1 else float(units - 1)
     if splits > 1:
         variance *= 1.0 / splits + test_share
     t = sps.t.ppf(1 - level / 2, df) + sps.t.ppf(power, df)
-    return float(t * math.sqrt(variance))
+    return float(t * math.sqrt(max(variance, 0.0)))
 
 
 def fewest(d: SeedAwareMean, target: float, level: float, test_share: float) -> tuple[int, int] | None:

@@ -161,7 +161,7 @@ def mean_squares(y: np.ndarray, codes: np.ndarray) -> MeanSquares:
                        (n_seeds - 1) * (groups - 1))
 
 
-def _used_terms(ms: MeanSquares) -> dict[str, float]:
+def used_coefficients(ms: MeanSquares) -> dict[str, float]:
     """Coefficient of each piece in the variance estimate actually used: a component truncated at 0 drops out."""
     coef = {"residual": 1.0, "cluster": 0.0, "seed": 0.0}
     for name in ("cluster", "seed"):
@@ -170,7 +170,7 @@ def _used_terms(ms: MeanSquares) -> dict[str, float]:
     return coef
 
 
-def _satterthwaite(ms: MeanSquares, coef: dict[str, float]) -> float:
+def satterthwaite_df(ms: MeanSquares, coef: dict[str, float]) -> float:
     """Welch–Satterthwaite df of Σ coef·piece, the seed piece at its median-unbiased value (2 seed df are few)."""
     seed = ms.seed * ms.nu_seed / float(sps.chi2.ppf(0.5, ms.nu_seed))
     pieces = {"seed": (seed, ms.nu_seed), "cluster": (ms.cluster, ms.nu_cluster),
@@ -218,9 +218,9 @@ def crossed_mean(values: np.ndarray, clusters: np.ndarray | Sequence | None = No
         return SeedAwareMean(float(y.mean()) if y.size else nan, nan, nan, nan, nan, nan, per_seed, n,
                              n_clusters=groups, unit=unit)
     ms = mean_squares(y, codes)
-    coef = _used_terms(ms)
+    coef = used_coefficients(ms)
     variance = max(coef["seed"] * ms.seed + coef["cluster"] * ms.cluster + coef["residual"] * ms.residual, 0.0)
-    df = _satterthwaite(ms, coef)
+    df = satterthwaite_df(ms, coef)
     cluster_means = np.bincount(codes, weights=y.mean(axis=0)) / np.bincount(codes)
     return SeedAwareMean(float(y.mean()), float(np.sqrt(variance)), df, ms.seed, ms.cluster, ms.residual, per_seed,
                          n, directional_sign_test(cluster_means, float(y.mean())), groups, unit)

@@ -369,7 +369,9 @@ def conclusion_text(verdicts: list[Verdict | Comparison], summary: pd.DataFrame,
     lines.extend("- " + sentence(v) for v in done)
     lines.extend(f"- {c.name} ({c.kind}): not compared — {c.stage} or {c.baseline} has no results yet."
                  for c in verdicts if isinstance(c, Comparison))
-    flagged = summary.loc[summary["still_improving"].astype(bool), "stage"].tolist()
+    compared = {s for v in verdicts for s in ((v.evidence.stage, v.evidence.baseline) if isinstance(v, Verdict)
+                                              else (v.stage, v.baseline))}
+    flagged = [s for s in summary.loc[summary["still_improving"].astype(bool), "stage"] if s in compared]
     if flagged:
         lines.append(f"Flagged: {', '.join(flagged)} — {STILL_IMPROVING} (the best epoch was the last one for some "
                      f"seed); their comparisons stay inconclusive unless allow_unconverged is set.")
