@@ -65,11 +65,13 @@ def labelling(run_dir: Path) -> dict[str, str]:
 def resolve_split_seeds(run_dir: Path, requested: int | None = None) -> list[int]:
     """Split seeds 0 … K−1 to train on: the first ``requested`` ones, or (None) every one the manifest holds."""
     path = rundir.manifest(run_dir)
+    if requested is not None and requested < 1:
+        raise DataError(f"--split-seeds {requested}: train on at least one split (1 = the manifest's column split).")
+    if not path.is_file():  # training stops on the missing manifest, with its own message
+        return list(range(requested or 1))
     available = max(manifest_split_seeds(path), 1)
     if requested is None:
         return list(range(available))
-    if requested < 1:
-        raise DataError(f"--split-seeds {requested}: train on at least one split (1 = the manifest's column split).")
     if requested > available:
         raise DataError(f"--split-seeds {requested}: {path} holds {available} split(s); rerun prepare with "
                         f"--split-seeds {requested}.")
