@@ -1,7 +1,12 @@
 """Train/val/test splits per painting, shared by every task; several seeded splits for split-to-split variance.
 
 Groups (near-duplicates with the same phash, listed duplicates, or whole artists) never straddle two
-splits; within that constraint the splits are stratified by a label (era × emotion).
+splits; within that constraint the splits are stratified by a label (era × emotion). Groups are visited
+largest first; those of more than DRAWN_ABOVE paintings get a seeded random split (so artist-disjoint splits
+put large artists in val and test too, where 0.2 sent every large artist to train), smaller ones the neediest
+split, single paintings fill the quotas exactly. Against 0.2: ``--group-by phash`` (the default) gives the
+identical split unless a near-duplicate group holds more than 3 paintings (those groups, and through the
+quotas the single paintings of their strata, may then move); ``--group-by artist`` splits differ by design.
 
 Several splits (``prepare --split-seeds K``) are K repeated random splits of the same paintings:
 split seed 0 is the manifest's column ``split`` (the one split of 0.2, unchanged), split seed k ≥ 1
