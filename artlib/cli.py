@@ -57,7 +57,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from artlib.data.roots import resolve_data_root
 
     config = PrepareConfig(label_rule=args.label_rule, era_map=args.era_map, seed=args.seed,
-                           fractions=args.splits, group_by=args.group_by, phash_distance=args.phash_distance,
+                           split_seeds=args.split_seeds, fractions=args.splits, group_by=args.group_by,
+                           phash_distance=args.phash_distance,
                            duplicates=args.duplicates, cap_per_era=args.cap_per_era,
                            cap_per_emotion=args.cap_per_emotion, check_images=not args.no_check_images,
                            workers=args.workers)
@@ -188,12 +189,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         rows = run_stages(names, _user_path(args.run_dir), train_config(args), seeds=args.seeds, force=args.force,
                           progress=not args.quiet, executor=args.executor, plan=args.plan,
                           cpus_per_stage=args.cpus_per_stage, gpus_per_stage=args.gpus_per_stage,
-                          ray_address=args.ray_address)
+                          ray_address=args.ray_address, split_seeds=args.split_seeds)
     except GridFailure as failure:
         print(f"error: {failure}", file=sys.stderr)
         return 1
     if not args.plan and len(rows):
-        print(rows[["stage", "seed", "accuracy", "f1", "majority_baseline_accuracy", "best_epoch"]].to_string(index=False))
+        print(rows[["stage", "seed", "split_seed", "accuracy", "f1", "majority_baseline_accuracy",
+                    "best_epoch"]].to_string(index=False))
     return 0
 
 
@@ -245,6 +247,8 @@ def _prepare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-rule", choices=LABEL_RULES, default=d.label_rule)
     p.add_argument("--era-map", choices=tuple(ERA_MAPS), default=d.era_map)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--split-seeds", type=int, default=d.split_seeds, metavar="K",
+                   help="K repeated random splits (column split, then split_1 …); train runs every stage on each")
     p.add_argument("--splits", type=_parse_fractions, default=d.fractions, help="train/val/test, e.g. 70/15/15")
     p.add_argument("--group-by", choices=GROUP_BY, default=d.group_by,
                    help="keep groups in one split: phash = near-duplicates; artist = artists and near-duplicates; "
@@ -270,6 +274,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--configuration", type=int, nargs="+", choices=[1, 2, 3], default=None)
     p.add_argument("--run-dir", required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--split-seeds", type=int, default=None, metavar="K",
+                   help="train every stage on the manifest's first K splits (default: every split prepare wrote)")
     _add_train_options(p)
     _add_executor_options(p)
     p.add_argument("--plan", action="store_true", help="print the stage-runs, cache sizes and estimated time; train nothing")

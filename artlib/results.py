@@ -1,4 +1,7 @@
-"""run_dir/results.csv: one row per (stage, seed), upserted under a file lock.
+"""run_dir/results.csv: one row per (stage, seed, split_seed), upserted under a file lock.
+
+``split_seed`` is the split the stage-run trained and tested on (0: the manifest's column ``split``); a
+results.csv written before 0.3 has no such column and reads as split seed 0.
 
 Rows are replaced, never duplicated, when a stage is rerun, also when two processes write
 at once. Every row also lives in its stage folder's metrics.json, so a damaged results.csv
@@ -22,13 +25,13 @@ from artlib import atomic, rundir
 log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = (
-    "configuration", "stage", "task", "trained_blocks", "init_from", "seed", "accuracy", "f1", "balanced_accuracy",
+    "configuration", "stage", "task", "trained_blocks", "init_from", "seed", "split_seed", "accuracy", "f1", "balanced_accuracy",
     "n_test", "majority_baseline_accuracy", "majority_baseline_f1", "majority_class", "backbone_weights",
     "best_epoch", "epochs_run", "train_seconds", "cache_seconds", "n_train", "n_val", "skipped_images",
     "image_size", "epochs", "batch_size", "lr", "monitor", "augment", "feature_cache", "device", "precision",
     "config_hash", "label_rule", "era_map", "manifest_sha256", "threads", "era_prior_baseline_accuracy",
 )
-KEY = ("stage", "seed")
+KEY = ("stage", "seed", "split_seed")
 
 
 def results_path(run_dir: str | Path) -> Path:
@@ -37,11 +40,12 @@ def results_path(run_dir: str | Path) -> Path:
 
 
 def _order(frame: pd.DataFrame) -> pd.DataFrame:
-    """Sort rows by the study's stage order, then seed; contract columns first."""
+    """Sort rows by the study's stage order, then split seed and seed; contract columns first."""
     from artlib.stages import STAGES
 
     rank = {name: i for i, name in enumerate(STAGES)}
-    frame = frame.assign(_r=frame["stage"].map(rank).fillna(len(rank))).sort_values(["_r", "seed"]).drop(columns="_r")
+    frame = frame.assign(_r=frame["stage"].map(rank).fillna(len(rank)))
+    frame = frame.sort_values(["_r", "split_seed", "seed"]).drop(columns="_r")
     cols = [c for c in RESULT_COLUMNS if c in frame.columns] + [c for c in frame.columns if c not in RESULT_COLUMNS]
     return frame.loc[:, cols].reset_index(drop=True)
 
@@ -51,7 +55,7 @@ INT_COLUMNS = ("seed", "n_test", "best_epoch", "epochs_run", "n_train", "n_val",
 FLOAT_COLUMNS = ("accuracy", "f1", "balanced_accuracy", "majority_baseline_accuracy", "majority_baseline_f1",
                  "train_seconds", "cache_seconds", "lr", "era_prior_baseline_accuracy")
 BOOL_COLUMNS = ("augment", "feature_cache")
-REQUIRED = KEY
+REQUIRED = ("stage", "seed")
 """Fields every row must fill; the typed columns above must parse where filled (any other column is free text)."""
 
 _DAMAGED = (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError, csv.Error)
@@ -76,8 +80,8 @@ def validate(path: Path) -> None:
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, [])
-        if not set(KEY) <= set(header):  # also with no rows: a garbage line would pass as a header
-            raise ValueError(f"key columns {', '.join(KEY)} missing")
+        if not set(REQUIRED) <= set(header):  # also with no rows: a garbage line would pass as a header
+            raise ValueError(f"key columns {', '.join(REQUIRED)} missing")  # (split_seed may be absent: 0.2 files)
         for record in reader:
             if len(record) != len(header):
                 raise ValueError(f"line {reader.line_num}: {len(record)} fields, the header has {len(header)} (cut?)")
@@ -89,9 +93,18 @@ def validate(path: Path) -> None:
 def _load(path: Path) -> pd.DataFrame:
     """Read results.csv (empty table if absent); raises one of ``_DAMAGED`` when it is not a valid results table."""
     if not path.is_file():
-        return pd.DataFrame(columns=list(RESULT_COLUMNS))
+        return with_split_seed(pd.DataFrame(columns=list(RESULT_COLUMNS)))
     validate(path)
-    return pd.read_csv(path)
+    old = with_split_seed(pd.read_csv(path))
+    return old.astype({"split_seed": "int64"}) if len(old) else old
+
+
+def with_split_seed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows without a split_seed (results.csv and metrics.json written before 0.3) are split seed 0."""
+    if "split_seed" not in frame.columns:
+        at = list(frame.columns).index("seed") + 1 if "seed" in frame.columns else len(frame.columns)
+        frame.insert(at, "split_seed", 0)
+    return frame
 
 
 def read_results(run_dir: str | Path) -> pd.DataFrame:
@@ -103,9 +116,9 @@ def read_results(run_dir: str | Path) -> pd.DataFrame:
 
 
 def upsert(run_dir: str | Path, rows: Iterable[dict]) -> pd.DataFrame:
-    """Insert or replace rows keyed by (stage, seed), atomically and under a lock; returns the table."""
+    """Insert or replace rows keyed by (stage, seed, split_seed), atomically and under a lock; returns the table."""
     path = results_path(run_dir)
-    new = pd.DataFrame(list(rows))
+    new = with_split_seed(pd.DataFrame(list(rows)))
     with FileLock(str(rundir.results_lock(run_dir))):
         try:
             old = _load(path)
@@ -117,8 +130,8 @@ def upsert(run_dir: str | Path, rows: Iterable[dict]) -> pd.DataFrame:
                         aside.name)
             old = collect_rows(Path(run_dir))
         if len(new):
-            keys = set(zip(new["stage"], new["seed"].astype(int)))
-            keep = [(s, int(d)) not in keys for s, d in zip(old["stage"], old["seed"])] if len(old) else []
+            keys = set(zip(new["stage"], new["seed"].astype(int), new["split_seed"].astype(int)))
+            keep = [(s, int(d), int(k)) not in keys for s, d, k in zip(old["stage"], old["seed"], old["split_seed"])]
             old = old.loc[keep] if len(old) else old
             frames = [f for f in (old, new) if len(f)]
             table = pd.concat(frames, ignore_index=True) if frames else new
@@ -130,11 +143,11 @@ def upsert(run_dir: str | Path, rows: Iterable[dict]) -> pd.DataFrame:
 
 
 def collect_rows(run_dir: Path) -> pd.DataFrame:
-    """Rebuild the results table from every finished stage's metrics.json."""
+    """Rebuild the results table from every finished stage-run's metrics.json (every split seed)."""
     rows = []
-    for _, _, metrics in rundir.finished_metrics(run_dir):
+    for run in rundir.finished_runs(run_dir):
         try:
-            rows.append(json.loads(metrics.read_text())["result"])
-        except (OSError, ValueError, KeyError):
+            rows.append({**json.loads(run.metrics.read_text())["result"], "split_seed": run.split_seed})
+        except (OSError, ValueError, KeyError, TypeError):
             continue
-    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(RESULT_COLUMNS))
+    return with_split_seed(pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(RESULT_COLUMNS)))

@@ -130,12 +130,13 @@ def loss_curves(session: Session, stage: str, seeds: list[int]) -> Figure:
 
 
 def stage_metrics(run_dir: Path, stage: str) -> pd.DataFrame:
-    """A stage's test metrics per seed next to the always-majority baseline."""
+    """A stage's test metrics per seed (and split seed, when there are several) next to the always-majority baseline."""
     from artlib.results import read_results
 
     res = read_results(run_dir)
     res = res[res["stage"] == stage]
-    cols = ["stage", "seed", "accuracy", "f1", "balanced_accuracy", "majority_baseline_accuracy",
+    split = ["split_seed"] if res["split_seed"].nunique() > 1 else []
+    cols = ["stage", "seed", *split, "accuracy", "f1", "balanced_accuracy", "majority_baseline_accuracy",
             "majority_class", "best_epoch", "epochs_run", "n_test", "backbone_weights"]
     return res.loc[:, [c for c in cols if c in res.columns]].reset_index(drop=True)
 

@@ -9,6 +9,7 @@ run_dir          = "runs/demo"
 label_rule       = "unanimous"      # or "majority" (strictly more than half of the polar votes)
 era_map          = "chronological"  # or "seed" (the original study's map)
 seed             = 0
+split_seeds      = 1                # K repeated random splits (columns split, split_1, …); training runs on each
 train_fraction   = 0.70
 val_fraction     = 0.15
 test_fraction    = 0.15
@@ -31,7 +32,7 @@ from artlib.data.manifest import export_layout as export
 from artlib.data.prepare import Preparation, PrepareConfig
 
 session = workflow.start(data_root, run_dir)
-config = PrepareConfig(label_rule=label_rule, era_map=era_map, seed=seed,
+config = PrepareConfig(label_rule=label_rule, era_map=era_map, seed=seed, split_seeds=split_seeds,
                        fractions=(train_fraction, val_fraction, test_fraction), group_by=group_by,
                        phash_distance=phash_distance, duplicates=duplicates, cap_per_era=cap_per_era,
                        cap_per_emotion=cap_per_emotion, check_images=check_images)
@@ -86,8 +87,10 @@ _ = prep.check_images()  # a progress bar while the files are decoded (none when
 # Paintings that must stay together form groups: near-duplicates (phashes within `phash_distance` bits, joined
 # transitively), the groups of a duplicate list (`duplicates`), and with `group_by = "artist"` every artist. The
 # groups of all sources are joined, and no group ever straddles two splits. Within that, the split is stratified by
-# era × emotion. Caps come last and clear only their own task's label: a painting capped out of the genre task
-# still serves the emotion task.
+# era × emotion; groups of more than three paintings (artists) are drawn at random, so every split gets large and
+# small artists. With `split_seeds = K` there are K such splits (columns `split`, `split_1`, …), so verdicts can
+# cover the split as a source of variance. Caps come last and clear only their own task's label: a painting capped
+# out of the genre task still serves the emotion task.
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -12,6 +12,7 @@ batch_size    = 32
 lr            = 1e-4          # Adam learning rate (the study: 1e-6)
 weight_decay  = 0.0
 seeds         = [0, 1]        # one training run per seed, for spread and significance
+split_seeds   = None          # train on the manifest's first K splits (None: every split notebook 02 wrote)
 weights       = "auto"        # "imagenet", "self-supervised", "none", a .pth/.safetensors path, or "auto"
 device        = "auto"        # "cuda", "mps", "cpu" or "auto"
 precision     = "auto"        # "bf16" where the hardware has it natively, else "fp32"
@@ -47,7 +48,7 @@ workflow.describe_stage("emotion_conv4")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-run_stages(["emotion_conv4"], session.run_dir, config, seeds=seeds, force=force, executor=executor)
+run_stages(["emotion_conv4"], session.run_dir, config, seeds=seeds, split_seeds=split_seeds, force=force, executor=executor)
 workflow.stage_metrics(session.run_dir, "emotion_conv4")
 
 # %%
@@ -64,7 +65,7 @@ workflow.describe_stage("emotion_conv4_then_emotion_conv5")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-run_stages(["emotion_conv4_then_emotion_conv5"], session.run_dir, config, seeds=seeds, force=force, executor=executor)
+run_stages(["emotion_conv4_then_emotion_conv5"], session.run_dir, config, seeds=seeds, split_seeds=split_seeds, force=force, executor=executor)
 workflow.stage_metrics(session.run_dir, "emotion_conv4_then_emotion_conv5")
 
 # %%

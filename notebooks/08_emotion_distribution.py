@@ -20,6 +20,7 @@ epochs          = 4
 batch_size      = 32
 lr              = 1e-4
 seeds           = [0, 1]        # one training run per seed
+split_seeds     = None          # train on the manifest's first K splits (None: every split notebook 02 wrote)
 weights         = "auto"        # "imagenet", "self-supervised", "none", a .pth/.safetensors path, or "auto"
 device          = "auto"
 precision       = "auto"
@@ -81,7 +82,7 @@ for name in stages:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-run_stages(stages, session.run_dir, config, seeds=seeds, executor=executor)
+run_stages(stages, session.run_dir, config, seeds=seeds, split_seeds=split_seeds, executor=executor)
 results = compare.load_results(session.run_dir)
 
 # %% [markdown]

@@ -34,7 +34,7 @@ def test_expand_orders_sources_first_and_marks_what_was_asked() -> None:
         ("genre_conv4", 0), ("genre_conv4_then_emotion_conv5", 0), ("emotion_conv5", 0),
         ("genre_conv4", 1), ("genre_conv4_then_emotion_conv5", 1), ("emotion_conv5", 1)]
     assert [r.requested for r in runs] == [False, True, True, False, True, True]
-    assert runs[1].source == ("genre_conv4", 0) and runs[0].source is None
+    assert runs[1].source == ("genre_conv4", 0, 0) and runs[0].source is None  # (stage, seed, split seed)
 
 
 def test_ray_missing_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from artlib.data.prepare import PrepareConfig, PrepareResult, prepare
-from artlib.data.splits import SPLITS, assign_splits, check_fractions
+from artlib.data.splits import SPLITS, assign_splits, check_fractions, split_column, split_seeds_in, stream
 
 ERAS = ("Renaissance", "Post-Renaissance", "Modern", "Contemporary")
 EMOTIONS = ("positive", "negative", "")
@@ -137,6 +137,73 @@ def test_valid_fractions_pass() -> None:
     assert check_fractions((0.8, 0.1, 0.1)).tolist() == [0.8, 0.1, 0.1]
 
 
+# --- artist-disjoint splits on WikiArt-like artists (1 to 300 paintings, one era each) -------------------
+
+def artist_rows(seed: int = 0) -> pd.DataFrame:
+    """~10k paintings by 400 artists: 20 of 100–300 paintings, 80 of 10–99, 300 of 1–9; an artist paints in one era."""
+    rng = np.random.default_rng(seed)
+    sizes = np.concatenate([rng.integers(100, 301, 20), rng.integers(10, 100, 80), rng.integers(1, 10, 300)])
+    era = rng.choice(ERAS, len(sizes), p=[0.3, 0.3, 0.3, 0.1])
+    positive = rng.uniform(0.3, 0.9, len(sizes))
+    artist = np.repeat(np.arange(len(sizes)), sizes)
+    emotion = np.where(rng.random(len(artist)) < positive[artist], "positive", "negative")
+    return pd.DataFrame({"artist": [f"artist-{a}" for a in artist], "size": sizes[artist],
+                         "stratum": [f"{era[a]}|{e}" for a, e in zip(artist, emotion)]})
+
+
+@pytest.fixture(scope="module")
+def artists() -> pd.DataFrame:
+    """The WikiArt-like artist table (module-wide, read-only)."""
+    return artist_rows()
+
+
+def test_large_artists_land_in_every_split(artists: pd.DataFrame) -> None:
+    """Artist-disjoint splits mix: for most seeds test and val each hold an artist of ≥ 100 paintings (0.2: never)."""
+    seeds = range(20)
+    big = {"val": 0, "test": 0}
+    for seed in seeds:
+        split = split_of(artists, "artist", seed).to_numpy()
+        assert pd.Series(split).groupby(artists["artist"].to_numpy()).nunique().max() == 1  # groups whole
+        for name in big:
+            big[name] += bool(((split == name) & (artists["size"] >= 100).to_numpy()).any())
+    assert big["test"] >= 16 and big["val"] >= 16, big
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_artist_splits_keep_strata_and_sizes(artists: pd.DataFrame, seed: int) -> None:
+    """Drawn artists still give every split its share within 3 points overall and 7 points per era × emotion stratum."""
+    split = split_of(artists, "artist", seed)
+    overall = split.value_counts(normalize=True)
+    assert all(abs(overall[name] - f) <= 0.03 for name, f in zip(SPLITS, (0.7, 0.15, 0.15))), overall
+    share = pd.crosstab(artists["stratum"], split.to_numpy(), normalize="index")
+    assert len(share) == 8
+    for name, f in zip(SPLITS, (0.7, 0.15, 0.15)):
+        assert (share[name] - f).abs().max() <= 0.07, share
+
+
+def test_groups_of_at_most_three_keep_the_neediest_split_rule() -> None:
+    """Pairs and triples (near-duplicates) are never drawn: with 30% of rows in pairs they all go to train, as in 0.2."""
+    n = 1000
+    groups = pd.Series([f"g{i // 2}" if i < 300 else f"s{i}" for i in range(n)])
+    strata = pd.Series(["a|positive"] * n)
+    for seed in range(5):
+        split = assign_splits(strata, groups, seed=seed)
+        assert (split[:300] == "train").all()
+        assert split.value_counts().to_dict() == {"train": 700, "val": 150, "test": 150}
+
+
+def test_split_columns_and_streams() -> None:
+    """Split seed 0 is the column 'split' with prepare's seed; split seed k is 'split_<k>' with the stream (seed, k)."""
+    assert [split_column(k) for k in range(3)] == ["split", "split_1", "split_2"]
+    assert split_seeds_in(["image_path", "split", "split_1", "split_3"]) == 2  # a gap ends the run
+    assert split_seeds_in(["image_path"]) == 0
+    assert stream(7, 0) == 7 and stream(7, 2) == [7, 2]
+    rows = synthetic_rows(600, n_phash=500)
+    assert assign_splits(rows["stratum"], rows["phash"], seed=stream(7, 0)).tolist() == split_of(rows, seed=7).tolist()
+    with pytest.raises(ValueError):
+        split_column(-1)
+
+
 # --- prepare's split column, on the demo root -------------------------------------------------
 
 def prepared_manifest(root: Path, **config: object) -> pd.DataFrame:
@@ -188,3 +255,22 @@ def test_prepare_split_fractions(demo_root: Path) -> None:
     manifest = prepared_manifest(demo_root, fractions=(0.8, 0.2, 0.0))
     assert set(manifest["split"]) == {"train", "val"}
     assert abs((manifest["split"] == "train").mean() - 0.8) <= 0.03
+
+
+def test_prepare_split_seeds_add_columns_and_keep_split_zero(demo_root: Path) -> None:
+    """split_seeds=3: split is exactly the one-split manifest's, split_1 and split_2 differ, every group whole in each."""
+    one = prepared_manifest(demo_root, group_by="artist")
+    three = prepare(demo_root, None, PrepareConfig(check_images=False, workers=1, group_by="artist", split_seeds=3),
+                    progress=False)
+    manifest = three.manifest
+    assert [c for c in manifest.columns if c.startswith("split")] == ["split", "split_1", "split_2"]
+    assert manifest["split"].tolist() == one["split"].tolist()
+    assert manifest.drop(columns=["split_1", "split_2"]).equals(one)
+    for column in ("split", "split_1", "split_2"):
+        assert manifest.groupby("artist")[column].nunique().max() == 1
+        assert set(manifest[column]) == set(SPLITS)
+    assert (manifest["split_1"] != manifest["split"]).sum() > len(manifest) // 10
+    assert (manifest["split_2"] != manifest["split_1"]).sum() > len(manifest) // 10
+    assert three.report["split_seeds"] == {"count": 3, "columns": ["split", "split_1", "split_2"],
+                                           "streams": [0, [0, 1], [0, 2]]}
+    assert three.report["grouping"]["groups_straddling_splits"] == 0

@@ -21,6 +21,16 @@ log = logging.getLogger(__name__)
 CHAIN_WARNING = 10
 """Warn when a near-duplicate group is larger: ArtEmis's curated duplicate list has no group above 3 paintings,
 so ten or more usually means a chain of similar but distinct paintings (a series on one ground), not one image."""
+LARGE_GROUP_SHARE = 1 / 3
+"""Report a group of any kind (artist, near-duplicates, listed, combined) holding more paintings than this share of
+the smallest split's target (5% of the data with 70/15/15): drawn into that split it would make up over a third of
+it, so that split's verdicts would lean on one artist or series; it also leaves the strata little room to balance."""
+
+
+def large_group_limit(n: int, fractions: tuple[float, float, float]) -> int:
+    """The size above which a group is reported as large: LARGE_GROUP_SHARE of the smallest split's target."""
+    smallest = min((f for f in fractions if f > 0), default=1.0)
+    return int(n * smallest * LARGE_GROUP_SHARE)
 
 
 @dataclass
@@ -40,13 +50,24 @@ def components(n: int, pairs: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def summarise(n: int, links: Links) -> dict:
-    """Groups formed (≥ 2 paintings), paintings joined and the largest group, for one source."""
+def summarise(n: int, links: Links, limit: int | None = None, names: pd.Series | None = None) -> dict:
+    """Groups formed (≥ 2 paintings), paintings joined, the largest group and those above ``limit``, for one source."""
     ids = components(n, links.pairs)
-    sizes = np.bincount(ids)
+    sizes = np.bincount(ids) if n else np.zeros(0, dtype=np.int64)
     grouped = sizes[sizes >= 2]
-    return {"groups": int(len(grouped)), "paintings_joined": int(grouped.sum()),
-            "largest_group": int(grouped.max()) if len(grouped) else 1, "examples": links.examples[:5], **links.notes}
+    out = {"groups": int(len(grouped)), "paintings_joined": int(grouped.sum()),
+           "largest_group": int(grouped.max()) if len(grouped) else 1, "examples": links.examples[:5], **links.notes}
+    if limit is not None:
+        out["large_groups"] = large_groups(ids, sizes, limit, n, names)
+    return out
+
+
+def large_groups(ids: np.ndarray, sizes: np.ndarray, limit: int, n: int, names: pd.Series | None) -> list[dict]:
+    """The groups above ``limit`` paintings, largest first (at most 20): size, share of the data, one painting."""
+    big = [g for g in np.argsort(-sizes, kind="stable")[:20] if sizes[g] > max(limit, 1)]
+    first = {g: int(np.flatnonzero(ids == g)[0]) for g in big}
+    return [{"paintings": int(sizes[g]), "share": round(float(sizes[g]) / n, 4),
+             "example": str(names.iloc[first[g]]) if names is not None else first[g]} for g in big]
 
 
 def near_duplicate_links(hashes: pd.Series, paths: pd.Series, max_distance: int) -> Links:
@@ -88,9 +109,14 @@ def artist_links(artists: pd.Series) -> Links:
     return Links("artists", pairs[pairs[:, 0] != pairs[:, 1]])
 
 
-def compose(n: int, sources: list[Links]) -> tuple[np.ndarray, dict]:
-    """Group id per row from every source's links together, and the report per source and combined."""
-    report = {s.source: summarise(n, s) for s in sources}
+def compose(n: int, sources: list[Links], limit: int | None = None,
+            names: pd.Series | None = None) -> tuple[np.ndarray, dict]:
+    """Group id per row from every source's links together, and the report per source and combined.
+
+    With ``limit``, every source's groups above that many paintings (and the combined ones) are reported
+    (``large_groups``) and logged as a warning with their kind and size.
+    """
+    report = {s.source: summarise(n, s, limit, names) for s in sources}
     near = report.get("near_duplicates")
     if near and near["largest_group"] > CHAIN_WARNING:
         log.warning("a near-duplicate group holds %d paintings (more than %d): probably a chain of similar, distinct "
@@ -99,7 +125,22 @@ def compose(n: int, sources: list[Links]) -> tuple[np.ndarray, dict]:
         near["warning"] = f"largest group above {CHAIN_WARNING}: check for a chain of distinct paintings"
     pairs = np.concatenate([s.pairs for s in sources]) if sources else np.zeros((0, 2), dtype=np.int64)
     ids = components(n, pairs)
-    combined = summarise(n, Links("combined", pairs))
+    combined = summarise(n, Links("combined", pairs), limit, names)
     combined.pop("examples")
     report["combined"] = combined
+    if limit is not None:
+        warn_large(report, limit, n)
     return ids, report
+
+
+def warn_large(report: dict, limit: int, n: int) -> None:
+    """One warning per kind of group holding groups above ``limit`` paintings (kind, count, the largest)."""
+    warned = False
+    for kind, numbers in report.items():
+        found = numbers.get("large_groups", [])
+        if found and (kind != "combined" or not warned):  # combined: only groups that joining sources made
+            warned = True
+            log.warning("%s: %d group(s) above %d paintings (%.1f%% of %d; a third of the smallest split's target), the "
+                        "largest %d (e.g. %s) — a split holding it leans on it; see prepare_report.json's grouping",
+                        kind.replace("_", " "), len(found), limit, 100 * limit / max(n, 1), n,
+                        found[0]["paintings"], found[0]["example"])

@@ -2,7 +2,8 @@
 
 Columns (design.md §5): image_path (relative to archive/, as on disk), art_style, painting,
 artist, era, emotion, the annotation counts, split, and what prepare found (phash, genres,
-which CSVs list it, image size). Written by :mod:`artlib.data.prepare`.
+which CSVs list it, image size); with ``prepare --split-seeds K`` also split_1 … split_<K-1>, the other
+split seeds (:mod:`artlib.data.splits`). Written by :mod:`artlib.data.prepare`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 
 from artlib import atomic, rundir
 from artlib.data.labels import EMOTION_COUNT_COLUMNS
+from artlib.data.splits import split_column, split_seeds_in
 from artlib.errors import DataError
 
 MANIFEST_COLUMNS = (
@@ -78,10 +80,19 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
     for c in ("n_positive", "n_negative", "width", "height", *EMOTION_COUNT_COLUMNS):
         if c in frame.columns:
             frame[c] = pd.to_numeric(frame[c], errors="coerce").fillna(0).astype("int64")
-    bad_split = ~frame["split"].isin(["train", "val", "test"])
-    if bad_split.any():
-        raise DataError(f"{path}: line {int(np.flatnonzero(bad_split)[0]) + 2}: split must be train, val or test.")
+    for column in map(split_column, range(split_seeds_in(frame.columns))):
+        bad_split = ~frame[column].isin(["train", "val", "test"])
+        if bad_split.any():
+            raise DataError(f"{path}: line {int(np.flatnonzero(bad_split)[0]) + 2}: {column} must be train, val or test.")
     return frame
+
+
+def manifest_split_seeds(path: str | os.PathLike[str]) -> int:
+    """How many split seeds a manifest.csv holds (its header only: 'split', 'split_1', …); 0 when it has none."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no manifest. Run notebook 02 or `python -m artlib prepare --out {path.parent}` first.")
+    return split_seeds_in(pd.read_csv(path, nrows=0).columns)
 
 
 def export_layout(manifest: pd.DataFrame, archive: str | os.PathLike[str], dest: str | os.PathLike[str],

@@ -5,6 +5,10 @@
     prep = Preparation(data_root, PrepareConfig())   # notebook 02 runs the steps one by one
     prep.read(); prep.join(); prep.label(); prep.check_images(); prep.split(); prep.write(run_dir)
 
+``PrepareConfig.split_seeds = K`` writes K repeated random splits: split seed 0 in the column ``split``
+(exactly the one split of 0.2), split seed k in ``split_<k>`` (see :mod:`artlib.data.splits`); the report's
+``split_seeds`` lists the columns and their random streams. Every split keeps every group whole.
+
 No torch here: preparing labels and splits for the full 454k-row ArtEmis file takes seconds.
 """
 
@@ -24,7 +28,7 @@ from artlib.data.annotations import annotation_counts, classes_table
 from artlib.data.archive import ArchiveIndex, check_images, unsafe_reason
 from artlib.data.duplicates import read_duplicates
 from artlib.data.funnel import Funnel
-from artlib.data.groups import Links, artist_links, compose, listed_links, near_duplicate_links
+from artlib.data.groups import Links, artist_links, compose, large_group_limit, listed_links, near_duplicate_links
 from artlib.data.labels import (EMOTION_COUNT_COLUMNS, ERA_MAPS, ERAS, LABEL_RULES, apply_label_rule, canonical_style,
                                 eras_for_genres, eras_for_styles)
 from artlib.data.manifest import MANIFEST_COLUMNS, write_outputs
@@ -32,7 +36,7 @@ from artlib.data.names import canonical_name, repair_candidates
 from artlib.data.phash import DEFAULT_MAX_DISTANCE
 from artlib.data.readers import read_artemis, read_classes
 from artlib.data.roots import DataPaths, has_files
-from artlib.data.splits import assign_splits, check_fractions
+from artlib.data.splits import assign_splits, check_fractions, split_column, stream
 from artlib.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,7 @@ class PrepareConfig:
     label_rule: str = "unanimous"
     era_map: str = "chronological"
     seed: int = 0
+    split_seeds: int = 1  # K repeated random splits: column split (split seed 0), then split_1 … split_<K-1>
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     group_by: str = "phash"
     phash_distance: int = DEFAULT_MAX_DISTANCE
@@ -67,6 +72,8 @@ class PrepareConfig:
         if self.group_by not in GROUP_BY:
             raise ValueError(f"group_by must be one of {GROUP_BY}, got {self.group_by!r}")
         check_fractions(self.fractions)
+        if self.split_seeds < 1:
+            raise ValueError(f"split_seeds must be at least 1 (the one split of 0.2), got {self.split_seeds}")
         if not 0 <= self.phash_distance <= 32:
             raise ValueError(f"phash_distance must be between 0 and 32 bits, got {self.phash_distance}")
         for cap in (self.cap_per_era, self.cap_per_emotion):
@@ -255,18 +262,23 @@ class Preparation:
 
     # ---- 5. split ---------------------------------------------------------------------------
     def split(self) -> Preparation:
-        """One train/val/test split per painting, groups of every source kept whole; then caps (labels only)."""
+        """K train/val/test splits per painting (split seeds), groups of every source kept whole; then caps (labels only)."""
+        config = self.config
         frame = self.frame.sort_values("image_path").reset_index(drop=True)
-        ids, report = compose(len(frame), self._links(frame))
+        ids, report = compose(len(frame), self._links(frame), large_group_limit(len(frame), config.fractions),
+                              frame["image_path"])
         self._warn_invalid_phash(frame)
-        strata = frame["era"] + "|" + frame["emotion"]
-        frame["split"] = assign_splits(strata, pd.Series(ids.astype(str)), self.config.fractions,
-                                       self.config.seed).to_numpy()
-        straddling = int((frame.groupby(ids)["split"].nunique() > 1).sum())
+        strata, groups = frame["era"] + "|" + frame["emotion"], pd.Series(ids.astype(str))
+        columns = [split_column(k) for k in range(config.split_seeds)]
+        for k, column in enumerate(columns):
+            frame[column] = assign_splits(strata, groups, config.fractions, stream(config.seed, k)).to_numpy()
+        straddling = int(sum((frame.groupby(ids)[c].nunique() > 1).sum() for c in columns))
         if straddling:  # assign_splits keeps groups whole; this guards the promise the manifest makes
             raise RuntimeError(f"{straddling} painting groups straddle two splits; please report this as a bug")
         report["groups_straddling_splits"] = straddling
         self.report["grouping"] = report
+        self.report["split_seeds"] = {"count": config.split_seeds, "columns": columns,
+                                      "streams": [stream(config.seed, k) for k in range(config.split_seeds)]}
         for source, numbers in report.items():
             if source != "combined" and isinstance(numbers, dict):
                 self.funnel.add("groups", f"{source.replace('_', ' ')}: paintings joined in {numbers['groups']} "
@@ -324,7 +336,8 @@ class Preparation:
         frame = self.frame
         frame["art_style"] = frame["image_path"].str.split("/").str[0]
         frame["painting"] = frame["image_path"].map(lambda p: canonical_name(p.rsplit("/", 1)[-1].rsplit(".", 1)[0]))
-        manifest = frame.loc[:, list(MANIFEST_COLUMNS)].reset_index(drop=True)
+        extra = [split_column(k) for k in range(1, self.config.split_seeds)]
+        manifest = frame.loc[:, [*MANIFEST_COLUMNS, *extra]].reset_index(drop=True)
         funnel = self.funnel
         funnel.add("manifest", "paintings in manifest", len(manifest))
         funnel.add("manifest", "with an era (genre task)", (manifest["era"] != "").sum())

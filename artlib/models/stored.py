@@ -10,16 +10,17 @@ from artlib.models.backbone import ArtNet
 
 
 def load_stage_model(run_dir: str | os.PathLike[str], stage: str, seed: int,
-                     task: str | None = None) -> tuple[ArtNet, dict]:
-    """A finished stage's best model (validated: architecture, task, recorded hash) and its metrics."""
-    metrics_file = rundir.stage_file(run_dir, stage, seed, "metrics.json")
+                     task: str | None = None, split_seed: int = 0) -> tuple[ArtNet, dict]:
+    """A finished stage-run's best model (validated: architecture, task, recorded hash) and its metrics."""
+    metrics_file = rundir.stage_file(run_dir, stage, seed, "metrics.json", split_seed)
     if not metrics_file.is_file():
-        raise FileNotFoundError(f"{metrics_file.parent}: stage {stage} (seed {seed}) has not finished; run it first.")
+        on = f", split {split_seed}" if split_seed else ""
+        raise FileNotFoundError(f"{metrics_file.parent}: stage {stage} (seed {seed}{on}) has not finished; run it first.")
     metrics = atomic.read_json(metrics_file, f"retrain {stage} (`python -m artlib train {stage} --force`)")
     expect = {"kind": "model", "stage": stage}
     if task is not None:
         expect["task"] = task
-    payload = checkpoints.load(rundir.stage_file(run_dir, stage, seed, "model.pt"), expect=expect,
+    payload = checkpoints.load(rundir.stage_file(run_dir, stage, seed, "model.pt", split_seed), expect=expect,
                                sha256=metrics.get("model_sha256"))
     meta = payload["meta"]
     model = ArtNet.from_state(len(meta["classes"]), payload["state_dict"], meta["mean"], meta["std"])

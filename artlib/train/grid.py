@@ -1,12 +1,14 @@
-"""The grid of stage-runs: every (stage, seed) in dependency order, run by an executor, recorded by the driver.
+"""The grid of stage-runs: every (stage, seed, split seed) in dependency order, run by an executor, recorded by the driver.
 
     runs = expand(["genre_conv4_then_emotion_conv5"], seeds=[0, 1])   # genre_conv4 first, per seed
+    runs = expand(["emotion_conv5"], seeds=[0, 1], split_seeds=[0, 1, 2])   # every seed on every split
     run_grid(runs, run_dir, TrainConfig(), executor="local")           # or "ray"
 
 Executors only run stage-runs (:func:`artlib.train.runner.train_stage_run`) and hand back their rows;
 the driver — this process — is the only writer of results.csv. A stage-run that fails does not stop
 the others: the ones that need its backbone are skipped, everything else finishes, and
-:class:`GridFailure` then lists what failed, stage and seed named.
+:class:`GridFailure` then lists what failed, stage, seed and split named. A carried stage starts from its
+source's stage-run of the same seed and the same split.
 """
 
 from __future__ import annotations
@@ -28,35 +30,47 @@ log = logging.getLogger(__name__)
 EXECUTORS = ("local", "ray")
 
 
+RunKey = tuple[str, int, int]
+"""(stage, seed, split seed): a stage-run's identity in the grid and in results.csv."""
+
+
+def run_label(stage: str, seed: int, split_seed: int = 0) -> str:
+    """'stage (seed n)' for split seed 0, 'stage (seed n, split k)' otherwise."""
+    return f"{stage} (seed {seed})" if not split_seed else f"{stage} (seed {seed}, split {split_seed})"
+
+
 @dataclass(frozen=True)
 class StageRun:
-    """One stage trained with one seed; ``source`` is the stage-run whose backbone it starts from."""
+    """One stage trained with one seed on one split; ``source`` is the stage-run whose backbone it starts from."""
 
     stage: str
     seed: int
-    source: tuple[str, int] | None = None
+    source: RunKey | None = None
     requested: bool = True  # named by the caller (``force`` retrains it); False for a source run only when missing
+    split_seed: int = 0  # the manifest's split column it trains and tests on (0: 'split')
 
     @property
-    def key(self) -> tuple[str, int]:
-        """(stage, seed)."""
-        return self.stage, self.seed
+    def key(self) -> RunKey:
+        """(stage, seed, split seed)."""
+        return self.stage, self.seed, self.split_seed
 
     def __str__(self) -> str:
-        """'stage (seed n)'."""
-        return f"{self.stage} (seed {self.seed})"
+        """'stage (seed n)', or 'stage (seed n, split k)'."""
+        return run_label(*self.key)
 
 
-def expand(names: list[str] | tuple[str, ...], seeds: list[int] | tuple[int, ...]) -> list[StageRun]:
-    """Every stage-run the names need, sources first, each once (seed-major, as the sequential runner ran them)."""
-    runs: dict[tuple[str, int], StageRun] = {}
-    for seed in seeds:
-        for name in names:
-            for st in dependency_chain(name):
-                requested = st.name in names
-                if (st.name, seed) not in runs or requested:
-                    runs[(st.name, seed)] = StageRun(st.name, seed, (st.init_from, seed) if st.init_from else None,
-                                                     requested)
+def expand(names: list[str] | tuple[str, ...], seeds: list[int] | tuple[int, ...],
+           split_seeds: list[int] | tuple[int, ...] = (0,)) -> list[StageRun]:
+    """Every stage-run the names need, sources first, each once (split-major, then seed-major as before)."""
+    runs: dict[RunKey, StageRun] = {}
+    for split_seed in split_seeds:
+        for seed in seeds:
+            for name in names:
+                for st in dependency_chain(name):
+                    requested = st.name in names
+                    if (st.name, seed, split_seed) not in runs or requested:
+                        source = (st.init_from, seed, split_seed) if st.init_from else None
+                        runs[(st.name, seed, split_seed)] = StageRun(st.name, seed, source, requested, split_seed)
     return list(runs.values())
 
 
@@ -130,11 +144,11 @@ Worker = Callable[[StageRun], tuple[dict, str]]
 
 def run_local(runs: list[StageRun], worker: Worker, record: Callable[[dict], None], progress: Progress) -> None:
     """Run stage-runs one after another in this process; a failure skips only the runs that need it."""
-    failed: set[tuple[str, int]] = set()
+    failed: set[RunKey] = set()
     for run in runs:
         if run.source in failed:
             failed.add(run.key)
-            progress.failed(Failure(run, f"its source {run.source[0]} (seed {run.source[1]}) failed", skipped=True))
+            progress.failed(Failure(run, f"its source {run_label(*run.source)} failed", skipped=True))
             continue
         progress.started()
         try:
@@ -176,7 +190,7 @@ def run_grid(runs: list[StageRun], run_dir: str | Path, config: TrainConfig = Tr
             def worker(run: StageRun) -> tuple[dict, str]:
                 """Train one stage-run in this process."""
                 row = train_stage_run(run.stage, run_dir, config, run.seed, force and run.requested, progress,
-                                      data_root, threads=cpus_per_stage)
+                                      data_root, threads=cpus_per_stage, split_seed=run.split_seed)
                 return row, os.uname().nodename
 
             run_local(runs, worker, record, bar)

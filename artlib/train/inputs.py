@@ -22,6 +22,7 @@ import torch
 
 from artlib import atomic, rundir
 from artlib.data.images import load_square
+from artlib.data.splits import split_column
 from artlib.errors import DataError
 from artlib.models.backbone import ArtNet
 from artlib.stages import SOFT_TASKS, TASK_COLUMN, Stage
@@ -146,7 +147,7 @@ class TaskData:
         return self.targets if self.targets is not None else self.labels
 
     def identity_rows(self) -> list:
-        """The task's data as hashed into a stage's identity (paths, splits and labels or vote counts)."""
+        """The task's data as hashed into a stage's identity (paths, the split used and labels or vote counts)."""
         columns = ["image_path", self.column, "split"] if self.column else \
             ["image_path", "split", *self.count_columns]
         return self.frame[columns].to_numpy().tolist()
@@ -171,10 +172,15 @@ def _selection(manifest: pd.DataFrame, stage: Stage, min_annotations: int,
 
 
 def task_data(manifest: pd.DataFrame, stage: Stage, manifest_path: Path | str = "manifest.csv",
-              min_annotations: int = 5) -> TaskData:
-    """Select the rows of the stage's task and check every split can be used."""
+              min_annotations: int = 5, split_seed: int = 0) -> TaskData:
+    """Select the rows of the stage's task on one split seed (its column becomes the frame's 'split'); check every split."""
+    split_name = split_column(split_seed)
+    if split_name not in manifest.columns:
+        raise DataError(f"{manifest_path}: no column {split_name} for split seed {split_seed}; rerun prepare with "
+                        f"--split-seeds {split_seed + 1} (or more).")
     mask, labels, targets, column = _selection(manifest, stage, min_annotations, manifest_path)
     frame = manifest.loc[mask]
+    frame = frame.assign(split=frame[split_name]) if split_seed else frame
     split = frame["split"].to_numpy()
     positions = {s: np.flatnonzero(split == s) for s in ("train", "val", "test")}
     for s, pos in positions.items():

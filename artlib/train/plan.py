@@ -4,9 +4,12 @@
 
 Nothing is trained. Cache sizes are computed exactly from the blocks' output shapes (the bytes the
 ``.npy`` files will take); caches shared between stage-runs (same frozen prefix, same task rows, same
-image size) are counted once. Times come from a short measurement of the trainable blocks and the
-frozen prefix on the chosen device, with random weights (speed does not depend on their values),
-so they are estimates.
+image size) are counted once. Split seeds (``--split-seeds K``) multiply the stage-runs by K but not the
+caches of a pretrained prefix: a task's rows are the same on every split (only their train/val/test
+labels differ), so the image cache and every pretrained-prefix feature cache serve all K splits; a
+carried stage whose prefix was trained by its source has one cache per source stage-run (seed × split).
+Times come from a short measurement of the trainable blocks and the frozen prefix on the chosen device,
+with random weights (speed does not depend on their values), so they are estimates.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from artlib.models.backbone import BLOCK_ORDER, ArtNet, autocast, pick_device, p
 from artlib.stages import get_stage
 from artlib.train.config import TrainConfig
 from artlib.train.features import DTYPES
-from artlib.train.grid import StageRun
+from artlib.train.grid import StageRun, run_label
 from artlib.train.inputs import fits_on_device, task_data
 
 
@@ -56,7 +59,8 @@ def npy_bytes(shape: tuple[int, ...], dtype: str) -> int:
 def prefix_owner(run: StageRun, weights: str = "auto") -> str:
     """Who last changed the blocks before the stage's first trainable one: the weights or a source stage-run.
 
-    Random initialisation (``weights="none"``) is seeded per stage-run, so its prefix is the seed's own.
+    Random initialisation (``weights="none"``) is seeded per stage-run, so its prefix is the seed's own; a
+    trained prefix belongs to the source stage-run of the same seed and split.
     """
     stage = get_stage(run.stage)
     prefix = BLOCK_ORDER[: BLOCK_ORDER.index(stage.blocks[0])]
@@ -64,7 +68,7 @@ def prefix_owner(run: StageRun, weights: str = "auto") -> str:
     while source is not None:
         src = get_stage(source)
         if any(b in prefix for b in src.blocks):
-            return f"{source} (seed {run.seed})"
+            return run_label(source, run.seed, run.split_seed)
         source = src.init_from
     return f"random init (seed {run.seed})" if weights == "none" else "pretrained"
 
@@ -128,7 +132,7 @@ def plan_grid(runs: list[StageRun], run_dir: Path, config: TrainConfig, gpus_per
     rows, seen = [], set()
     for order, run in enumerate(runs, 1):
         stage = get_stage(run.stage)
-        data = task_data(manifest, stage, rundir.manifest(run_dir))
+        data = task_data(manifest, stage, rundir.manifest(run_dir), config.min_annotations, run.split_seed)
         n = {s: int(len(p)) for s, p in data.positions.items()}
         cache = (stage.blocks[0], prefix_owner(run, config.weights), stage.task)
         size = npy_bytes((len(data.rows), *_hwc(shapes[stage.blocks[0]])), config.cache_dtype) \
@@ -138,8 +142,8 @@ def plan_grid(runs: list[StageRun], run_dir: Path, config: TrainConfig, gpus_per
         prefix, step, evaluate = speed[stage.blocks]
         seconds = config.epochs * (n["train"] * step + n["val"] * evaluate) + n["test"] * evaluate \
             + (0 if shared else len(data.rows) * prefix)
-        rows.append({"order": order, "stage": run.stage, "seed": run.seed,
-                     "after": f"{run.source[0]} (seed {run.source[1]})" if run.source else "",
+        rows.append({"order": order, "stage": run.stage, "seed": run.seed, "split_seed": run.split_seed,
+                     "after": run_label(*run.source) if run.source else "",
                      "task": stage.task, "trains": stage.trained_blocks, **{f"n_{s}": v for s, v in n.items()},
                      "cache_from": f"{stage.blocks[0]} input, prefix {cache[1]}", "cache_bytes": 0 if shared else size,
                      "cache_shared": shared,
@@ -162,7 +166,7 @@ def critical_path(table: pd.DataFrame) -> float:
     """The longest chain of stage-runs that must run one after another (seconds): no machine count beats it."""
     finish: dict[str, float] = {}
     for row in table.itertuples():
-        finish[f"{row.stage} (seed {row.seed})"] = finish.get(row.after, 0.0) + row.est_seconds
+        finish[run_label(row.stage, row.seed, row.split_seed)] = finish.get(row.after, 0.0) + row.est_seconds
     return max(finish.values(), default=0.0)
 
 
@@ -172,7 +176,9 @@ def print_plan(table: pd.DataFrame) -> None:
         print(table.to_string(index=False))
     total, path = float(table["est_seconds"].sum()), critical_path(table)
     cache = int(table["cache_bytes"].sum()) + int(table.attrs.get("image_bytes", 0))
-    print(f"\n{len(table)} stage-runs on {table.attrs.get('device')}: feature caches {table['cache_bytes'].sum() / 1e9:.2f} "
+    splits = table["split_seed"].nunique() if len(table) else 0
+    print(f"\n{len(table)} stage-runs ({splits} split seed(s)) on {table.attrs.get('device')}: feature caches "
+          f"{table['cache_bytes'].sum() / 1e9:.2f} "
           f"GB + image cache {table.attrs.get('image_bytes', 0) / 1e9:.2f} GB; {table.attrs.get('free_bytes', 0) / 1e9:.1f} "
           f"GB free in the run directory" + ("  ← NOT ENOUGH" if cache > table.attrs.get("free_bytes", cache) else ""))
     print(f"estimated time: {total / 3600:.2f} h one after another; with N devices at least "

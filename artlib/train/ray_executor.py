@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from artlib.errors import DataError
 from artlib.train.config import TrainConfig
-from artlib.train.grid import Failure, Progress, StageRun
+from artlib.train.grid import Failure, Progress, RunKey, StageRun, run_label
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0
@@ -104,15 +104,15 @@ def check_shared_storage(run_dir: Path) -> None:
                         f"shared volume) and pass that path.")
 
 
-def _stage_run_task(stage: str, run_dir: str, config: dict, seed: int, force: bool, data_root: str | None,
-                    threads: int, *sources: object) -> tuple[dict, str]:
+def _stage_run_task(stage: str, run_dir: str, config: dict, seed: int, split_seed: int, force: bool,
+                    data_root: str | None, threads: int, *sources: object) -> tuple[dict, str]:
     """A Ray task: train one stage-run (after its source, passed in ``sources``); its row and its node."""
     from artlib import log as artlib_log
     from artlib.train.runner import train_stage_run
 
     artlib_log.quiet()
     row = train_stage_run(stage, run_dir, TrainConfig(**config), seed, force, progress=False, data_root=data_root,
-                          threads=threads)
+                          threads=threads, split_seed=split_seed)
     return row, socket.gethostname()
 
 
@@ -135,7 +135,7 @@ def run_on_ray(runs: list[StageRun], run_dir: Path, config: TrainConfig, record:
         refs, run_of = {}, {}
         for run in runs:
             sources = [refs[run.source]] if run.source in refs else []
-            ref = task.remote(run.stage, str(run_dir), asdict(config), run.seed, force and run.requested,
+            ref = task.remote(run.stage, str(run_dir), asdict(config), run.seed, run.split_seed, force and run.requested,
                               None if data_root is None else str(data_root), cpus, *sources)
             refs[run.key], run_of[ref] = ref, run
         _collect(ray, list(refs.values()), run_of, record, progress, _slots(ray, cpus))
@@ -146,8 +146,8 @@ def run_on_ray(runs: list[StageRun], run_dir: Path, config: TrainConfig, record:
 
 def _collect(ray: object, pending: list, run_of: dict, record: Callable[[dict], None], progress: Progress,
              slots: int) -> None:
-    """Wait for the tasks, recording each finished row; failures are reported with their stage and seed."""
-    failed: set[tuple[str, int]] = set()
+    """Wait for the tasks, recording each finished row; failures are reported with their stage, seed and split."""
+    failed: set[RunKey] = set()
     progress.started(min(len(pending), slots))
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
@@ -157,7 +157,7 @@ def _collect(ray: object, pending: list, run_of: dict, record: Callable[[dict], 
         except Exception as exc:  # noqa: BLE001 (a failed task: reported, the others go on)
             skipped = run.source in failed
             failed.add(run.key)
-            progress.failed(Failure(run, f"its source {run.source[0]} (seed {run.source[1]}) failed" if skipped
+            progress.failed(Failure(run, f"its source {run_label(*run.source)} failed" if skipped
                                     else _error_text(exc), skipped=skipped))
             continue
         record(row)

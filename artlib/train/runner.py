@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from artlib import atomic, results, rundir
-from artlib.data.manifest import read_manifest
+from artlib.data.manifest import manifest_split_seeds, read_manifest
 from artlib.errors import DataError
 from artlib.metrics import (class_weights, classification_metrics, emotion9_metrics, majority_class, prior_by_group,
                             score, scored)
@@ -63,6 +63,22 @@ def labelling(run_dir: Path) -> dict[str, str]:
             "manifest_sha256": digest}
 
 
+def resolve_split_seeds(run_dir: Path, requested: int | None = None) -> list[int]:
+    """Split seeds 0 … K−1 to train on: the first ``requested`` ones, or (None) every one the manifest holds."""
+    path = rundir.manifest(run_dir)
+    if requested is not None and requested < 1:
+        raise DataError(f"--split-seeds {requested}: train on at least one split (1 = the manifest's column split).")
+    if not path.is_file():  # training stops on the missing manifest, with its own message
+        return list(range(requested or 1))
+    available = max(manifest_split_seeds(path), 1)
+    if requested is None:
+        return list(range(available))
+    if requested > available:
+        raise DataError(f"--split-seeds {requested}: {path} holds {available} split(s); rerun prepare with "
+                        f"--split-seeds {requested}.")
+    return list(range(requested))
+
+
 def _digest(*parts: object) -> str:
     """Short stable hash of JSON-able parts."""
     return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
@@ -82,8 +98,11 @@ class StageIdentity:
 
 
 def stage_identity(stage: Stage, run_dir: Path, config: TrainConfig, seed: int, data: TaskData,
-                   progress: bool = True) -> StageIdentity:
-    """Resolve weights, device and precision and hash them with the stage, settings and data."""
+                   progress: bool = True, split_seed: int = 0) -> StageIdentity:
+    """Resolve weights, device and precision and hash them with the stage, settings, split seed and data.
+
+    Split seed 0 hashes as before 0.3 (finished runs stay reusable); another split seed enters the hash.
+    """
     device = pick_device(config.device)
     precision = pick_precision(config.precision, device)
     if stage.init_from is None:
@@ -92,44 +111,45 @@ def stage_identity(stage: Stage, run_dir: Path, config: TrainConfig, seed: int, 
         label = weights.label
     else:
         weights = None
-        source = atomic.read_json(rundir.stage_file(run_dir, stage.init_from, seed, "metrics.json"),
+        source = atomic.read_json(rundir.stage_file(run_dir, stage.init_from, seed, "metrics.json", split_seed),
                                   f"retrain {stage.init_from} (train it with --force)")
         origin = {"stage": stage.init_from, "config_hash": source["config_hash"], "model_sha256": source["model_sha256"]}
         label = source["result"]["backbone_weights"]
-    config_hash = _digest(asdict(stage), seed, config.result_fields() | {"precision": precision}, origin,
-                          _digest(data.identity_rows()))
+    settings = config.result_fields() | {"precision": precision} | ({"split_seed": split_seed} if split_seed else {})
+    config_hash = _digest(asdict(stage), seed, settings, origin, _digest(data.identity_rows()))
     return StageIdentity(config_hash, origin, label, weights, device, precision)
 
 
-def finished_row(run_dir: Path, name: str, seed: int, identity: StageIdentity) -> dict | None:
-    """The results row of a stage already finished with this identity and an intact model, else None."""
+def finished_row(run_dir: Path, name: str, seed: int, identity: StageIdentity, split_seed: int = 0) -> dict | None:
+    """The results row of a stage-run already finished with this identity and an intact model, else None."""
     try:
-        done = json.loads(rundir.stage_file(run_dir, name, seed, "metrics.json").read_text())
+        done = atomic.read_json(rundir.stage_file(run_dir, name, seed, "metrics.json", split_seed),
+                                f"retrain {name} (train it with --force)")
         if done.get("config_hash") != identity.config_hash:
             return None
         if get_stage(name).task in SOFT_TASKS and "n_all_test" not in done["result"]:
             log.warning("%s (seed %d): scored on every test painting (before 0.3) — training it again to score it on "
                         "the > 50%% subset like every nine-emotion figure", name, seed)
             return None
-        model = rundir.stage_file(run_dir, name, seed, "model.pt")
+        model = rundir.stage_file(run_dir, name, seed, "model.pt", split_seed)
         if not model.is_file() or checkpoints.file_sha256(model) != done.get("model_sha256"):
             log.warning("%s (seed %d): its model.pt is missing or no longer matches the hash recorded when it was "
                         "written (corrupted or modified) — training the stage again", name, seed)
             return None
         log.warning("%s (seed %d): finished earlier with these settings — reusing it (accuracy %.3f); pass "
                     "force=True (CLI: --force) to retrain", name, seed, done["result"]["accuracy"])
-        return done["result"]
+        return {**done["result"], "split_seed": split_seed}
     except (OSError, ValueError, KeyError):
         return None  # absent or unreadable metrics: train
 
 
-def start_model(stage: Stage, run_dir: Path, seed: int, identity: StageIdentity) -> ArtNet:
-    """The stage's starting model: pretrained or the source stage's backbone, a fresh seeded head, blocks set."""
+def start_model(stage: Stage, run_dir: Path, seed: int, identity: StageIdentity, split_seed: int = 0) -> ArtNet:
+    """The stage's starting model: pretrained or the source stage-run's backbone (same seed and split), a fresh head."""
     set_seeds(seed)
     if stage.init_from is None:
         model = ArtNet.build(len(stage.classes), identity.weights, seed=seed)
     else:
-        source, _ = load_stage_model(run_dir, stage.init_from, seed)
+        source, _ = load_stage_model(run_dir, stage.init_from, seed, split_seed=split_seed)
         carried = Weights(label="carried", source="memory", mean=tuple(source.mean.flatten().tolist()),
                           std=tuple(source.std.flatten().tolist()))
         model = ArtNet.build(len(stage.classes), carried, seed=seed, state=source.backbone_state())
@@ -147,12 +167,13 @@ def criterion_for(stage: Stage, y_train: np.ndarray, config: TrainConfig, device
 
 # ---- recording ---------------------------------------------------------------------------
 def _results_row(stage: Stage, seed: int, m: dict, baseline: int, inputs: StageInputs, loop: LoopResult,
-                 config: TrainConfig, identity: StageIdentity, run_dir: Path) -> dict:
+                 config: TrainConfig, identity: StageIdentity, run_dir: Path, split_seed: int = 0) -> dict:
     """The stage-run's results.csv row."""
     pos = inputs.positions
     return {
         "configuration": stage.configuration_name, "stage": stage.name, "task": stage.task,
         "trained_blocks": stage.trained_blocks, "init_from": stage.init_from or "pretrained", "seed": seed,
+        "split_seed": split_seed,
         "accuracy": m["accuracy"], "f1": m["f1"], "balanced_accuracy": m["balanced_accuracy"], "n_test": m["n"],
         "majority_baseline_accuracy": m["majority_baseline_accuracy"], "majority_baseline_f1": m["majority_baseline_f1"],
         "majority_class": stage.classes[baseline], "backbone_weights": identity.backbone_label,
@@ -216,9 +237,9 @@ def _test_metrics(stage: Stage, data: TaskData, pos: dict[str, np.ndarray], prob
 
 def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, inputs: StageInputs, loop: LoopResult,
                         config: TrainConfig, identity: StageIdentity, criterion: nn.Module, run_dir: Path,
-                        threads: int = 0) -> dict:
+                        threads: int = 0, split_seed: int = 0) -> dict:
     """Score the best weights on the test split; write predictions, history, model and (last) metrics.json."""
-    folder = rundir.stage_dir(run_dir, stage.name, seed)
+    folder = rundir.stage_dir(run_dir, stage.name, seed, split_seed)
     pos = inputs.positions
     test_loss, probs = evaluate(model, inputs.source, pos["test"], data.fitted, criterion, identity.device,
                                 identity.precision, config.batch_size)
@@ -229,10 +250,12 @@ def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, 
     model_meta = checkpoints.make_meta(kind="model", stage=stage.name, task=stage.task, classes=list(stage.classes),
                                        seed=seed, config_hash=identity.config_hash, image_size=config.image_size,
                                        mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
-                                       backbone_weights=identity.backbone_label, trained_blocks=list(stage.blocks))
+                                       backbone_weights=identity.backbone_label, trained_blocks=list(stage.blocks),
+                                       **({"split_seed": split_seed} if split_seed else {}))
     sha = checkpoints.save(folder / "model.pt", {"meta": model_meta, "state_dict": {
         k: v.detach().cpu() for k, v in model.state_dict().items()}}, digest=True)
-    row = {**_results_row(stage, seed, m, baseline, inputs, loop, config, identity, run_dir), "threads": threads,
+    row = {**_results_row(stage, seed, m, baseline, inputs, loop, config, identity, run_dir, split_seed),
+           "threads": threads,
            "era_prior_baseline_accuracy": m["era_prior_baseline_accuracy"],
            **{k: m[k] for k in EMOTION9_RESULT_COLUMNS if k in m}}
     atomic.write_json(folder / "metrics.json", {
@@ -253,7 +276,7 @@ balanced_accuracy, n_test and baselines are on the scored (> 50%) subset, like e
 
 # ---- running -----------------------------------------------------------------------------
 def _prepare_folder(folder: Path, stage: Stage, seed: int, config: TrainConfig, identity: StageIdentity,
-                    force: bool) -> None:
+                    force: bool, split_seed: int = 0) -> None:
     """Make the stage-run's folder writable and fresh: stale temporary files gone, config.json written."""
     if force:
         (folder / "checkpoint.pt").unlink(missing_ok=True)
@@ -261,7 +284,8 @@ def _prepare_folder(folder: Path, stage: Stage, seed: int, config: TrainConfig, 
     for stale in folder.glob(".*.tmp*"):
         stale.unlink(missing_ok=True)  # a temporary file of a run killed while saving (checkpoints are ~100s of MB)
     worker = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}  # who trains it, since when
-    atomic.write_json(folder / "config.json", {"stage": asdict(stage), "seed": seed, "config": asdict(config),
+    atomic.write_json(folder / "config.json", {"stage": asdict(stage), "seed": seed, "split_seed": split_seed,
+                                               "config": asdict(config),
                                                "precision": identity.precision, "device": str(identity.device),
                                                "origin": identity.origin, "config_hash": identity.config_hash,
                                                "worker": worker})
@@ -269,35 +293,36 @@ def _prepare_folder(folder: Path, stage: Stage, seed: int, config: TrainConfig, 
 
 def train_stage_run(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(), seed: int = 0,
                     force: bool = False, progress: bool = True, data_root: str | Path | None = None,
-                    on_epoch_end: EpochCallback | None = None, threads: int | None = None) -> dict:
-    """Train one stage for one seed whose source stage-run exists; write its folder and return its results row.
+                    on_epoch_end: EpochCallback | None = None, threads: int | None = None,
+                    split_seed: int = 0) -> dict:
+    """Train one stage for one seed on one split seed whose source stage-run exists; write its folder, return its row.
 
     The worker of every executor: it never writes results.csv. ``on_epoch_end(epoch, history_row)``
     is called after each epoch's checkpoint (e.g. to report progress, or to stop a run). ``threads``:
     torch threads and image-decoding workers (default: this process's share of the cores, see
-    :mod:`artlib.train.threads`).
+    :mod:`artlib.train.threads`). ``split_seed``: the manifest's split column it trains and tests on (0: 'split').
     """
     if threads and config.workers is None:
         config = replace(config, workers=threads)
     with cpu_share(threads) as used:
-        return _train(name, Path(run_dir), config, seed, force, progress, data_root, on_epoch_end, used)
+        return _train(name, Path(run_dir), config, seed, force, progress, data_root, on_epoch_end, used, split_seed)
 
 
 def _train(name: str, run_dir: Path, config: TrainConfig, seed: int, force: bool, progress: bool,
-           data_root: str | Path | None, on_epoch_end: EpochCallback | None, threads: int) -> dict:
+           data_root: str | Path | None, on_epoch_end: EpochCallback | None, threads: int, split_seed: int) -> dict:
     """train_stage_run's work, with the thread count already set."""
     stage = get_stage(name)
     manifest_path = rundir.manifest(run_dir)
     manifest = read_manifest(manifest_path)
     archive = (Path(data_root) if data_root is not None else data_root_of(run_dir)) / "archive"
-    data = task_data(manifest, stage, manifest_path, config.min_annotations)
-    identity = stage_identity(stage, run_dir, config, seed, data, progress)
-    folder = rundir.stage_dir(run_dir, name, seed)
-    if not force and (row := finished_row(run_dir, name, seed, identity)) is not None:
+    data = task_data(manifest, stage, manifest_path, config.min_annotations, split_seed)
+    identity = stage_identity(stage, run_dir, config, seed, data, progress, split_seed)
+    folder = rundir.stage_dir(run_dir, name, seed, split_seed)
+    if not force and (row := finished_row(run_dir, name, seed, identity, split_seed)) is not None:
         (folder / "checkpoint.pt").unlink(missing_ok=True)  # left by an interrupted --force rerun: never used
         return row
-    _prepare_folder(folder, stage, seed, config, identity, force)
-    model = start_model(stage, run_dir, seed, identity)
+    _prepare_folder(folder, stage, seed, config, identity, force, split_seed)
+    model = start_model(stage, run_dir, seed, identity, split_seed)
     inputs = stage_inputs(model, stage, data, manifest, archive, run_dir, config, seed, identity.device,
                           identity.precision, progress)
     criterion = criterion_for(stage, data.labels[inputs.positions["train"]], config, identity.device)
@@ -306,18 +331,20 @@ def _train(name: str, run_dir: Path, config: TrainConfig, seed: int, force: bool
     loop = train_loop(model, inputs.source, data.fitted, inputs.positions["train"], inputs.positions["val"], config,
                       seed, identity.device, identity.precision, criterion, folder / "checkpoint.pt", meta,
                       progress=progress, on_epoch_end=on_epoch_end)
-    row = evaluate_and_record(model, stage, seed, data, inputs, loop, config, identity, criterion, run_dir, threads)
+    row = evaluate_and_record(model, stage, seed, data, inputs, loop, config, identity, criterion, run_dir, threads,
+                              split_seed)
     (folder / "checkpoint.pt").unlink(missing_ok=True)
     return row
 
 
 def run_stage(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(), seed: int = 0,
               force: bool = False, progress: bool = True, data_root: str | Path | None = None,
-              on_epoch_end: EpochCallback | None = None) -> dict:
-    """Train one stage for one seed (its source stage first if missing) and record its results row."""
+              on_epoch_end: EpochCallback | None = None, split_seed: int = 0) -> dict:
+    """Train one stage for one seed on one split seed (its source stage-run first if missing) and record its row."""
     for dep in dependency_chain(name)[:-1]:
-        run_stage(dep.name, run_dir, config, seed, force=False, progress=progress, data_root=data_root)
-    row = train_stage_run(name, run_dir, config, seed, force, progress, data_root, on_epoch_end)
+        run_stage(dep.name, run_dir, config, seed, force=False, progress=progress, data_root=data_root,
+                  split_seed=split_seed)
+    row = train_stage_run(name, run_dir, config, seed, force, progress, data_root, on_epoch_end, split_seed=split_seed)
     results.upsert(run_dir, [row])
     return row
 
@@ -326,8 +353,10 @@ def run_stages(names: list[str] | tuple[str, ...], run_dir: str | Path, config: 
                seeds: list[int] | tuple[int, ...] = (0,), force: bool = False, progress: bool = True,
                data_root: str | Path | None = None, executor: str = "local", plan: bool = False,
                cpus_per_stage: int | None = None, gpus_per_stage: float = 0.0,
-               ray_address: str | None = None) -> pd.DataFrame:
-    """Run stages for every seed (sources first) with an executor; returns their results rows.
+               ray_address: str | None = None, split_seeds: int | None = None) -> pd.DataFrame:
+    """Run stages for every seed and split seed (sources first) with an executor; returns their results rows.
+
+    ``split_seeds``: train on the manifest's first K split seeds (None: every split the manifest holds).
 
     ``executor``: ``"local"`` (in this process, one stage-run after another) or ``"ray"`` (each stage-run a
     Ray task; sources finish before the stage-runs that carry their backbone). ``plan=True`` trains
@@ -341,8 +370,8 @@ def run_stages(names: list[str] | tuple[str, ...], run_dir: str | Path, config: 
         from artlib.train.ray_executor import check_ready
 
         check_ready(ray_address)  # a missing extra or an unreachable cluster fails before anything is read
-    runs = expand(names, seeds)
     read_manifest(rundir.manifest(run_dir))  # a missing, damaged or changed manifest stops here, once, not per stage-run
+    runs = expand(names, seeds, resolve_split_seeds(Path(run_dir), split_seeds))
     if data_root is None and not plan:
         data_root_of(Path(run_dir))  # so does a missing or damaged prepare_report.json
     if plan:
