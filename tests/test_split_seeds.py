@@ -205,3 +205,12 @@ def test_training_on_two_splits_reuses_split_zero_and_carries_within_a_split(
     assert tested != set(pd.read_csv(rundir.stage_file(run_dir, CARRIED, 0, "predictions.csv"))["image_path"])
     assert sorted(map(tuple, results.collect_rows(run_dir)[["stage", "split_seed"]].values.tolist())) == sorted(
         (s, k) for s in ("emotion_conv4", CARRIED) for k in (0, 1))
+    # the verdicts pool both splits: each split's test paintings, paired within their split
+    from artlib.analysis.family import compare_run
+
+    judged = compare_run(run_dir)[0].table.set_index("comparison").loc["conv4 → conv5 vs conv4 (emotion only)"]
+    split_tests = [len(pd.read_csv(rundir.stage_file(run_dir, CARRIED, 0, "predictions.csv", k))) for k in (0, 1)]
+    assert judged["n_splits"] == 2 and judged["n_test"] == sum(split_tests)
+    assert judged["unit"] == "artist" and "1 seed" not in judged["reason"]
+    summary = pd.read_csv(rundir.comparison(run_dir)).set_index("stage")
+    assert summary.loc[CARRIED, "n_splits"] == 2 and summary.loc[CARRIED, "n_test"] == split_tests[0]

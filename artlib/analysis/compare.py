@@ -33,6 +33,7 @@ from artlib import atomic, rundir
 from artlib.analysis.stats import clopper_pearson, mean_std, stage_accuracy_interval
 from artlib.data.labels import ERAS
 from artlib.data.manifest import read_manifest
+from artlib.data.splits import split_column
 from artlib.errors import DataError
 from artlib.results import read_results, results_path
 from artlib.metrics import confusion, from_confusion, majority_class, prior_by_group, scored
@@ -57,12 +58,13 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
     return table
 
 
-def load_predictions(run_dir: str | Path, stage: str, seed: int) -> pd.DataFrame:
-    """One stage/seed's test predictions (predictions.csv), labels as strings, missing eras as NO_ERA."""
-    path = rundir.stage_file(run_dir, stage, seed, "predictions.csv")
+def load_predictions(run_dir: str | Path, stage: str, seed: int, split_seed: int = 0) -> pd.DataFrame:
+    """One stage-run's test predictions (predictions.csv), labels as strings, missing eras as NO_ERA."""
+    path = rundir.stage_file(run_dir, stage, seed, "predictions.csv", split_seed)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; stage {stage} (seed {seed}) is in results.csv but its predictions "
-                                f"are not — rerun the stage.")
+        on = f", split {split_seed}" if split_seed else ""
+        raise FileNotFoundError(f"{path}: missing; stage {stage} (seed {seed}{on}) is in results.csv but its "
+                                f"predictions are not — rerun the stage.")
     frame = pd.read_csv(path, dtype={"image_path": str, "label": str, "predicted": str, "era": str},
                         keep_default_na=False)
     missing = {"image_path", "label", "predicted"} - set(frame.columns)
@@ -87,6 +89,7 @@ class StagePredictions:
     label: np.ndarray  # (n,) class names
     predicted: np.ndarray  # (seeds, n) class names
     era_prior: np.ndarray | None = None  # (n,) the era-prior baseline's answers, when predictions.csv has them
+    split_seed: int = 0  # the train/val/test split these predictions come from
 
     @property
     def correct(self) -> np.ndarray:
@@ -105,9 +108,10 @@ def _scored(stage: str, frame: pd.DataFrame) -> np.ndarray:
     return scored(counts, len(frame))
 
 
-def stage_predictions(run_dir: str | Path, stage: str, seeds: list[int]) -> StagePredictions:
-    """Load a stage's predictions for these seeds and check every seed covers the same test paintings."""
-    frames = [load_predictions(run_dir, stage, s).sort_values("image_path").reset_index(drop=True) for s in seeds]
+def stage_predictions(run_dir: str | Path, stage: str, seeds: list[int], split_seed: int = 0) -> StagePredictions:
+    """Load a stage's predictions for these seeds of one split and check every seed covers the same test paintings."""
+    frames = [load_predictions(run_dir, stage, s, split_seed).sort_values("image_path").reset_index(drop=True)
+              for s in seeds]
     first = frames[0]
     for s, f in zip(seeds[1:], frames[1:]):
         if len(f) != len(first) or not np.array_equal(f["image_path"].to_numpy(), first["image_path"].to_numpy()):
@@ -117,7 +121,8 @@ def stage_predictions(run_dir: str | Path, stage: str, seeds: list[int]) -> Stag
     return StagePredictions(stage=stage, seeds=list(seeds), image_path=first["image_path"].to_numpy()[keep],
                             era=first["era"].to_numpy()[keep], label=first["label"].to_numpy()[keep],
                             predicted=np.stack([f["predicted"].to_numpy()[keep] for f in frames]),
-                            era_prior=first["era_prior"].to_numpy()[keep] if "era_prior" in first else None)
+                            era_prior=first["era_prior"].to_numpy()[keep] if "era_prior" in first else None,
+                            split_seed=split_seed)
 
 
 def stage_classes(sp: StagePredictions) -> tuple[str, ...]:
@@ -167,9 +172,24 @@ def stage_order(results: pd.DataFrame) -> list[str]:
     return [s for s in STAGES if s in present] + [s for s in present if s not in STAGES]
 
 
-def seeds_of(results: pd.DataFrame, stage: str) -> list[int]:
-    """The seeds a stage has results for, sorted."""
-    return sorted(int(s) for s in results.loc[results["stage"] == stage, "seed"].unique())
+def in_split(results: pd.DataFrame, split_seed: int = 0) -> pd.DataFrame:
+    """The results rows of one split (every row of a results table from before splits were varied)."""
+    if "split_seed" not in results.columns:
+        return results
+    return results.loc[pd.to_numeric(results["split_seed"]).fillna(0).astype(int) == int(split_seed)]
+
+
+def split_seeds_of(results: pd.DataFrame) -> list[int]:
+    """The split seeds results.csv holds, sorted (a table from before splits were varied is split 0)."""
+    if "split_seed" not in results.columns or results.empty:
+        return [0]
+    return sorted(int(s) for s in pd.to_numeric(results["split_seed"]).fillna(0).unique())
+
+
+def seeds_of(results: pd.DataFrame, stage: str, split_seed: int = 0) -> list[int]:
+    """The seeds a stage has results for in one split (split 0: the tables' split), sorted."""
+    part = in_split(results, split_seed)
+    return sorted(int(s) for s in part.loc[part["stage"] == stage, "seed"].unique())
 
 
 def first_value(values: pd.Series) -> object:
@@ -180,27 +200,30 @@ def first_value(values: pd.Series) -> object:
 
 # ---- comparable or refused ---------------------------------------------------------------
 def check_comparable(results: pd.DataFrame, stages: list[str], allow: tuple[str, ...] = ()) -> list[str]:
-    """Refuse stages (and seeds) trained with different SETTINGS; return notes on unrecorded or allowed ones.
+    """Refuse stages (and seeds) trained with different SETTINGS within a split; return notes on unrecorded or
+    allowed ones. Stages are paired within a split, so each split is checked on its own.
 
     ``allow`` names settings that may differ on purpose; the notes then say they did.
     """
-    part = results.loc[results["stage"].isin(stages)]
-    notes = []
-    for setting in SETTINGS:
-        if setting not in part.columns or part[setting].isna().all():
-            notes.append(f"{setting} not recorded in results.csv, so not checked")
-            continue
-        values = sorted({str(v) for v in part[setting].dropna()})
-        if len(values) <= 1:
-            continue
-        by_stage = {s: sorted({str(v) for v in part.loc[part["stage"] == s, setting].dropna()}) for s in stages}
-        if setting in allow:
-            notes.append(f"{setting} differs ({by_stage}), allowed explicitly")
-            continue
-        raise DataError(f"{' vs '.join(stages)}: trained with different {setting} ({by_stage}); they cannot be "
-                        f"compared. Retrain one of them with the other's setting, or pass allow=('{setting}',) "
-                        f"to compare anyway (the tables will say so).")
-    return notes
+    every = results.loc[results["stage"].isin(stages)]
+    notes: list[str] = []
+    for split in split_seeds_of(every):
+        part = in_split(every, split)
+        for setting in SETTINGS:
+            if setting not in part.columns or part[setting].isna().all():
+                notes.append(f"{setting} not recorded in results.csv, so not checked")
+                continue
+            if len({str(v) for v in part[setting].dropna()}) <= 1:
+                continue
+            by_stage = {s: sorted({str(v) for v in part.loc[part["stage"] == s, setting].dropna()}) for s in stages}
+            if setting in allow:
+                notes.append(f"{setting} differs ({by_stage}), allowed explicitly")
+                continue
+            on = f" on split {split}" if split else ""
+            raise DataError(f"{' vs '.join(stages)}: trained with different {setting}{on} ({by_stage}); they cannot "
+                            f"be compared. Retrain one of them with the other's setting, or pass allow=('{setting}',) "
+                            f"to compare anyway (the tables will say so).")
+    return list(dict.fromkeys(notes))
 
 
 def still_improving(results: pd.DataFrame, stage: str) -> bool:
@@ -212,7 +235,7 @@ def still_improving(results: pd.DataFrame, stage: str) -> bool:
 
 
 # ---- trivial baselines -------------------------------------------------------------------
-def era_priors(run_dir: str | Path, task: str) -> tuple[dict[str, str], str] | None:
+def era_priors(run_dir: str | Path, task: str, split_seed: int = 0) -> tuple[dict[str, str], str] | None:
     """Each era's majority class in the manifest's training split, and the overall one (for paintings without an era).
 
     For results whose predictions.csv lacks the era-prior answers (runs made before artlib recorded them).
@@ -223,7 +246,8 @@ def era_priors(run_dir: str | Path, task: str) -> tuple[dict[str, str], str] | N
         return None
     manifest = read_manifest(path)
     column = TASK_COLUMN[task]
-    train = manifest.loc[(manifest["split"] == "train") & (manifest[column].astype(str) != "")]
+    split = manifest[split_column(split_seed)] if split_column(split_seed) in manifest else manifest["split"]
+    train = manifest.loc[(split == "train") & (manifest[column].astype(str) != "")]
     if train.empty:
         return None
     classes = sorted(set(train[column]))
@@ -236,7 +260,8 @@ def era_priors(run_dir: str | Path, task: str) -> tuple[dict[str, str], str] | N
 
 def baseline_correct(run_dir: str | Path, results: pd.DataFrame, sp: StagePredictions) -> dict[str, np.ndarray]:
     """Per-painting correctness of the trivial baselines on the stage's test paintings ('majority', 'era prior')."""
-    part = results.loc[results["stage"] == sp.stage]
+    part = in_split(results, sp.split_seed)
+    part = part.loc[part["stage"] == sp.stage]
     out: dict[str, np.ndarray] = {}
     majority = first_value(part["majority_class"]) if "majority_class" in part else float("nan")
     if isinstance(majority, str):
@@ -245,7 +270,7 @@ def baseline_correct(run_dir: str | Path, results: pd.DataFrame, sp: StagePredic
         out["era prior"] = sp.label == sp.era_prior
         return out
     task = STAGES[sp.stage].task if sp.stage in STAGES else str(first_value(part["task"]))
-    priors = era_priors(run_dir, task) if task != "genre" else None
+    priors = era_priors(run_dir, task, sp.split_seed) if task != "genre" else None
     if priors is not None:
         table, overall = priors
         out["era prior"] = sp.label == np.array([table.get(str(e), overall) for e in sp.era])
@@ -262,8 +287,9 @@ def strongest_baseline(baselines: dict[str, np.ndarray]) -> tuple[str, float]:
 
 # ---- summary -----------------------------------------------------------------------------
 def _stage_row(results: pd.DataFrame, name: str) -> dict:
-    """The results.csv part of a stage's summary row: identity, seeds, majority class, convergence."""
-    part = results.loc[results["stage"] == name]
+    """The results.csv part of a stage's summary row (split 0): identity, seeds, majority class, convergence."""
+    every = results.loc[results["stage"] == name]
+    part = in_split(every, 0)
     st = STAGES.get(name)
     seeds = seeds_of(results, name)
     row: dict = {"configuration": st.configuration_name if st else first_value(part["configuration"]),
@@ -272,6 +298,7 @@ def _stage_row(results: pd.DataFrame, name: str) -> dict:
                  "layers": st.layers if st else "", "n_seeds": len(seeds), "seeds": ",".join(map(str, seeds))}
     row["majority_class"] = first_value(part["majority_class"]) if "majority_class" in part else float("nan")
     row["still_improving"] = still_improving(results, name)
+    row["split_seed"], row["n_splits"] = 0, len(split_seeds_of(every))
     return row
 
 
@@ -292,8 +319,9 @@ def summary_table(results: pd.DataFrame, run_dir: str | Path, confidence: float 
     """One row per stage: mean ± std over seeds, the seed-aware accuracy interval, both trivial baselines.
 
     Every number is computed from predictions.csv on the stage's scored test paintings (nine emotions: those with
-    a > 50% emotion; see :func:`stage_predictions`): n_test, accuracy, F1, balanced accuracy and the baselines.
-    The interval treats seeds, artists (when the manifest names them) and paintings as random.
+    a > 50% emotion; see :func:`stage_predictions`) of split 0 (``split_seed``; the verdicts pool every split,
+    ``n_splits``): n_test, accuracy, F1, balanced accuracy and the baselines. The interval treats seeds, artists
+    (when the manifest names them) and paintings as random.
     """
     rows, units = [], painting_units(run_dir)
     for name in stage_order(results):

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from artlib import rundir
-from artlib.analysis.compare import (StagePredictions, baseline_correct, painting_units, seeds_of, stage_predictions,
-                                     units_of)
+from artlib.analysis.compare import (StagePredictions, baseline_correct, painting_units, seeds_of,
+                                     split_seeds_of, stage_predictions, units_of)
 from artlib.analysis.stats import SeedAwareMean, paired_predictions, pool_splits
 from artlib.data.manifest import read_manifest
 
@@ -85,20 +85,6 @@ def measure(parts: list[SplitData], test_share: float, unit: str = ARTIST, seeds
                     reference_accuracy, int(sum(p.stage.shape[1] for p in parts)), seeds)
 
 
-def split_seeds_of(results: pd.DataFrame) -> list[int]:
-    """The split seeds results.csv holds (a results table from before splits were varied is split 0)."""
-    if "split_seed" not in results.columns:
-        return [0]
-    return sorted(int(s) for s in pd.to_numeric(results["split_seed"]).fillna(0).unique())
-
-
-def _in_split(results: pd.DataFrame, split: int) -> pd.DataFrame:
-    """The rows of one split (every row when results.csv has no split column)."""
-    if "split_seed" not in results.columns:
-        return results
-    return results.loc[pd.to_numeric(results["split_seed"]).fillna(0).astype(int) == split]
-
-
 @dataclass
 class RunEvidence:
     """A run directory's predictions, artists and split sizes, each read once and shared by every comparison."""
@@ -113,8 +99,7 @@ class RunEvidence:
         """A stage's predictions for these seeds in one split (loaded on first use)."""
         key = (stage, split, tuple(seeds))
         if key not in self._predictions:
-            extra = {"split_seed": split} if split else {}
-            self._predictions[key] = stage_predictions(self.run_dir, stage, list(seeds), **extra)
+            self._predictions[key] = stage_predictions(self.run_dir, stage, list(seeds), split)
         return self._predictions[key]
 
     def units(self) -> tuple[dict[str, str], str]:
@@ -132,36 +117,36 @@ class RunEvidence:
             self._test_share = test / train if train else 0.25
         return self._test_share
 
-    def split_data(self, stage: str, baseline: str, split: int) -> SplitData | None:
-        """Both stages' correctness on their common seeds of one split, paired painting by painting."""
-        part = _in_split(self.results, split)
-        seeds = sorted(set(seeds_of(part, stage)) & set(seeds_of(part, baseline)))
+    def split_data(self, stage: str, baseline: str, split: int, seeds: list[int] | None = None) -> SplitData | None:
+        """Both stages' correctness on (their common) seeds of one split, paired painting by painting."""
+        seeds = self.common_seeds(stage, baseline, split) if seeds is None else seeds
         if not seeds:
             return None
         a, b = self.predictions(stage, seeds, split), self.predictions(baseline, seeds, split)
         pairs = [paired_predictions(_frame(a, i), _frame(b, i), f"{stage} (seed {s})", f"{baseline} (seed {s})")
                  for i, s in enumerate(seeds)]
         units = units_of(a.image_path, self.units())
-        references = baseline_correct(self.run_dir, part, a)
+        references = baseline_correct(self.run_dir, self.results, a)
         return SplitData(np.stack([p[0] for p in pairs]).astype(np.int8), np.stack([p[1] for p in pairs]).astype(np.int8),
                          references, units)
 
+    def common_seeds(self, stage: str, baseline: str, split: int) -> list[int]:
+        """The seeds both stages have results for in one split."""
+        return sorted(set(seeds_of(self.results, stage, split)) & set(seeds_of(self.results, baseline, split)))
+
     def measure(self, stage: str, baseline: str) -> Measured | None:
-        """The comparison pooled over every split where both stages have the same seeds; None if never run."""
-        parts, seeds = [], None
-        for split in split_seeds_of(self.results):
-            data = self.split_data(stage, baseline, split)
-            if data is None:
-                continue
-            parts.append(data)
-            seeds = seeds if seeds is not None else tuple(sorted(set(seeds_of(_in_split(self.results, split), stage))
-                                                                 & set(seeds_of(_in_split(self.results, split),
-                                                                                baseline))))
-        if not parts:
+        """The comparison pooled over every split where both stages have results; None if never run.
+
+        Splits are pooled over the seeds every one of them has (the same seeds, so per-seed differences line up).
+        """
+        splits = [k for k in split_seeds_of(self.results) if self.common_seeds(stage, baseline, k)]
+        if not splits:
             return None
-        width = min(p.stage.shape[0] for p in parts)  # pool the seeds every split has
-        parts = [SplitData(p.stage[:width], p.baseline[:width], p.references, p.units) for p in parts]
-        return measure(parts, self.test_share(), self.units()[1], (seeds or ())[:width])
+        seeds = sorted(set.intersection(*(set(self.common_seeds(stage, baseline, k)) for k in splits)))
+        if not seeds:  # splits without a common seed: judge split 0's (or the first split's) alone
+            splits, seeds = splits[:1], self.common_seeds(stage, baseline, splits[0])
+        parts = [self.split_data(stage, baseline, k, seeds) for k in splits]
+        return measure(parts, self.test_share(), self.units()[1], tuple(seeds))
 
 
 def _frame(sp: StagePredictions, i: int) -> pd.DataFrame:

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from artlib import atomic, rundir
-from artlib.analysis.compare import STILL_IMPROVING, check_comparable, seeds_of, still_improving
+from artlib.analysis.compare import STILL_IMPROVING, check_comparable, still_improving
 from artlib.analysis.evidence import Measured, RunEvidence
 from artlib.analysis.stats import SeedAwareMean, holm, holm_levels, mcnemar_exact
 from artlib.stages import COMPARISONS, MATCHED, ORIGINAL, SEQUENTIAL_VS_SIMULTANEOUS, Comparison
@@ -381,7 +381,7 @@ def conclusion_text(verdicts: list[Verdict | Comparison], summary: pd.DataFrame,
 def detail_by_seed(run_dir: str | Path, results: pd.DataFrame,
                    comparisons: tuple[Comparison, ...] = COMPARISONS) -> pd.DataFrame:
     """Per comparison, split and seed: both accuracies, the difference and exact McNemar (detail; not the verdict)."""
-    from artlib.analysis.evidence import split_seeds_of, _in_split
+    from artlib.analysis.compare import split_seeds_of
 
     source = RunEvidence(Path(run_dir), results)
     rows = []
@@ -390,8 +390,7 @@ def detail_by_seed(run_dir: str | Path, results: pd.DataFrame,
             data = source.split_data(c.stage, c.baseline, split)
             if data is None:
                 continue
-            part = _in_split(results, split)
-            seeds = sorted(set(seeds_of(part, c.stage)) & set(seeds_of(part, c.baseline)))
+            seeds = source.common_seeds(c.stage, c.baseline, split)
             for i, seed in enumerate(seeds):
                 test = mcnemar_exact(data.stage[i], data.baseline[i])
                 rows.append({"comparison": c.name, "split_seed": split, "seed": seed,
