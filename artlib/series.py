@@ -102,6 +102,8 @@ def _accepted(nb: Path, params: dict[str, Any]) -> dict[str, Any]:
             for node in ast.parse(cell.source).body:
                 if isinstance(node, ast.Assign):
                     names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+                elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):  # `name: type = value`
+                    names.add(node.target.id)
     return {k: v for k, v in params.items() if k in names}
 
 

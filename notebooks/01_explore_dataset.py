@@ -6,11 +6,11 @@
 # With the default `data_root = "demo"` this runs on artlib's **synthetic demo data** — generated pictures in the exact WikiArt/ArtEmis formats, not paintings (see `artlib/demo.py`). Point `data_root` at a folder holding `archive/`, `data_gen/classes.csv` and `data_em/artemis_dataset_release_v0.csv` to explore the real data.
 
 # %% tags=["parameters"]
-data_root        = "demo"           # a data root or "demo" (synthetic, generated on first use)
-run_dir          = "runs/demo"      # figures are written to run_dir/figures
-era_map          = "chronological"  # or "seed" (the original study's map)
-samples_per_era  = 6
-seed             = 0
+data_root: str       = "demo"           # a data root or "demo" (synthetic, generated on first use)
+run_dir: str         = "runs/demo"      # figures are written to run_dir/figures
+era_map: str         = "chronological"  # or "seed" (the original study's map)
+samples_per_era: int = 6
+seed: int            = 0
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -4,22 +4,22 @@
 # Turns the data root into `run_dir/manifest.csv`: one row per usable painting with its emotion label (from all its ArtEmis annotations), its era (from its WikiArt style) and **one** split shared by every task, so no emotion test painting is ever seen while training on genre. Near-duplicates (same `phash`) stay in the same split. Every image is checked once; what cannot be used is listed by reason in `prepare_report.json`.
 
 # %% tags=["parameters"]
-data_root        = "demo"           # a data root or "demo"
-run_dir          = "runs/demo"
-label_rule       = "unanimous"      # or "majority" (strictly more than half of the polar votes)
-era_map          = "chronological"  # or "seed" (the original study's map)
-seed             = 0
-split_seeds      = 1                # K repeated random splits (columns split, split_1, …); training runs on each
-train_fraction   = 0.70
-val_fraction     = 0.15
-test_fraction    = 0.15
-group_by         = "phash"          # "phash" (near-duplicates together), "artist" (artists and near-duplicates) or "none"
-phash_distance   = 8                # near-duplicates: phashes at most this many bits apart (measured, see README)
-duplicates       = None             # ArtEmis's wiki_art_duplicate_paintings.pkl (or a CSV of pairs): listed groups
-cap_per_era      = None             # e.g. 2900 for the original's balanced genre subsets (clears the era only)
-cap_per_emotion  = None
-check_images     = True
-export_layout    = None             # a folder: symlink the original's one-folder-per-class layout there
+data_root: str              = "demo"           # a data root or "demo"
+run_dir: str                = "runs/demo"
+label_rule: str             = "unanimous"      # or "majority" (strictly more than half of the polar votes)
+era_map: str                = "chronological"  # or "seed" (the original study's map)
+seed: int                   = 0
+split_seeds: int            = 1                # K repeated random splits (columns split, split_1, …); training runs on each
+train_fraction: float       = 0.70
+val_fraction: float         = 0.15
+test_fraction: float        = 0.15
+group_by: str               = "phash"          # "phash" (near-duplicates together), "artist" (artists and near-duplicates) or "none"
+phash_distance: int         = 8                # near-duplicates: phashes at most this many bits apart (measured, see README)
+duplicates: str | None      = None             # ArtEmis's wiki_art_duplicate_paintings.pkl (or a CSV of pairs): listed groups
+cap_per_era: int | None     = None             # e.g. 2900 for the original's balanced genre subsets (clears the era only)
+cap_per_emotion: int | None = None
+check_images: bool          = True
+export_layout: str | None   = None             # a folder: symlink the original's one-folder-per-class layout there
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -4,25 +4,25 @@
 # Both blocks train at once: first on genre, then (carried, fresh head) on emotion; the baseline trains both blocks on emotion from the pretrained backbone.
 
 # %% tags=["parameters"]
-data_root     = "demo"        # a data root (archive/, data_gen/, data_em/) or "demo"
-run_dir       = "runs/demo"   # where results are read and written
-image_size    = 64            # pixels (the study: 224)
-epochs        = 4             # the study: 100
-batch_size    = 32
-lr            = 1e-4          # Adam learning rate (the study: 1e-6)
-weight_decay  = 0.0
-seeds         = [0, 1]        # one training run per seed, for spread and significance
-split_seeds   = None          # train on the manifest's first K splits (None: every split notebook 02 wrote)
-weights       = "auto"        # "imagenet", "self-supervised", "none", a .pth/.safetensors path, or "auto"
-device        = "auto"        # "cuda", "mps", "cpu" or "auto"
-precision     = "auto"        # "bf16" where the hardware has it natively, else "fp32"
-augment       = False         # flips and small affine changes (turns the feature cache off)
-feature_cache = None          # run the frozen blocks once and cache their output (None: whenever augment is off)
-class_weights = True          # per-class weights against imbalance
-monitor       = "val_loss"    # early stopping metric: val_loss, val_accuracy, val_f1, val_balanced_accuracy
-patience      = 3             # epochs without improvement before stopping
-force         = False         # retrain stages that already finished with these settings
-executor      = "local"       # "local" (this kernel) or "ray" (each stage-run a Ray task; see README, cluster)
+data_root: str             = "demo"       # a data root (archive/, data_gen/, data_em/) or "demo"
+run_dir: str               = "runs/demo"  # where results are read and written
+image_size: int            = 64           # pixels (the study: 224)
+epochs: int                = 4            # the study: 100
+batch_size: int            = 32
+lr: float                  = 1e-4         # Adam learning rate (the study: 1e-6)
+weight_decay: float        = 0.0
+seeds: list[int]           = [0, 1]       # one training run per seed, for spread and significance
+split_seeds: int | None    = None         # train on the manifest's first K splits (None: every split notebook 02 wrote)
+weights: str               = "auto"       # "imagenet", "self-supervised", "none", a .pth/.safetensors path, or "auto"
+device: str                = "auto"       # "cuda", "mps", "cpu" or "auto"
+precision: str             = "auto"       # "bf16" where the hardware has it natively, else "fp32"
+augment: bool              = False        # flips and small affine changes (turns the feature cache off)
+feature_cache: bool | None = None         # run the frozen blocks once and cache their output (None: whenever augment is off)
+class_weights: bool        = True         # per-class weights against imbalance
+monitor: str               = "val_loss"   # early stopping metric: val_loss, val_accuracy, val_f1, val_balanced_accuracy
+patience: int              = 3            # epochs without improvement before stopping
+force: bool                = False        # retrain stages that already finished with these settings
+executor: str              = "local"      # "local" (this kernel) or "ray" (each stage-run a Ray task; see README, cluster)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

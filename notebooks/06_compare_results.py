@@ -30,12 +30,12 @@
 # significantly above the stronger trivial baseline. Otherwise it is **inconclusive**, with the reason.
 
 # %% tags=["parameters"]
-data_root      = "demo"
-run_dir        = "runs/demo"
-confidence     = 0.95    # intervals of single stages
-alpha          = 0.05    # family-wise error rate of the verdicts (Holm within the binary family)
-allow_mismatch = []      # settings compared stages may differ in, e.g. ["backbone_weights"] (the tables then say so)
-allow_unconverged = False  # decide comparisons of stages still improving when stopped (the verdicts then say so)
+data_root: str            = "demo"
+run_dir: str              = "runs/demo"
+confidence: float         = 0.95         # intervals of single stages
+alpha: float              = 0.05         # family-wise error rate of the verdicts (Holm within the binary family)
+allow_mismatch: list[str] = []           # settings compared stages may differ in, e.g. ["backbone_weights"] (the tables then say so)
+allow_unconverged: bool   = False        # decide comparisons of stages still improving when stopped (the verdicts then say so)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -4,13 +4,13 @@
 # Grad-CAM on the last convolutional block (conv5) for a sample of test paintings — correct and wrong, both classes — the emotion-only baseline next to the genre-informed model. Brighter means more evidence for the class each model predicted. (The study's future work asked for exactly this.)
 
 # %% tags=["parameters"]
-data_root       = "demo"
-run_dir         = "runs/demo"
-baseline_stage  = "emotion_conv5"
-informed_stage  = "genre_conv4_then_emotion_conv5"
-seed            = 0
-per_group       = 2       # paintings per (true class, correct/wrong) group
-alpha           = 0.45    # heatmap opacity
+data_root: str      = "demo"
+run_dir: str        = "runs/demo"
+baseline_stage: str = "emotion_conv5"
+informed_stage: str = "genre_conv4_then_emotion_conv5"
+seed: int           = 0
+per_group: int      = 2                                 # paintings per (true class, correct/wrong) group
+alpha: float        = 0.45                              # heatmap opacity
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -13,22 +13,22 @@
 # its matched control `emotion9_conv4_then_emotion9_conv5`; with `include_conv45`, the conv4+conv5 counterparts.
 
 # %% tags=["parameters"]
-data_root       = "demo"        # a data root (archive/, data_gen/, data_em/) or "demo"
-run_dir         = "runs/demo"   # where results are read and written
-image_size      = 64            # pixels (ArtEmis: 256)
-epochs          = 4
-batch_size      = 32
-lr              = 1e-4
-seeds           = [0, 1]        # one training run per seed
-split_seeds     = None          # train on the manifest's first K splits (None: every split notebook 02 wrote)
-weights         = "auto"        # "imagenet", "self-supervised", "none", a .pth/.safetensors path, or "auto"
-device          = "auto"
-precision       = "auto"
-min_annotations = 5             # paintings with at least this many votes (ArtEmis's own filter)
-include_conv45  = False         # also train the conv4+conv5 counterparts (three more stages per seed)
-executor        = "local"       # "local" or "ray"
-alpha           = 0.05          # family-wise error rate of the verdicts (Holm within the nine-emotion family)
-allow_unconverged = False       # decide comparisons of stages still improving when stopped (the verdicts say so)
+data_root: str          = "demo"       # a data root (archive/, data_gen/, data_em/) or "demo"
+run_dir: str            = "runs/demo"  # where results are read and written
+image_size: int         = 64           # pixels (ArtEmis: 256)
+epochs: int             = 4
+batch_size: int         = 32
+lr: float               = 1e-4
+seeds: list[int]        = [0, 1]       # one training run per seed
+split_seeds: int | None = None         # train on the manifest's first K splits (None: every split notebook 02 wrote)
+weights: str            = "auto"       # "imagenet", "self-supervised", "none", a .pth/.safetensors path, or "auto"
+device: str             = "auto"
+precision: str          = "auto"
+min_annotations: int    = 5            # paintings with at least this many votes (ArtEmis's own filter)
+include_conv45: bool    = False        # also train the conv4+conv5 counterparts (three more stages per seed)
+executor: str           = "local"      # "local" or "ray"
+alpha: float            = 0.05         # family-wise error rate of the verdicts (Holm within the nine-emotion family)
+allow_unconverged: bool = False        # decide comparisons of stages still improving when stopped (the verdicts say so)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -73,15 +73,16 @@ def test_notebook_pairs_are_in_sync(source: Path) -> None:
 
 @pytest.mark.parametrize("source", NOTEBOOK_SOURCES, ids=lambda p: p.stem)
 def test_notebook_cells_follow_the_conventions(source: Path) -> None:
-    """One parameters cell of literals (data_root, run_dir); every code cell is checked or explicitly ignored by nbval."""
+    """One parameters cell of typed literals (data_root, run_dir); every code cell is checked or ignored by nbval."""
     nb = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
     assigned = {}
     for node in ast.parse(params[0].source).body:
-        assert isinstance(node, ast.Assign), "the parameters cell holds assignments only"
-        assigned[node.targets[0].id] = ast.literal_eval(node.value)  # literals only
+        # typed assignments only, so `papermill --help-notebook` shows each parameter's type
+        assert isinstance(node, ast.AnnAssign) and node.value is not None, "the parameters cell holds `name: type = …`"
+        assigned[node.target.id] = ast.literal_eval(node.value)  # literals only
     assert {"data_root", "run_dir"} <= set(assigned)
     for cell in code:
         if cell is not params[0]:
@@ -96,7 +97,7 @@ def _parameters(source: Path) -> dict:
     """The literal values of a notebook's parameters cell."""
     nb = jupytext.read(source)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    return {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body}
+    return {n.target.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body}
 
 
 @pytest.mark.parametrize("source", TRAINING_NOTEBOOKS, ids=lambda p: p.stem)
@@ -123,3 +124,12 @@ def test_command_line_defaults_are_trainconfigs() -> None:
 
     args = build_parser().parse_args(["train", "--run-dir", "x", "emotion_conv5"])
     assert train_config(args) == TrainConfig()
+
+
+@pytest.mark.parametrize("source", NOTEBOOK_SOURCES, ids=lambda p: p.stem)
+def test_the_series_passes_each_notebook_its_own_typed_parameters(source: Path) -> None:
+    """`python -m artlib demo` hands a notebook exactly the parameters its (typed) parameters cell defines."""
+    from artlib.series import _accepted
+
+    assert _accepted(source.with_suffix(".ipynb"), {"run_dir": "x", "data_root": "demo", "no_such": 1}) == {
+        "run_dir": "x", "data_root": "demo"}
