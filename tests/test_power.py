@@ -11,8 +11,9 @@ from artlib.analysis.stats import SeedAwareMean, crossed_mean
 
 
 def _estimate(seed_piece: float, unit_piece: float, residual: float, seeds: int = 3) -> SeedAwareMean:
-    """A difference's estimate with chosen variance pieces (each a variance of the mean)."""
-    return SeedAwareMean(0.0, 0.0, 10.0, seed_piece, unit_piece, residual, (0.0,) * seeds, 1000, n_clusters=1000)
+    """A difference's estimate with chosen variance pieces (each a variance of the mean), 1,000 painting units."""
+    return SeedAwareMean(0.0, 0.0, 10.0, seed_piece, unit_piece, residual, (0.0,) * seeds, 1000, n_clusters=1000,
+                         nu_units=999.0)
 
 
 def test_detectable_follows_the_components() -> None:
@@ -23,7 +24,10 @@ def test_detectable_follows_the_components() -> None:
     at_three = power.detectable(d, 3, 1, 0.05, 0.2)
     assert at_three > (sps.norm.ppf(0.975) + sps.norm.ppf(0.8)) * np.sqrt(4e-4 + 3e-4 - 1e-4)  # t, not z
     assert power.detectable(d, 10, 1, 0.05, 0.2) < at_three
-    assert power.detectable(d, 3, 5, 0.05, 0.2) == pytest.approx(at_three * np.sqrt(0.2 + 0.2))
+    # K splits: seeds' parts shrink by 1/(S·K), the units' by (1/K + n_test/n_train); df = K − 1
+    variance = (seed + interaction) / 15 + fixed * (0.2 + 0.2)
+    t5 = sps.t.ppf(1 - 0.05 / 2, 4) + sps.t.ppf(0.8, 4)
+    assert power.detectable(d, 3, 5, 0.05, 0.2) == pytest.approx(t5 * np.sqrt(variance))
 
 
 def test_seeds_cannot_beat_the_artists_variance() -> None:

@@ -3,7 +3,7 @@
 From a comparison's own variance components (:class:`artlib.analysis.stats.SeedAwareMean`'s pieces), the
 variance of the mean difference with S seeds on one split is
 
-    (σ²_seed + σ²_within) / S + σ²_units
+    (σ²_seed + σ²_seed×units) / S + σ²_units
 
 — the seed part shrinks with seeds, the artists' (or paintings') part does not: only more test artists
 do, which K splits bring, approximately by Nadeau & Bengio's factor (1/K + n_test/n_train). The
@@ -47,14 +47,16 @@ def detectable(d: SeedAwareMean, seeds: int, splits: int, level: float, test_sha
     seeds is not promised the power of a normal approximation.
     """
     seed, interaction, fixed = components(d)
-    units = max(d.n_clusters, 2)
-    planned = MeanSquares((seed + interaction) / seeds, fixed + interaction / seeds, interaction / seeds,
-                          seeds - 1, units - 1, (seeds - 1) * (units - 1))
-    coef = used_coefficients(planned)
-    variance = coef["seed"] * planned.seed + coef["cluster"] * planned.cluster + coef["residual"] * planned.residual
-    df = satterthwaite_df(planned, coef) if seeds > 1 else float(units - 1)
-    if splits > 1:
-        variance *= 1.0 / splits + test_share
+    if splits > 1:  # seeds' parts shrink with every split's own seeds; the units' part by Nadeau–Bengio's factor
+        variance = (seed + interaction) / (seeds * splits) + fixed * (1.0 / splits + test_share)
+        df = float(splits - 1)  # what pooling K splits may rest on (the spread between them)
+    else:
+        nu = d.nu_units if math.isfinite(d.nu_units) else float(max(d.n_clusters - 1, 1))
+        planned = MeanSquares((seed + interaction) / seeds, fixed + interaction / seeds, interaction / seeds,
+                              seeds - 1, nu, (seeds - 1) * nu)
+        coef = used_coefficients(planned)
+        variance = coef["seed"] * planned.seed + coef["cluster"] * planned.cluster + coef["residual"] * planned.residual
+        df = satterthwaite_df(planned, coef) if seeds > 1 else float(nu)
     t = sps.t.ppf(1 - level / 2, df) + sps.t.ppf(power, df)
     return float(t * math.sqrt(max(variance, 0.0)))
 

@@ -38,11 +38,9 @@ of 1,000 differing the same way in every seed give t p = 0.045 but sign-test p =
 step-down correction over the comparisons shown (statsmodels). Exact McNemar per seed is kept as
 detail.
 
-**Intervals of one model** (one seed): exact Clopper–Pearson. **Of a stage** (seeds averaged):
-Clopper–Pearson at the effective sample size ``p(1-p)/variance`` with the degrees-of-freedom
-correction of Korn & Graubard (1998), "Confidence intervals for proportions with small expected
-number of positive counts estimated from survey data", Survey Methodology 24:193–201 — never
-of zero width, also for a stage that is right on every painting in every seed.
+**Intervals of one model** (one seed): exact Clopper–Pearson. **Of a stage** (seeds averaged): the
+seed- and artist-aware t interval, widened where needed to the exact Clopper–Pearson interval over the
+paintings — never of zero width, also for a stage that is right on every painting in every seed.
 """
 
 from __future__ import annotations
@@ -77,7 +75,7 @@ class SeedAwareMean:
     estimate: float
     se: float  # standard error with seeds, clusters (artists) and paintings random (NaN if it cannot be estimated)
     df: float  # Welch–Satterthwaite degrees of freedom of the variance actually used
-    between_seeds: float  # the seed mean square's share of the variance (NaN with one seed)
+    between_seeds: float  # var(seed means) / S: the whole seed piece (NaN with one seed)
     painting_term: float  # the cluster (artist, or painting) part of the variance, before truncation
     residual_term: float  # the seed × cluster interaction, which both of the above contain once
     per_seed: tuple[float, ...]  # the mean of each seed
@@ -86,6 +84,7 @@ class SeedAwareMean:
     n_clusters: int = 0  # how many independent units (artists, or paintings when none are known)
     unit: str = "painting"  # what a cluster is: "artist" or "painting"
     n_splits: int = 1  # how many train/val/test splits the estimate pools (1: conditional on that split)
+    nu_units: float = float("nan")  # effective df of the units' piece (G − 1 for equal clusters)
 
     @property
     def n_seeds(self) -> int:
@@ -124,11 +123,11 @@ class MeanSquares:
     """The three variance pieces of a (seeds × clusters) design, each already divided to a variance of the mean."""
 
     seed: float  # var(seed means) / S: seed effects plus what each seed's interaction adds
-    cluster: float  # cluster-robust variance of the painting means over clusters (artists)
+    cluster: float  # cluster-robust (jackknife-weighted) variance of the painting means over clusters (artists)
     residual: float  # the seed × cluster interaction: contained once in each of the two above
-    nu_seed: int
-    nu_cluster: int
-    nu_residual: int
+    nu_seed: float
+    nu_cluster: float  # G − 1 for equal clusters; fewer when a few clusters hold most paintings
+    nu_residual: float
 
 
 def _cluster_ids(clusters: np.ndarray | Sequence | None, n: int) -> np.ndarray:
@@ -144,21 +143,43 @@ def _cluster_ids(clusters: np.ndarray | Sequence | None, n: int) -> np.ndarray:
 def mean_squares(y: np.ndarray, codes: np.ndarray) -> MeanSquares:
     """Variance pieces of the grand mean of ``y`` (seeds × paintings) with paintings clustered by ``codes``.
 
-    With every painting its own cluster these are exactly MS_seed, MS_painting and MS_residual of the
-    two-way ANOVA divided by n·S; with clusters they are the cluster-level (CR1) analogues.
+    Each cluster's squared sum is weighted by the jackknife's (G−1)/G/(1−p_g)², p_g its share of the
+    paintings (Bell & McCaffrey 2002; MacKinnon & White 1985): plain CR1 weights G/(G−1) are biased low
+    when a few artists hold much of the test set. With every painting its own cluster the weights are
+    n/(n−1) and the pieces are exactly MS_seed, MS_painting and MS_residual of the two-way ANOVA over n·S.
     """
     n_seeds, n = y.shape
     groups = int(codes.max()) + 1
+    sizes = np.bincount(codes, minlength=groups).astype(float)
+    weight = (groups - 1) / groups / (1 - sizes / n) ** 2
     grand, by_seed, painting_means = y.mean(), y.mean(axis=1), y.mean(axis=0)
     sums = np.zeros(groups)
     np.add.at(sums, codes, painting_means - grand)
-    cluster = groups / (groups - 1) * float((sums**2).sum()) / n**2
+    cluster = float((weight * sums**2).sum()) / n**2
     residual = y - by_seed[:, None] - painting_means[None, :] + grand
     cell = np.zeros((n_seeds, groups))
     np.add.at(cell.T, codes, residual.T)
-    inter = n_seeds / (n_seeds - 1) * groups / (groups - 1) * float((cell**2).sum()) / (n * n_seeds) ** 2
-    return MeanSquares(float(by_seed.var(ddof=1)) / n_seeds, cluster, inter, n_seeds - 1, groups - 1,
-                       (n_seeds - 1) * (groups - 1))
+    inter = n_seeds / (n_seeds - 1) * float((weight[None, :] * cell**2).sum()) / (n * n_seeds) ** 2
+    nu = cluster_df(painting_means, codes, sizes)
+    return MeanSquares(float(by_seed.var(ddof=1)) / n_seeds, cluster, inter, n_seeds - 1, nu, (n_seeds - 1) * nu)
+
+
+def cluster_df(painting_means: np.ndarray, codes: np.ndarray, sizes: np.ndarray) -> float:
+    """Effective df of the cluster piece, (Σv_g)²/Σv_g² with v_g = n_g²σ²_between + n_g·σ²_within, capped at G − 1.
+
+    From a one-way ANOVA of the painting means by cluster: equal clusters give G − 1; a test set dominated by
+    a few artists gives about as many df as it has dominant artists (Satterthwaite's argument per cluster).
+    """
+    groups, n = len(sizes), len(painting_means)
+    grand = painting_means.mean()
+    cluster_means = np.bincount(codes, weights=painting_means, minlength=groups) / sizes
+    between = float((sizes * (cluster_means - grand) ** 2).sum()) / (groups - 1)
+    within = float(((painting_means - cluster_means[codes]) ** 2).sum()) / max(n - groups, 1)
+    n0 = (n - float((sizes**2).sum()) / n) / (groups - 1)
+    v = sizes**2 * max((between - within) / n0, 0.0) + sizes * within
+    if not (v**2).sum() > 0:
+        return float(groups - 1)
+    return float(min(groups - 1, max(1.0, v.sum() ** 2 / (v**2).sum())))
 
 
 def used_coefficients(ms: MeanSquares) -> dict[str, float]:
@@ -171,15 +192,19 @@ def used_coefficients(ms: MeanSquares) -> dict[str, float]:
 
 
 def satterthwaite_df(ms: MeanSquares, coef: dict[str, float]) -> float:
-    """Welch–Satterthwaite df of Σ coef·piece, the seed piece at its median-unbiased value (2 seed df are few)."""
+    """Welch–Satterthwaite df of Σ coef·piece, the seed piece at its median-unbiased value (2 seed df are few).
+
+    When the seed component was truncated at 0 the df are capped at S − 1: that the seeds add nothing rests on a
+    seed mean square with S − 1 df, and without the cap 3 seeds with a real seed effect (3.3 points per model)
+    are called in 6.2% of null studies at α = 5% (independent review, 4,000 runs); with it, at most 4.9%.
+    """
     seed = ms.seed * ms.nu_seed / float(sps.chi2.ppf(0.5, ms.nu_seed))
     pieces = {"seed": (seed, ms.nu_seed), "cluster": (ms.cluster, ms.nu_cluster),
               "residual": (ms.residual, ms.nu_residual)}
     total = sum(coef[k] * p for k, (p, _) in pieces.items())
     denom = sum((coef[k] * p) ** 2 / nu for k, (p, nu) in pieces.items() if coef[k] != 0)
-    if denom > 0 and total > 0:
-        return float(total**2 / denom)
-    return float(ms.nu_residual)
+    df = float(total**2 / denom) if denom > 0 and total > 0 else float(ms.nu_residual)
+    return min(df, float(ms.nu_seed)) if coef["seed"] == 0 else df
 
 
 def directional_sign_test(cluster_means: np.ndarray, estimate: float) -> float:
@@ -223,7 +248,7 @@ def crossed_mean(values: np.ndarray, clusters: np.ndarray | Sequence | None = No
     df = satterthwaite_df(ms, coef)
     cluster_means = np.bincount(codes, weights=y.mean(axis=0)) / np.bincount(codes)
     return SeedAwareMean(float(y.mean()), float(np.sqrt(variance)), df, ms.seed, ms.cluster, ms.residual, per_seed,
-                         n, directional_sign_test(cluster_means, float(y.mean())), groups, unit)
+                         n, directional_sign_test(cluster_means, float(y.mean())), groups, unit, 1, ms.nu_cluster)
 
 
 def pool_splits(parts: Sequence[tuple[np.ndarray, np.ndarray]], test_share: float,
@@ -233,8 +258,10 @@ def pool_splits(parts: Sequence[tuple[np.ndarray, np.ndarray]], test_share: floa
     Nadeau & Bengio's (2003) corrected resampled variance, (1/K + n_test/n_train)·σ², where σ², the variance
     of one split's estimate, is the larger of the spread between the splits' estimates (df K − 1) and their
     mean within-split variance (seeds, artists, paintings; pooled Satterthwaite df): the spread of K
-    overlapping splits underestimates σ², and the within-split part is its floor. The sign-test floor counts
-    each cluster once over all splits. One split comes back as :func:`crossed_mean` (conditional on it).
+    overlapping splits underestimates σ², and the within-split part is its floor. With K = 2 the df are 1 (an
+    independent review measured 7.5–9.8% false verdicts with the within-split df when each split's training
+    shifts the models): use K ≥ 3. The sign-test floor counts each cluster once over all splits. One split
+    comes back as :func:`crossed_mean` (conditional on it).
     """
     each = [crossed_mean(values, labels, unit) for values, labels in parts]
     if len(each) == 1:
@@ -250,6 +277,8 @@ def pool_splits(parts: Sequence[tuple[np.ndarray, np.ndarray]], test_share: floa
         df = float(within.sum() ** 2 / (within**2 / dfs).sum()) if (within > 0).any() else float(dfs.sum())
     else:
         sigma2, df = spread, float(k - 1)
+    if k == 2:  # two splits cannot tell the split's variance from noise (7.5–9.8% false verdicts otherwise)
+        df = 1.0
     labels = np.concatenate([np.asarray(lab).astype(str) for _, lab in parts])
     means = np.concatenate([np.asarray(v, dtype=np.float64).reshape(each[0].n_seeds, -1).mean(axis=0)
                             for v, _ in parts])
@@ -261,7 +290,8 @@ def pool_splits(parts: Sequence[tuple[np.ndarray, np.ndarray]], test_share: floa
                                                                            "residual_term")]
     return SeedAwareMean(estimate, float(np.sqrt((1.0 / k + test_share) * sigma2)), df, *pieces, per_seed,
                          int(sum(e.n_paintings for e in each)),
-                         directional_sign_test(cluster_means, estimate), int(codes.max()) + 1, unit, k)
+                         directional_sign_test(cluster_means, estimate), int(codes.max()) + 1, unit, k,
+                         float(np.mean([e.nu_units for e in each])))
 
 
 def clopper_pearson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -274,13 +304,15 @@ def clopper_pearson(successes: int, n: int, confidence: float = 0.95) -> tuple[f
 
 def stage_accuracy_interval(correct: np.ndarray, confidence: float = 0.95,
                             clusters: np.ndarray | Sequence | None = None) -> tuple[float, float]:
-    """Interval of a stage's seed-averaged accuracy: Korn–Graubard Clopper–Pearson at the effective n.
+    """Interval of a stage's seed-averaged accuracy: the seed- and artist-aware t interval, never narrower than exact.
 
     ``correct`` is (seeds × paintings) 0/1, ``clusters`` each painting's artist (None: paintings are
-    independent). The effective sample size is p(1-p)/variance, with the seed- and artist-aware variance;
-    it is capped at the number of paintings (seeds agreeing perfectly add no paintings) and scaled by
-    (t_{n-1}/t_df)² for the degrees of freedom of the variance actually used. With one seed this is plain
-    Clopper–Pearson on the paintings.
+    independent). The t interval of :func:`crossed_mean` (Satterthwaite df of the variance actually used),
+    clipped to [0, 1], widened where needed to the exact Clopper–Pearson interval of the mean accuracy over
+    the n paintings (so it is never of zero width, also for a stage right on every painting in every seed).
+    With one seed this is plain Clopper–Pearson on the paintings. (0.2 used Korn & Graubard's Clopper–Pearson
+    at an effective n scaled by (t_{n−1}/t_df)², which collapses to about [0, 1] when the df are near 1: two
+    seeds at 98.1% ± 2.7 on 26 paintings got 2.3–100%.)
     """
     c = np.asarray(correct, dtype=np.float64)
     if c.ndim == 1:
@@ -289,17 +321,12 @@ def stage_accuracy_interval(correct: np.ndarray, confidence: float = 0.95,
     if n == 0:
         return float("nan"), float("nan")
     est = crossed_mean(c, clusters)
-    p = est.estimate
-    n_eff = float(n)
-    if c.shape[0] > 1 and np.isfinite(est.se) and est.se > 0 and 0 < p < 1:
-        n_eff = min(float(n), p * (1 - p) / est.se**2)
-        q = 0.5 + confidence / 2
-        n_eff *= (sps.t.ppf(q, n - 1) / sps.t.ppf(q, est.df)) ** 2
-    n_eff = max(n_eff, 1.0)
-    alpha = 1 - confidence
-    x = p * n_eff
-    low = float(sps.beta.ppf(alpha / 2, x, n_eff - x + 1)) if x > 0 else 0.0
-    high = float(sps.beta.ppf(1 - alpha / 2, x + 1, n_eff - x)) if x < n_eff else 1.0
+    alpha, x = 1 - confidence, est.estimate * n
+    low = float(sps.beta.ppf(alpha / 2, x, n - x + 1)) if x > 0 else 0.0
+    high = float(sps.beta.ppf(1 - alpha / 2, x + 1, n - x)) if x < n else 1.0
+    if c.shape[0] > 1 and np.isfinite(est.se):
+        t_low, t_high = est.interval(confidence)
+        low, high = max(0.0, min(low, t_low)), min(1.0, max(high, t_high))
     return low, high
 
 
