@@ -1,42 +1,42 @@
-"""Seed-aware inference: training seeds AND test paintings are both random.
+"""Inference with every source of variance random: training seeds, artists, paintings (and splits).
 
-A stage's test accuracy depends on two random draws: which training seed produced the model
-(initialisation, data order) and which paintings happen to be in the test split. Reporting a
-confidence interval over test paintings alone treats the trained models as fixed and is too
-narrow whenever seeds disagree; reporting the spread over seeds alone ignores that every seed
-is scored on the same finite test set. Both are random factors, *crossed*: every seed is scored
-on every test painting.
+A stage's test accuracy depends on random draws: which training seed produced the model
+(initialisation, data order), which artists and which of their paintings happen to be in the test
+split, and which split was drawn. WikiArt's paintings cluster by artist: a stage that suits an artist
+better than its rival does suits most of that artist's paintings, so the paired differences of one
+artist's paintings move together and paintings are not independent units — artists are.
 
-**The model.** For a (seeds × paintings) array of per-painting values ``y[s, i]`` (0/1 correctness
-for an accuracy; the difference of two models' correctness, paired by seed and painting, for a
-comparison) write ``y[s, i] = mu + a_i + b_s + e_si`` with independent painting effects ``a``,
-seed effects ``b`` and residuals ``e``. The grand mean estimates ``mu`` with variance
-``sigma_a²/n + sigma_b²/S + sigma_e²/(nS)``. From the two-way analysis of variance without
-replication, ``(MS_seed + MS_painting − MS_residual) / (nS)`` estimates exactly that variance
-(expectations: ``MS_seed = sigma_e² + n·sigma_b²``, ``MS_painting = sigma_e² + S·sigma_a²``,
-``MS_residual = sigma_e²``). Each variance component (``MS_seed − MS_residual``, ``MS_painting −
-MS_residual``) is truncated at 0, as variance components are, so the estimate is never below
-``MS_residual / (nS)`` and never narrower than the unbiased one. Its degrees of freedom come from the
-Welch–Satterthwaite approximation over the three mean squares, with the seed mean square taken at its
-median-unbiased value ``MS_seed · ν / χ²_ν(0.5)`` (ν = S − 1) in that formula only: with three seeds the
-seed term has two degrees of freedom, and plain Satterthwaite is then slightly liberal (its estimated
-degrees of freedom are largest exactly when ``MS_seed`` came out small; 5.5–5.8% two-sided at α = 5%
-in our simulation), while this version stays at 4.5–5.0% with the same power (tests/test_verdicts.py).
-This is the treatment
-of two crossed random factors (subjects and items) in Clark (1973), "The language-as-fixed-effect
-fallacy", J. Verbal Learning and Verbal Behavior 12:335–359, with Satterthwaite (1946), Biometrics
-Bulletin 2:110–114; Bouthillier et al. (2021), "Accounting for variance in machine learning
-benchmarks", MLSys, argue for exactly these two sources (seeds and data sampling) in ML
-comparisons. The tests check the variance against the Monte Carlo variance of the simulated
-grand mean, and the decision procedure's two-sided false-positive rate under no effect
-(tests/test_verdicts.py).
+**The model.** For a (seeds × paintings) array ``y[s, i]`` (0/1 correctness for an accuracy; the
+difference of two models' correctness, paired by seed and painting, for a comparison) with painting i by
+artist g(i): ``y[s, i] = mu + b_s + A_g + P_i + (bA)_sg + e_si`` — seed effects ``b``, artist effects
+``A``, painting-within-artist effects ``P``, a seed × artist interaction and residuals, all random. The
+grand mean's variance is ``σ_b²/S + σ_A²·Σn_g²/n² + σ_P²/n + σ_bA²·Σn_g²/(S·n²) + σ_e²/(S·n)``. It is
+estimated from three pieces (:func:`mean_squares`): *seed*, var(seed means)/S; *cluster*, the
+cluster-robust variance of the painting means summed per artist, each artist's square weighted by the
+jackknife's (G−1)/G/(1−p_g)² (p_g its share of the paintings; plain G/(G−1) weights are biased low when a
+few artists dominate a test set — Bell & McCaffrey 2002); *residual*, the same for the double-centred
+seed × artist residuals, which both others contain once. The variance is residual + max(cluster −
+residual, 0) + max(seed − residual, 0): each component truncated at 0 (never narrower than the unbiased
+estimate). Without artists every painting is its own cluster, the weights are n/(n−1), and the pieces
+are exactly MS_seed, MS_painting and MS_residual of the two-way ANOVA over n·S: Clark's (1973) crossed
+subjects × items ("The language-as-fixed-effect fallacy", J. Verbal Learning and Verbal Behavior
+12:335–359); with artists, its cluster-level analogue in the spirit of two-way clustering (Cameron,
+Gelbach & Miller 2011, J. Business & Economic Statistics 29:238–249). Bouthillier et al. (2021),
+"Accounting for variance in machine learning benchmarks", MLSys, argue for exactly these sources.
 
-**Tests.** A two-sided t test of the seed-aware mean (the same estimate and degrees of freedom as
-the interval), made conservative where the t approximation fails: its p-value is the larger of the
-t test's and an exact sign test over the paintings whose mean difference is not 0 (four paintings
-of 1,000 differing the same way in every seed give t p = 0.045 but sign-test p = 0.125). Holm's
-step-down correction over the comparisons shown (statsmodels). Exact McNemar per seed is kept as
-detail.
+**Degrees of freedom** are Welch–Satterthwaite's (1946) over the pieces actually used, with the seed
+piece at its median-unbiased value MS·ν/χ²_ν(0.5) in that formula, the cluster piece at an effective df
+(:func:`cluster_df`: G − 1 for equal artists, fewer when a few dominate), and capped at S − 1 whenever
+the seed component was truncated — that seeds add nothing then rests on S − 1 seed df; without the cap,
+3 seeds that vary a lot were called in 6.2% of null studies (an independent review, 4,000 runs).
+
+**Tests.** A two-sided t test of the mean (the same estimate and df as the interval), made conservative
+where the t approximation fails: its p-value is the larger of the t test's and an exact sign test over
+the artists (or paintings) whose mean difference is not 0, one-sided in the direction of the mean and
+doubled (four paintings of 1,000 better in every one of ten seeds: t p < 0.05, sign-test p = 0.125; a
+positive mean carried by 100 paintings against 180 that favour the rival: sign-test p ≈ 1). Holm's
+step-down correction within each family (statsmodels). K splits are pooled by :func:`pool_splits`. The
+calibration by simulation is in tests/test_calibration.py. Exact McNemar per seed is kept as detail.
 
 **Intervals of one model** (one seed): exact Clopper–Pearson. **Of a stage** (seeds averaged): the
 seed- and artist-aware t interval, widened where needed to the exact Clopper–Pearson interval over the
