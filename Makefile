@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.artlib-installed
 RUN_DIR ?= runs/demo
 SANITIZE := notebooks/nbval_sanitize.cfg
 
-.PHONY: setup demo test unit unit-fast lint nbval lab notebooks bench clean
+.PHONY: setup demo test unit unit-fast lint nbval lab notebooks bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ notebooks: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/train_throughput.py $(ARGS)
+
+# GPU measurements through the public CLI into runs/gpu-check/gpu_check.json (meant to take <= 8 min on one H100/H200);
+# without CUDA it exits 2 with one line
+gpu-check: $(STAMP)
+	$(PY) tools/gpu_check.py $(ARGS)
 
 clean:
 	rm -rf runs/demo runs/nbexec
