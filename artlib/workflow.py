@@ -105,7 +105,7 @@ def stage_histories(run_dir: Path, stage: str, seeds: list[int]) -> dict[str, pd
     """history.csv of a stage per seed, labelled for plotting."""
     out = {}
     for seed in seeds:
-        path = rundir.stage_file(run_dir, stage, seed, "history.csv")
+        path = rundir.stage_run(run_dir, stage, seed).history
         if path.is_file():
             out[f"{stage} (seed {seed})"] = pd.read_csv(path)
     return out

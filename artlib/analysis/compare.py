@@ -60,7 +60,7 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
 
 def load_predictions(run_dir: str | Path, stage: str, seed: int, split_seed: int = 0) -> pd.DataFrame:
     """One stage-run's test predictions (predictions.csv), labels as strings, missing eras as NO_ERA."""
-    path = rundir.stage_file(run_dir, stage, seed, "predictions.csv", split_seed)
+    path = rundir.stage_run(run_dir, stage, seed, split_seed).predictions
     if not path.is_file():
         on = f", split {split_seed}" if split_seed else ""
         raise FileNotFoundError(f"{path}: missing; stage {stage} (seed {seed}{on}) is in results.csv but its "

@@ -37,7 +37,7 @@ def _genre_stage_for(run_dir: Path, stage: str, seed: int) -> str | None:
     chain = [s.name for s in dependency_chain(stage) if s.task == "genre"]
     others = [s for s, st in STAGES.items() if st.task == "genre"]
     for name in chain + others:
-        if rundir.stage_file(run_dir, name, seed, "metrics.json").is_file():
+        if rundir.stage_run(run_dir, name, seed).metrics.is_file():
             return name
     return None
 
@@ -45,7 +45,7 @@ def _genre_stage_for(run_dir: Path, stage: str, seed: int) -> str | None:
 def _emotion9_stage_for(run_dir: Path, seed: int) -> str | None:
     """A finished nine-emotion stage to report the emotion distribution with (the study's order: conv5 first)."""
     for name, st in STAGES.items():
-        if st.task == "emotion9" and rundir.stage_file(run_dir, name, seed, "metrics.json").is_file():
+        if st.task == "emotion9" and rundir.stage_run(run_dir, name, seed).metrics.is_file():
             return name
     return None
 

@@ -171,7 +171,7 @@ def _selection(manifest: pd.DataFrame, stage: Stage, min_annotations: int,
     return mask, frame[column].map({c: i for i, c in enumerate(stage.classes)}).to_numpy(np.int64), None, column
 
 
-def task_data(manifest: pd.DataFrame, stage: Stage, manifest_path: Path | str = "manifest.csv",
+def task_data(manifest: pd.DataFrame, stage: Stage, manifest_path: Path | str = "the manifest",
               min_annotations: int = 5, split_seed: int = 0) -> TaskData:
     """Select the rows of the stage's task on one split seed (its column becomes the frame's 'split'); check every split."""
     split_name = split_column(split_seed)
