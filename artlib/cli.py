@@ -162,12 +162,14 @@ def _print_summary(run_dir: Path) -> None:
     """The emotion stages' accuracy beside both baselines, then every verdict, from the run's files."""
     import pandas as pd
 
+    from artlib.tasks import EMOTION, rows_of
+
     with pd.option_context("display.width", 200, "display.precision", 3, "display.max_colwidth", 70):
         if rundir.comparison(run_dir).is_file():
             table = pd.read_csv(rundir.comparison(run_dir))
             cols = [c for c in ("stage", "accuracy_mean", "accuracy_std", "accuracy_ci_low", "accuracy_ci_high",
                                 "majority_baseline_accuracy", "era_prior_baseline_accuracy") if c in table.columns]
-            print(table.loc[table["task"] == "emotion", cols].to_string(index=False))
+            print(rows_of(table, EMOTION)[cols].to_string(index=False))
         if rundir.verdicts(run_dir).is_file():
             verdicts = pd.read_csv(rundir.verdicts(run_dir))
             print(verdicts[["comparison", "verdict", "reason"]].to_string(index=False))

@@ -241,6 +241,9 @@ def own_cores_and_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if worker.startswith("gw") and len(cores) > 1:
         os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
+        import torch
+
+        torch.set_num_threads(1)  # torch counted the cores at import: one spinning thread per core, not two
     yield
     if before is None:
         os.environ.pop("ARTLIB_ACTIVE_DIR", None)

@@ -28,6 +28,8 @@ from artlib import results
 from artlib.models import checkpoints
 from artlib.models.backbone import ArtNet, resolve_weights
 from artlib.errors import CheckpointError, DataError
+from artlib.train.cachefile import cache_bytes
+from artlib.train.grid import GridFailure
 from artlib.train.features import FeatureCache, build_feature_cache
 from artlib.train.imagecache import build_image_cache
 from artlib.data.manifest import read_manifest
@@ -430,9 +432,10 @@ def test_read_only_run_dir_stops_before_training(tiny_data: tuple[Path, Path], t
     _deny_writes_under(monkeypatch, run_dir if readonly == "run_dir" else folder)
     monkeypatch.setattr(artlib.train.inputs, "build_image_cache", lambda *a, **k: pytest.fail("must stop before caching"))
     monkeypatch.setattr(artlib.train.runner, "train_loop", lambda *a, **k: pytest.fail("must stop before training"))
-    with pytest.raises(DataError) as info:
+    with pytest.raises(GridFailure) as info:
         train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
-    assert str(info.value) == f"{folder}: cannot write here (Permission denied); choose another run_dir."
+    assert isinstance(info.value.__cause__, DataError)
+    assert str(info.value.__cause__) == f"{folder}: cannot write here (Permission denied); choose another run_dir."
 
 
 def test_free_space_message_names_folder_size_and_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -452,10 +455,11 @@ def test_full_disk_stops_before_caching_and_training(tiny_data: tuple[Path, Path
     monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(10**12, 10**12, 0))
     monkeypatch.setattr(artlib.train.runner, "train_loop", lambda *a, **k: pytest.fail("must stop before training"))
     n = len(read_manifest(run_dir / "manifest.csv"))
-    with pytest.raises(DataError) as info:
+    with pytest.raises(GridFailure) as info:
         train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
-    need = n * 32 * 32 * 3
-    assert str(info.value) == (f"{run_dir / 'cache'}: the image cache needs {need / 1e9:.1f} GB ({need:,} bytes) but "
+    need = cache_bytes((n, 32, 32, 3), np.uint8)
+    assert isinstance(info.value.__cause__, DataError)
+    assert str(info.value.__cause__) == (f"{run_dir / 'cache'}: the image cache needs {need / 1e9:.1f} GB ({need:,} bytes) but "
                                f"only 0.0 GB are free; free space, choose a run_dir on a larger disk, or use a smaller "
                                f"image_size.")
     assert not [p for p in (run_dir / "cache").iterdir() if p.suffix in (".npy", ".json")]
@@ -476,9 +480,9 @@ def test_full_disk_does_not_block_resuming_with_complete_caches(tiny_data: tuple
     assert "resuming from epoch 1 of 3" in capsys.readouterr().out
     for f in (run_dir / "cache").glob("features_*"):
         f.unlink()
-    with pytest.raises(DataError, match=f"^{re.escape(str(run_dir / 'cache'))}: the feature cache needs .* but only "
-                                        f"0.0 GB are free; free space, use a smaller image_size, or set "
-                                        f"feature_cache=False.$"):
+    with pytest.raises(GridFailure) as info:
         train_one("emotion_conv5", run_dir, config, seed=0, progress=False)
+    assert re.fullmatch(f"{re.escape(str(run_dir / 'cache'))}: the feature cache needs .* but only 0.0 GB are free; "
+                        f"free space, use a smaller image_size, or set feature_cache=False.", str(info.value.__cause__))
     assert checkpoints.load(stage_dir(run_dir, "emotion_conv5", 0) / "checkpoint.pt")["epoch"] == 2
     assert not list((run_dir / "cache").glob(".features_*"))  # the refused build left no temporary file

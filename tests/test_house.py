@@ -99,6 +99,19 @@ def test_only_rundir_spells_the_file_names_of_a_run() -> None:
     assert spelled == []
 
 
+def test_only_the_tasks_module_tells_tasks_apart() -> None:
+    """No `task == …` / `task != …` / `task in SOME_TASKS` branch outside artlib/tasks.py: code asks the Task."""
+    branch = re.compile(r"""task\b["']?\]?\)?\s*(==|!=)|(==|!=)\s*\S*\btask\b|(?<!for )\btask\s+(not\s+)?in\s+[A-Z_]*TASKS""")
+    found = [f"{path.relative_to(ROOT)}:{i}: {line.strip()}" for path in sorted((ROOT / "artlib").rglob("*.py"))
+             if path.name != "tasks.py" or path.parent.name != "artlib"
+             for i, line in enumerate(path.read_text().splitlines(), 1) if branch.search(line)]
+    assert found == []
+    from artlib.stages import STAGES
+    from artlib.tasks import TASKS
+
+    assert {stage.task for stage in STAGES.values()} == set(TASKS)  # every stage resolves through the one registry
+
+
 def test_one_function_sizes_the_caches() -> None:
     """Cache bytes come from artlib.train.cachefile.cache_bytes alone: no other module multiplies out an itemsize."""
     sizing = [f"{path.relative_to(ROOT)}:{i}" for path in sorted((ROOT / "artlib").rglob("*.py"))

@@ -64,8 +64,8 @@ def run_grid(runs: list[StageRun], job: Job, executor: Executor = Executor()) ->
             settle(outcome, job.run_dir, bar, failed)
     finally:
         bar.close()
-    if bar.failures:
-        raise GridFailure(bar.failures)
+    if bar.failures:  # the first error raised in this process, if any, is the cause a traceback shows
+        raise GridFailure(bar.failures) from next((f.exception for f in bar.failures if f.exception), None)
     return pd.DataFrame(bar.rows)
 
 
@@ -77,7 +77,7 @@ def settle(outcome: Outcome, run_dir: Path, bar: Progress, failed: set[RunKey]) 
         bar.failed(Failure(run, f"its source {run_label(*run.source)} failed", skipped=True))
     elif outcome.row is None:
         failed.add(run.key)
-        bar.failed(Failure(run, outcome.error or "no result"))
+        bar.failed(Failure(run, outcome.error or "no result", exception=outcome.exception))
     else:
         results.upsert(run_dir, [outcome.row])
         bar.finished(run, outcome.row, outcome.node)

@@ -31,7 +31,7 @@ def run_local(runs: list[StageRun], job: Job, executor: Executor, progress: Prog
                                   job.progress, job.data_root, job.on_epoch_end, threads=executor.cpus,
                                   split_seed=run.split_seed)
         except Exception as exc:  # noqa: BLE001 (reported with the stage-run; the grid goes on)
-            yield Outcome(run, error=f"{type(exc).__name__}: {exc}")
+            yield Outcome(run, error=f"{type(exc).__name__}: {exc}", exception=exc)
             continue
         yield Outcome(run, row, os.uname().nodename)
 

@@ -98,6 +98,7 @@ class Failure:
     run: StageRun
     error: str
     skipped: bool = False
+    exception: BaseException | None = None  # the error itself, where the executor ran the stage-run in this process
 
 
 class GridFailure(RuntimeError):
@@ -176,3 +177,4 @@ class Outcome:
     row: dict | None = None
     node: str = ""
     error: str | None = None
+    exception: BaseException | None = None  # the error itself (local executor), kept as the GridFailure's cause

@@ -30,7 +30,7 @@ from artlib.metrics import (class_weights, classification_metrics, emotion9_metr
 from artlib.models import checkpoints
 from artlib.models.backbone import ArtNet, Weights, pick_device, pick_precision, resolve_weights
 from artlib.models.stored import load_stage_model
-from artlib.stages import SOFT_TASKS, Stage, get_stage
+from artlib.stages import Stage, get_stage
 from artlib.train.config import TrainConfig
 from artlib.train.inputs import FeatureSource, StageInputs, TaskData, stage_inputs, task_data
 from artlib.train.losses import SoftTargetKL
@@ -125,7 +125,7 @@ def finished_row(run_dir: Path, name: str, seed: int, identity: StageIdentity, s
                                 f"retrain {name} (train it with --force)")
         if done.get("config_hash") != identity.config_hash:
             return None
-        if get_stage(name).task in SOFT_TASKS and "n_all_test" not in done["result"]:
+        if get_stage(name).spec.scores_subset and "n_all_test" not in done["result"]:
             log.warning("%s (seed %d): scored on every test painting (before 0.3) — training it again to score it on "
                         "the > 50%% subset like every nine-emotion figure", name, seed)
             return None
@@ -156,7 +156,7 @@ def start_model(stage: Stage, run_dir: Path, seed: int, identity: StageIdentity,
 
 def criterion_for(stage: Stage, y_train: np.ndarray, config: TrainConfig, device: torch.device) -> nn.Module:
     """The stage's loss: KL divergence to the vote distribution (nine emotions), else class-weighted cross-entropy."""
-    if stage.task in SOFT_TASKS:
+    if stage.spec.loss == "soft_kl":
         return SoftTargetKL()  # ArtEmis's loss; it fits the distribution, so no class weights
     weights = class_weights(y_train, len(stage.classes)) if config.class_weights else None
     return nn.CrossEntropyLoss(weight=None if weights is None else torch.tensor(weights, dtype=torch.float32,
@@ -208,8 +208,8 @@ def _predictions(stage: Stage, data: TaskData, pos: dict[str, np.ndarray], probs
         "probability": probs[np.arange(len(pred)), pred], "era_prior": [stage.classes[i] for i in prior],
         "scored": is_scored(data, pos["test"]).astype(np.int64),
         **{f"p_{c}": probs[:, i] for i, c in enumerate(stage.classes)}})
-    if stage.task in SOFT_TASKS:
-        for column in SOFT_TASKS[stage.task]:
+    if stage.spec.soft:
+        for column in stage.spec.count_columns:
             out[column] = frame[column].to_numpy()
         out["polarity"] = frame["emotion"].to_numpy()
     return out
@@ -226,9 +226,9 @@ def _test_metrics(stage: Stage, data: TaskData, pos: dict[str, np.ndarray], prob
     m = classification_metrics(y_test[keep], pred[keep], k, baseline)
     hits = (predictions["era_prior"] == predictions["label"]).to_numpy()[keep]
     m["era_prior_baseline_accuracy"] = float(np.mean(hits)) if len(hits) else float("nan")
-    if stage.task in SOFT_TASKS:
+    if stage.spec.extra_metrics:
         m["accuracy_all_test"], m["n_all_test"] = score(y_test, pred, "accuracy", k), int(len(y_test))
-        counts = predictions[list(SOFT_TASKS[stage.task])].to_numpy()
+        counts = predictions[list(stage.spec.count_columns)].to_numpy()
         m.update(emotion9_metrics(counts, probs, predictions["polarity"].to_numpy(), baseline))
     return m, baseline
 
