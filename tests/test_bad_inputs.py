@@ -29,6 +29,7 @@ from artlib.errors import DataError
 from artlib.data.images import check_image, load_square
 from artlib.data.manifest import read_manifest
 from artlib.data.prepare import PrepareConfig, PrepareResult, prepare
+from artlib.train.grid import GridFailure
 from conftest import train_one
 from artlib.rundir import stage_dir
 from artlib.train.config import TrainConfig
@@ -404,9 +405,10 @@ def test_training_stops_above_the_skip_limit(tiny_data: tuple[Path, Path], tmp_p
     data, run_dir, (gone, _) = _damaged_copy(tiny_data, tmp_path)
     n_task = int((read_manifest(run_dir / "manifest.csv")["emotion"] != "").sum())
     monkeypatch.setattr(artlib.train.runner, "train_loop", lambda *a, **k: pytest.fail("training must not start"))
-    with pytest.raises(DataError) as info:
+    with pytest.raises(GridFailure) as info:
         train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False, data_root=data)
-    assert str(info.value) == (
+    assert isinstance(info.value.__cause__, DataError)
+    assert str(info.value.__cause__) == (
         f"2 of {n_task} images of the emotion task could not be loaded (e.g. ('{gone}', 'missing_image: file not "
         f"found')); above the 1% limit. Check {data / 'archive'}, then rerun notebook 02 to re-check the images.")
     folder = stage_dir(run_dir, "emotion_conv5", 0)

@@ -111,8 +111,10 @@ def kill_when(run_dir: Path, mode: str, ready: Callable[[], bool], tmp_path: Pat
     script.write_text(CHILD.format(threads=THREADS, sleep=sleep, stage=STAGE, config=CONFIG))
     log = tmp_path / "child.log"
     with open(log, "wb") as out:
+        # the script's folder, not cwd, leads sys.path: PYTHONPATH makes the child import this checkout's artlib
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         proc = subprocess.Popen([sys.executable, str(script), str(run_dir), mode], cwd=REPO, stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + TIMEOUT_S
         while not ready():
