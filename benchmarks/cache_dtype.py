@@ -1,4 +1,4 @@
-"""How far from exact is the feature cache? float16 vs float32 storage vs no cache, through run_stage.
+"""How far from exact is the feature cache? float16 vs float32 storage vs no cache, through run_stages.
 
     python benchmarks/cache_dtype.py [--stages emotion_conv5 emotion_conv45] [--seeds 0 1] [--epochs 5]
 

@@ -165,7 +165,7 @@ def _children_cpu_seconds() -> float:
 
 # ---- one row, in a fresh process ----------------------------------------------------------
 def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[str, Any]:
-    """Train the row's stage with ``run_stage`` — the code users run — configured by public options only."""
+    """Train the row's stage with ``run_stages`` (one stage and seed), the code users run, configured by public options only."""
     import json as _json
 
     import pandas as pd
@@ -200,7 +200,7 @@ def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[s
         "train_seconds": float(row["train_seconds"]),
         "train_images_per_s": n_train * int(row["epochs_run"]) / max(float(row["train_seconds"]), 1e-9),
         "cache_seconds": float(row["cache_seconds"]), "wall_seconds": wall,
-        # the rest of run_stage's wall time: model building, per-epoch checkpoints, testing and writing the results
+        # the rest of run_stages' wall time: model building, per-epoch checkpoints, testing and writing the results
         "other_seconds": wall - float(row["cache_seconds"]) - float(row["train_seconds"]),
         "accuracy": row["accuracy"], "f1": row["f1"], "balanced_accuracy": row["balanced_accuracy"],
         "majority_baseline_accuracy": row["majority_baseline_accuracy"], "best_epoch": int(row["best_epoch"]),

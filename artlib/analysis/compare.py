@@ -53,7 +53,7 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
     table = read_results(run_dir)
     if table.empty:
         raise DataError(f"{results_path(run_dir)}: no results yet; train the stages first (the training notebooks, "
-                        f"or artlib.train.runner.run_stages) for this run directory.")
+                        f"or artlib.train.driver.run_stages) for this run directory.")
     table = table.copy()
     table["seed"] = table["seed"].astype(int)
     return table

@@ -9,7 +9,7 @@ themselves with a small file named after their process id in a per-user folder o
 directory (or the folder ``ARTLIB_ACTIVE_DIR`` names); files of processes that died are ignored and removed.
 
 The count is recorded in results.csv (``threads``): torch's results can differ in the last bits with
-the thread count, so a bit-for-bit repetition needs the same count (pin it with ``cpus_per_stage``).
+the thread count, so a bit-for-bit repetition needs the same count (pin it with ``Executor(cpus=…)``, CLI ``--cpus-per-stage``).
 """
 
 from __future__ import annotations
