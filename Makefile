@@ -27,12 +27,16 @@ demo: $(STAMP)
 
 test: lint unit nbval
 
+# over every core (pytest-xdist): each worker is pinned to its own core and counts only its own stage-runs
+# (tests/conftest.py), so workers neither oversubscribe the cores nor change each other's thread counts
+XDIST ?= -n auto
+
 unit: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(XDIST) tests
 
 # the inner loop: every test that trains nothing (under a minute)
 unit-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q $(XDIST) -m "not slow" tests
 
 # style (ruff, on the library, tests, benchmarks and the notebooks' .py sources) and the layer contracts
 lint: $(STAMP)

@@ -74,12 +74,12 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     print(format_funnel(result.funnel))
     excluded = {k: len(v) for k, v in result.report["excluded"].items() if v}
     if excluded:
-        print(f"excluded images by reason: {excluded} (paths in {Path(args.out) / 'prepare_report.json'})")
+        print(f"excluded images by reason: {excluded} (paths in {rundir.prepare_report(args.out)})")
     if args.export_layout:
         counts = export_layout(result.manifest, data_root / "archive", _user_path(args.export_layout),
                                protect=(data_root, out))
         print(f"symlinked the original folder layout into {args.export_layout}: {counts}")
-    print(f"wrote {Path(args.out) / 'manifest.csv'} ({len(result.manifest)} paintings) in {time.perf_counter() - t0:.1f} s")
+    print(f"wrote {rundir.manifest(args.out)} ({len(result.manifest)} paintings) in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -162,12 +162,14 @@ def _print_summary(run_dir: Path) -> None:
     """The emotion stages' accuracy beside both baselines, then every verdict, from the run's files."""
     import pandas as pd
 
+    from artlib.tasks import EMOTION, rows_of
+
     with pd.option_context("display.width", 200, "display.precision", 3, "display.max_colwidth", 70):
         if rundir.comparison(run_dir).is_file():
             table = pd.read_csv(rundir.comparison(run_dir))
             cols = [c for c in ("stage", "accuracy_mean", "accuracy_std", "accuracy_ci_low", "accuracy_ci_high",
                                 "majority_baseline_accuracy", "era_prior_baseline_accuracy") if c in table.columns]
-            print(table.loc[table["task"] == "emotion", cols].to_string(index=False))
+            print(rows_of(table, EMOTION)[cols].to_string(index=False))
         if rundir.verdicts(run_dir).is_file():
             verdicts = pd.read_csv(rundir.verdicts(run_dir))
             print(verdicts[["comparison", "verdict", "reason"]].to_string(index=False))
@@ -176,20 +178,18 @@ def _print_summary(run_dir: Path) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     """Train stages (sources first) into a run directory that holds a manifest."""
     from artlib.stages import CONFIGURATIONS, get_stage
-    from artlib.train.runner import run_stages
+    from artlib.train.driver import run_stages
+    from artlib.train.grid import Executor, GridFailure
 
     names = [s for c in args.configuration for s in CONFIGURATIONS[c]] if args.configuration else args.stages
     if not names:
         raise ValueError("name stages (e.g. genre_conv4) or --configuration 1/2/3")
     for name in names:
         get_stage(name, "train: stage")
-    from artlib.train.grid import GridFailure
-
+    executor = Executor(args.executor, args.cpus_per_stage, args.gpus_per_stage, args.ray_address)
     try:
         rows = run_stages(names, _user_path(args.run_dir), train_config(args), seeds=args.seeds, force=args.force,
-                          progress=not args.quiet, executor=args.executor, plan=args.plan,
-                          cpus_per_stage=args.cpus_per_stage, gpus_per_stage=args.gpus_per_stage,
-                          ray_address=args.ray_address, split_seeds=args.split_seeds)
+                          progress=not args.quiet, executor=executor, plan=args.plan, split_seeds=args.split_seeds)
     except GridFailure as failure:
         print(f"error: {failure}", file=sys.stderr)
         return 1

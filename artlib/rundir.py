@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,34 +29,73 @@ _SEED_FOLDER = re.compile(r"^seed_(-?\d+)$")
 _SPLIT_FOLDER = re.compile(r"^split_([1-9]\d*)$")
 
 
-TOP_LEVEL = {
-    "manifest": ("manifest.csv", "one row per usable painting (written by prepare)"),
-    "prepare_report": ("prepare_report.json", "what prepare kept, excluded and why"),
-    "image_checks": ("image_checks.csv", "prepare's per-file check cache (size, mtime, reason, phash)"),
-    "results": ("results.csv", "one row per (stage, seed, split_seed)"),
-    "results_lock": (".results.lock", "the lock file guarding results.csv"),
-    "comparison": ("comparison.csv", "one row per stage (notebook 06)"),
-    "verdicts": ("verdicts.csv", "one row per comparison (notebooks 06 and 08)"),
-    "cache_dir": ("cache", "decoded-image and feature caches (safe to delete; rebuilt on demand)"),
-    "figures": ("figures", "every figure the notebooks save, as PNG"),
-    "notebooks": ("notebooks", "executed copies of the notebook series"),
-    "report": ("report", "the HTML report (index.html leads with the verdicts)"),
-}
-"""Every file and folder directly in a run directory: accessor name → (name on disk, what it holds)."""
+def manifest(run_dir: PathLike) -> Path:
+    """run_dir/manifest.csv: one row per usable painting (written by prepare)."""
+    return Path(run_dir) / "manifest.csv"
 
 
-def _accessor(name: str, what: str) -> Callable[[PathLike], Path]:
-    """A function giving run_dir/<name>."""
-    def path(run_dir: PathLike) -> Path:
-        """run_dir/<name>."""
-        return Path(run_dir) / name
-
-    path.__doc__ = f"run_dir/{name}: {what}."
-    return path
+def prepare_report(run_dir: PathLike) -> Path:
+    """run_dir/prepare_report.json: what prepare kept, excluded and why."""
+    return Path(run_dir) / "prepare_report.json"
 
 
-manifest, prepare_report, image_checks, results, results_lock, comparison, verdicts, cache_dir, figures, notebooks, \
-    report = (_accessor(*TOP_LEVEL[key]) for key in TOP_LEVEL)
+def image_checks(run_dir: PathLike) -> Path:
+    """run_dir/image_checks.csv: prepare's per-file check cache (size, mtime, reason, phash)."""
+    return Path(run_dir) / "image_checks.csv"
+
+
+def results(run_dir: PathLike) -> Path:
+    """run_dir/results.csv: one row per (stage, seed, split_seed)."""
+    return Path(run_dir) / "results.csv"
+
+
+def results_lock(run_dir: PathLike) -> Path:
+    """run_dir/.results.lock: the lock file guarding results.csv."""
+    return Path(run_dir) / ".results.lock"
+
+
+def comparison(run_dir: PathLike) -> Path:
+    """run_dir/comparison.csv: one row per stage (notebook 06)."""
+    return Path(run_dir) / "comparison.csv"
+
+
+def verdicts(run_dir: PathLike) -> Path:
+    """run_dir/verdicts.csv: one row per comparison (notebooks 06 and 08)."""
+    return Path(run_dir) / "verdicts.csv"
+
+
+def cache_dir(run_dir: PathLike) -> Path:
+    """run_dir/cache: decoded-image and feature caches (safe to delete; rebuilt on demand)."""
+    return Path(run_dir) / "cache"
+
+
+def figures(run_dir: PathLike) -> Path:
+    """run_dir/figures: every figure the notebooks save, as PNG."""
+    return Path(run_dir) / "figures"
+
+
+def notebooks(run_dir: PathLike) -> Path:
+    """run_dir/notebooks: executed copies of the notebook series."""
+    return Path(run_dir) / "notebooks"
+
+
+def report(run_dir: PathLike) -> Path:
+    """run_dir/report: the HTML report (index.html leads with the verdicts)."""
+    return Path(run_dir) / "report"
+
+
+PREPARED = (manifest, prepare_report)
+"""The files prepare writes that training needs: what a prepared run directory holds."""
+
+
+def copy_prepared(prepared: PathLike, where: PathLike) -> Path:
+    """A fresh run directory at ``where`` holding a copy of a prepared one's manifest and report (no caches, no
+    stages): how tests and benchmarks start many runs from one prepare."""
+    where = Path(where)
+    where.mkdir(parents=True, exist_ok=True)
+    for path in PREPARED:
+        shutil.copy(path(prepared), path(where))
+    return where
 
 
 def stages_root(run_dir: PathLike) -> Path:
@@ -74,7 +115,49 @@ def stage_file(run_dir: PathLike, stage: str, seed: int, name: str, split_seed: 
     """A named file of a stage-run's folder (one of STAGE_FILES)."""
     if name not in STAGE_FILES:
         raise ValueError(f"unknown stage file {name!r}; stage folders hold {', '.join(STAGE_FILES)}")
-    return stage_dir(run_dir, stage, seed, split_seed) / name
+    return getattr(stage_run(run_dir, stage, seed, split_seed), name.split(".")[0])
+
+
+@dataclass(frozen=True)
+class StageRunFiles:
+    """Where one stage-run's files live (its folder from :func:`stage_dir`)."""
+
+    folder: Path
+
+    @property
+    def config(self) -> Path:
+        """config.json: the stage, seed, settings and origin it was started with, and which worker trains it."""
+        return self.folder / "config.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        """checkpoint.pt: the last finished epoch (resume from it); removed once the stage-run finished."""
+        return self.folder / "checkpoint.pt"
+
+    @property
+    def model(self) -> Path:
+        """model.pt: the best epoch's weights."""
+        return self.folder / "model.pt"
+
+    @property
+    def metrics(self) -> Path:
+        """metrics.json: the results row, test metrics and hashes; written last (its presence means finished)."""
+        return self.folder / "metrics.json"
+
+    @property
+    def predictions(self) -> Path:
+        """predictions.csv: every test painting's label, prediction and probabilities."""
+        return self.folder / "predictions.csv"
+
+    @property
+    def history(self) -> Path:
+        """history.csv: one row per epoch."""
+        return self.folder / "history.csv"
+
+
+def stage_run(run_dir: PathLike, stage: str, seed: int, split_seed: int = 0) -> StageRunFiles:
+    """The files of one stage-run (stage, seed, split seed)."""
+    return StageRunFiles(stage_dir(run_dir, stage, seed, split_seed))
 
 
 class FinishedRun(NamedTuple):
@@ -90,7 +173,7 @@ def _seed_folders(folder: Path, split_seed: int, stage: str) -> Iterator[Finishe
     """The finished stage-runs in one folder of seed_<n> folders."""
     for seed_folder in sorted(folder.iterdir()):
         match = _SEED_FOLDER.match(seed_folder.name)
-        metrics = seed_folder / "metrics.json"
+        metrics = StageRunFiles(seed_folder).metrics
         if match and metrics.is_file():
             yield FinishedRun(stage, int(match.group(1)), split_seed, metrics)
 

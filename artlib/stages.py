@@ -12,13 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from artlib.data.labels import ARTEMIS_EMOTIONS, EMOTION_CLASSES, EMOTION_COUNT_COLUMNS, ERAS
+from artlib.tasks import Task, get_task
 
-TASK_CLASSES: dict[str, tuple[str, ...]] = {"genre": ERAS, "emotion": EMOTION_CLASSES, "emotion9": ARTEMIS_EMOTIONS}
-TASK_COLUMN = {"genre": "era", "emotion": "emotion"}
-"""The manifest column holding a hard-label task's class."""
-SOFT_TASKS = {"emotion9": EMOTION_COUNT_COLUMNS}
-"""Tasks whose target is a distribution: the manifest columns of the vote counts it is normalised from."""
 CONFIGURATION_NAMES = {1: "sequential", 2: "simultaneous", 3: "emotion only", 4: "nine emotions, sequential",
                        5: "nine emotions, simultaneous"}
 STUDY_CONFIGURATIONS = (1, 2, 3)
@@ -31,7 +26,7 @@ class Stage:
 
     name: str
     configuration: int
-    task: str  # 'genre', 'emotion' or 'emotion9'
+    task: str  # a task's name (artlib.tasks): 'genre', 'emotion' or 'emotion9'; ``spec`` is the Task
     blocks: tuple[str, ...]  # trainable backbone blocks
     init_from: str | None = None  # None: the pretrained backbone; else the stage whose backbone is carried
     process: str = ""  # the original tables' "Fine-tuning Process" text
@@ -39,14 +34,19 @@ class Stage:
     compare_with: str | None = None  # the emotion-only baseline this stage is judged against
 
     @property
+    def spec(self) -> Task:
+        """The stage's task (classes, selection, loss, scoring), resolved through the one registry."""
+        return get_task(self.task)
+
+    @property
     def classes(self) -> tuple[str, ...]:
         """Class names of the stage's task, in label-index order."""
-        return TASK_CLASSES[self.task]
+        return self.spec.classes
 
     @property
     def output(self) -> str:
         """The original tables' "Output Observed" text."""
-        return {"genre": "Genre", "emotion": "Emotions Evoked", "emotion9": "Nine-emotion distribution"}[self.task]
+        return self.spec.title
 
     @property
     def trained_blocks(self) -> str:

@@ -21,6 +21,7 @@ from artlib.data.prepare import PrepareConfig, prepare
 from artlib import atomic, rundir
 from artlib.data.roots import resolve_data_root
 from artlib.paths import display_path, resolve_run_dir
+from artlib.tasks import EMOTION, GENRE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -81,11 +82,11 @@ def ensure_manifest(session: Session, progress: bool = False) -> pd.DataFrame:
 def split_table(manifest: pd.DataFrame) -> pd.DataFrame:
     """Paintings per split and class for both tasks, with each split's share."""
     parts = []
-    for task, column, classes in (("genre", "era", ERAS), ("emotion", "emotion", ("negative", "positive"))):
-        data = manifest[manifest[column] != ""]
-        table = pd.crosstab(data[column], data["split"]).reindex(index=list(classes), columns=["train", "val", "test"],
-                                                                  fill_value=0)
-        table.index = pd.MultiIndex.from_product([[task], table.index], names=["task", "class"])
+    for task in (GENRE, EMOTION):
+        data = manifest[manifest[task.column] != ""]
+        table = pd.crosstab(data[task.column], data["split"]).reindex(index=list(task.classes),
+                                                                       columns=["train", "val", "test"], fill_value=0)
+        table.index = pd.MultiIndex.from_product([[task.name], table.index], names=["task", "class"])
         parts.append(table)
     table = pd.concat(parts)
     table["total"] = table.sum(axis=1)
@@ -105,7 +106,7 @@ def stage_histories(run_dir: Path, stage: str, seeds: list[int]) -> dict[str, pd
     """history.csv of a stage per seed, labelled for plotting."""
     out = {}
     for seed in seeds:
-        path = rundir.stage_file(run_dir, stage, seed, "history.csv")
+        path = rundir.stage_run(run_dir, stage, seed).history
         if path.is_file():
             out[f"{stage} (seed {seed})"] = pd.read_csv(path)
     return out

@@ -1,4 +1,4 @@
-"""How far from exact is the feature cache? float16 vs float32 storage vs no cache, through run_stage.
+"""How far from exact is the feature cache? float16 vs float32 storage vs no cache, through run_stages.
 
     python benchmarks/cache_dtype.py [--stages emotion_conv5 emotion_conv45] [--seeds 0 1] [--epochs 5]
 
@@ -26,7 +26,7 @@ from artlib.data.prepare import PrepareConfig, prepare
 from artlib.data.roots import resolve_data_root
 from artlib.paths import resolve_path
 from artlib.train.config import TrainConfig
-from artlib.train.runner import run_stage
+from artlib.train.driver import run_stages
 
 VARIANTS = {"no cache": {"feature_cache": False}, "float32 cache": {"feature_cache": True, "cache_dtype": "float32"},
             "float16 cache": {"feature_cache": True, "cache_dtype": "float16"}}
@@ -42,11 +42,10 @@ def run(prepared: Path, work: Path, stage: str, seed: int, options: dict, epochs
     """One training run with these cache options in a fresh run directory; its predictions and wall time."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    for name in ("manifest.csv", "prepare_report.json"):
-        shutil.copy(prepared / name, work / name)
+    rundir.copy_prepared(prepared, work)
     config = TrainConfig(epochs=epochs, patience=None, precision="fp32", **options)
     t0 = time.perf_counter()
-    run_stage(stage, work, config, seed=seed, progress=False)
+    run_stages([stage], work, config, seeds=[seed], progress=False)
     seconds = time.perf_counter() - t0
     frame = pd.read_csv(rundir.stage_file(work, stage, seed, "predictions.csv")).sort_values("image_path")
     return frame.reset_index(drop=True), seconds

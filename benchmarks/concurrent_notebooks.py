@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from artlib import rundir
 from artlib.paths import repo_root, resolve_path
 
 NOTEBOOKS = repo_root() / "notebooks"
@@ -35,8 +36,7 @@ def fresh(template: Path, where: Path) -> Path:
     """A run directory holding the prepared manifest and report."""
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
-    for name in ("manifest.csv", "prepare_report.json"):
-        shutil.copy(template / name, where / name)
+    rundir.copy_prepared(template, where)
     return where
 
 

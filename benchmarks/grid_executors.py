@@ -31,14 +31,15 @@ from artlib.data.roots import resolve_data_root
 from artlib.paths import resolve_path
 from artlib.stages import CONFIGURATIONS
 from artlib.train.config import TrainConfig
-from artlib.train.runner import run_stages
+from artlib.train.driver import run_stages
+from artlib.train.grid import Executor
 
 METRICS = ["stage", "seed", "accuracy", "f1", "balanced_accuracy", "best_epoch", "epochs_run", "config_hash"]
 PAIRS = {"demo defaults: emotion_conv5, 64 px, 4 epochs": ("emotion_conv5", {}),
          "emotion_conv45, 112 px, 10 epochs, no early stopping": ("emotion_conv45",
                                                                   {"image_size": 112, "epochs": 10, "patience": None})}
-VARIANTS = {"local": {"executor": "local"}, "ray": {"executor": "ray", "cpus_per_stage": 1},
-            "local, 1 thread": {"executor": "local", "cpus_per_stage": 1}}
+VARIANTS = {"local": {"executor": Executor("local")}, "ray": {"executor": Executor("ray", cpus=1)},
+            "local, 1 thread": {"executor": Executor("local", cpus=1)}}
 
 
 def run(prepared: Path, work: Path, names: list[str], seeds: list[int], options: dict,
@@ -46,8 +47,7 @@ def run(prepared: Path, work: Path, names: list[str], seeds: list[int], options:
     """Train the grid in a fresh run directory with these executor options; its wall time in seconds."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    for name in ("manifest.csv", "prepare_report.json"):
-        shutil.copy(prepared / name, work / name)
+    rundir.copy_prepared(prepared, work)
     t0 = time.perf_counter()
     run_stages(names, work, config, seeds=seeds, progress=False, **options)
     return time.perf_counter() - t0
@@ -66,9 +66,10 @@ def pairs(prepared: Path, out: Path, seeds: list[int]) -> dict:
         for i, (label, (stage, options)) in enumerate(PAIRS.items()):
             config = TrainConfig(**options)
             local, on_ray = out / f"pair{i}_local", out / f"pair{i}_ray"
-            seconds = {"local, one after the other": run(prepared, local, [stage], seeds, {"executor": "local"}, config),
+            seconds = {"local, one after the other": run(prepared, local, [stage], seeds,
+                                                         {"executor": Executor("local")}, config),
                        "ray, side by side": run(prepared, on_ray, [stage], seeds,
-                                                {"executor": "ray", "cpus_per_stage": 1}, config)}
+                                                {"executor": Executor("ray", cpus=1)}, config)}
             report[label] = {"seconds": seconds,
                              "side_by_side / one_after_the_other": seconds["ray, side by side"]
                              / seconds["local, one after the other"],

@@ -165,7 +165,7 @@ def _children_cpu_seconds() -> float:
 
 # ---- one row, in a fresh process ----------------------------------------------------------
 def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[str, Any]:
-    """Train the row's stage with ``run_stage`` — the code users run — configured by public options only."""
+    """Train the row's stage with ``run_stages`` (one stage and seed), the code users run, configured by public options only."""
     import json as _json
 
     import pandas as pd
@@ -173,20 +173,19 @@ def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[s
 
     from artlib import rundir
     from artlib.train.config import TrainConfig
-    from artlib.train.runner import run_stage
+    from artlib.train.driver import run_stages
 
     mark = sampler.mark if sampler is not None else (lambda phase: None)
     pipe = Pipeline(**job["pipeline"])
     run_dir = Path(job["row_dir"])
-    for name in ("manifest.csv", "prepare_report.json"):
-        shutil.copy(Path(job["prepared"]) / name, run_dir / name)
+    rundir.copy_prepared(Path(job["prepared"]), run_dir)
     config = TrainConfig(image_size=job["image_size"], epochs=job["epochs"], batch_size=job["batch_size"],
                          lr=job["lr"], patience=None, augment=False, device=job["device"], weights=job["weights"],
                          workers=job["decode_threads"], **pipe.config_options())
     mark("imports")
     t0 = time.perf_counter()
-    row = run_stage(job["stage"], run_dir, config, seed=job["seed"], progress=False,
-                    on_epoch_end=lambda epoch, history: mark(f"epoch {epoch}"))
+    row = run_stages([job["stage"]], run_dir, config, seeds=[job["seed"]], progress=False,
+                     on_epoch_end=lambda epoch, history: mark(f"epoch {epoch}")).iloc[-1].to_dict()
     wall = time.perf_counter() - t0
     mark("test")
     metrics = _json.loads(rundir.stage_file(run_dir, job["stage"], job["seed"], "metrics.json").read_text())
@@ -201,7 +200,7 @@ def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[s
         "train_seconds": float(row["train_seconds"]),
         "train_images_per_s": n_train * int(row["epochs_run"]) / max(float(row["train_seconds"]), 1e-9),
         "cache_seconds": float(row["cache_seconds"]), "wall_seconds": wall,
-        # the rest of run_stage's wall time: model building, per-epoch checkpoints, testing and writing the results
+        # the rest of run_stages' wall time: model building, per-epoch checkpoints, testing and writing the results
         "other_seconds": wall - float(row["cache_seconds"]) - float(row["train_seconds"]),
         "accuracy": row["accuracy"], "f1": row["f1"], "balanced_accuracy": row["balanced_accuracy"],
         "majority_baseline_accuracy": row["majority_baseline_accuracy"], "best_epoch": int(row["best_epoch"]),

@@ -29,9 +29,11 @@ executor: str              = "local"      # "local" (this kernel) or "ray" (each
 import matplotlib.pyplot as plt
 
 from artlib import workflow
-from artlib.train.runner import run_stages
+from artlib.train.driver import run_stages
+from artlib.train.grid import Executor
 from artlib.train.config import TrainConfig
 
+run_on = Executor(executor)  # where the stage-runs run, built once
 session = workflow.start(data_root, run_dir)
 manifest = workflow.ensure_manifest(session)
 config = TrainConfig(image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
@@ -48,7 +50,7 @@ workflow.describe_stage("emotion_conv4")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-run_stages(["emotion_conv4"], session.run_dir, config, seeds=seeds, split_seeds=split_seeds, force=force, executor=executor)
+run_stages(["emotion_conv4"], session.run_dir, config, seeds=seeds, split_seeds=split_seeds, force=force, executor=run_on)
 workflow.stage_metrics(session.run_dir, "emotion_conv4")
 
 # %%
@@ -65,7 +67,7 @@ workflow.describe_stage("emotion_conv4_then_emotion_conv5")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-run_stages(["emotion_conv4_then_emotion_conv5"], session.run_dir, config, seeds=seeds, split_seeds=split_seeds, force=force, executor=executor)
+run_stages(["emotion_conv4_then_emotion_conv5"], session.run_dir, config, seeds=seeds, split_seeds=split_seeds, force=force, executor=run_on)
 workflow.stage_metrics(session.run_dir, "emotion_conv4_then_emotion_conv5")
 
 # %%

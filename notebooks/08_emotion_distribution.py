@@ -39,8 +39,10 @@ from artlib import workflow
 from artlib.analysis import compare, family, plots
 from artlib.stages import CONFIGURATIONS, EMOTION9_COMPARISONS, NINE_EMOTION, STAGES
 from artlib.train.config import TrainConfig
-from artlib.train.runner import run_stages
+from artlib.train.driver import run_stages
+from artlib.train.grid import Executor
 
+run_on = Executor(executor)  # where the stage-runs run, built once
 session = workflow.start(data_root, run_dir)
 manifest = workflow.ensure_manifest(session)
 config = TrainConfig(image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr, weights=weights,
@@ -82,7 +84,7 @@ for name in stages:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-run_stages(stages, session.run_dir, config, seeds=seeds, split_seeds=split_seeds, executor=executor)
+run_stages(stages, session.run_dir, config, seeds=seeds, split_seeds=split_seeds, executor=run_on)
 results = compare.load_results(session.run_dir)
 
 # %% [markdown]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import shutil
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from artlib import rundir
 from artlib.data.demo import DemoSpec, generate
 from artlib.data.prepare import PrepareConfig, PrepareResult, prepare
 from artlib.train.config import TrainConfig
@@ -203,10 +203,9 @@ def tiny_prepared(tiny_data: tuple[Path, Path]) -> Path:
 
 def new_run_dir(prepared: Path, where: Path) -> Path:
     """A fresh run directory at ``where`` holding a prepared manifest and report (no caches, no stages)."""
-    where.mkdir(parents=True)
-    for name in ("manifest.csv", "prepare_report.json"):
-        shutil.copy(prepared / name, where / name)
-    return where
+    if where.exists():
+        raise FileExistsError(f"{where}: a fresh run directory must not exist yet")
+    return rundir.copy_prepared(prepared, where)
 
 
 @pytest.fixture
@@ -226,6 +225,32 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cores_and_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """This test process counts only its own stage-runs, on its own core under pytest-xdist.
+
+    Each process gets a private thread-share registry (ARTLIB_ACTIVE_DIR), so artlib work elsewhere on the machine
+    does not change the ``threads`` tests record; an xdist worker is also pinned to one core of its own, so two
+    workers never oversubscribe the cores and every stage-run of a worker takes exactly one thread.
+    """
+    import os
+
+    before = os.environ.get("ARTLIB_ACTIVE_DIR")
+    os.environ["ARTLIB_ACTIVE_DIR"] = str(tmp_path_factory.mktemp("active"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if worker.startswith("gw") and len(cores) > 1:
+        os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
+        import torch
+
+        torch.set_num_threads(1)  # torch counted the cores at import: one spinning thread per core, not two
+    yield
+    if before is None:
+        os.environ.pop("ARTLIB_ACTIVE_DIR", None)
+    else:
+        os.environ["ARTLIB_ACTIVE_DIR"] = before
+
+
 def crash_after(epoch: int) -> Callable[[int, dict], None]:
     """An ``on_epoch_end`` callback that raises after ``epoch`` (its checkpoint written): a simulated crash."""
     def callback(done: int, row: dict) -> None:
@@ -243,3 +268,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def train_one(name: str, run_dir: Path, config: TrainConfig = TINY, seed: int = 0, **options: object) -> dict:
+    """Train one stage for one seed through the one entry point (sources first); its results row."""
+    from artlib.train.driver import run_stages
+
+    rows = run_stages([name], run_dir, config, seeds=[seed], **options)
+    return rows.iloc[-1].to_dict()

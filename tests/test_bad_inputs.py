@@ -22,13 +22,15 @@ import pytest
 from PIL import Image
 
 import artlib.train.runner
+from artlib import rundir
 from artlib.data.archive import unsafe_reason
 from artlib.data.demo import DemoSpec, generate
 from artlib.errors import DataError
 from artlib.data.images import check_image, load_square
 from artlib.data.manifest import read_manifest
 from artlib.data.prepare import PrepareConfig, PrepareResult, prepare
-from artlib.train.runner import run_stage
+from artlib.train.grid import GridFailure
+from conftest import train_one
 from artlib.rundir import stage_dir
 from artlib.train.config import TrainConfig
 from conftest import (ARTEMIS_CSV, ARTEMIS_HEADER, CLASSES_CSV, CLASSES_HEADER, Painting, annotation_rows, classes_row,
@@ -371,8 +373,7 @@ def _damaged_copy(tiny_data: tuple[Path, Path], tmp_path: Path) -> tuple[Path, P
     shutil.copytree(root, data, symlinks=True)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    for name in ("manifest.csv", "prepare_report.json"):
-        shutil.copy(prepared / name, run_dir / name)
+    rundir.copy_prepared(prepared, run_dir)
     manifest = read_manifest(run_dir / "manifest.csv")
     victims = sorted(manifest.loc[manifest["emotion"] != "", "image_path"])[:2]
     (data / "archive" / victims[0]).unlink()
@@ -385,7 +386,7 @@ def test_training_skips_images_broken_after_prepare(tiny_data: tuple[Path, Path]
     data, run_dir, (gone, corrupt) = _damaged_copy(tiny_data, tmp_path)
     n_task = int((read_manifest(run_dir / "manifest.csv")["emotion"] != "").sum())
     config = TrainConfig(**{**TINY.__dict__, "max_skipped_fraction": 0.05})
-    row = run_stage("emotion_conv5", run_dir, config, seed=0, progress=False, data_root=data)
+    row = train_one("emotion_conv5", run_dir, config, seed=0, progress=False, data_root=data)
     assert row["skipped_images"] == 2
     assert row["n_train"] + row["n_val"] + row["n_test"] == n_task - 2
     metrics = json.loads((stage_dir(run_dir, "emotion_conv5", 0) / "metrics.json").read_text())
@@ -404,9 +405,10 @@ def test_training_stops_above_the_skip_limit(tiny_data: tuple[Path, Path], tmp_p
     data, run_dir, (gone, _) = _damaged_copy(tiny_data, tmp_path)
     n_task = int((read_manifest(run_dir / "manifest.csv")["emotion"] != "").sum())
     monkeypatch.setattr(artlib.train.runner, "train_loop", lambda *a, **k: pytest.fail("training must not start"))
-    with pytest.raises(DataError) as info:
-        run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False, data_root=data)
-    assert str(info.value) == (
+    with pytest.raises(GridFailure) as info:
+        train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False, data_root=data)
+    assert isinstance(info.value.__cause__, DataError)
+    assert str(info.value.__cause__) == (
         f"2 of {n_task} images of the emotion task could not be loaded (e.g. ('{gone}', 'missing_image: file not "
         f"found')); above the 1% limit. Check {data / 'archive'}, then rerun notebook 02 to re-check the images.")
     folder = stage_dir(run_dir, "emotion_conv5", 0)

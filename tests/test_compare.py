@@ -1,6 +1,6 @@
 """artlib.analysis.compare on synthetic run directories written by the test (no training, no torch).
 
-``write_stage`` writes what artlib.train.runner.run_stage leaves behind for one stage and seed
+``write_stage`` writes what training (artlib.train.driver.run_stages) leaves behind for one stage and seed
 (predictions.csv, metrics.json, a results.csv row); ``make_run`` writes all eight stages
 for two seeds with a chosen accuracy per stage, so two runs with opposite outcomes can be
 compared through the conclusion text.
@@ -31,7 +31,7 @@ from artlib.stages import STAGES
 def write_stage(run_dir: Path, stage: str, seed: int, paths: Sequence[str], eras: Sequence[str],
                 labels: Sequence[str], predicted: Sequence[str], majority: str | None = None,
                 **settings: object) -> dict:
-    """Write predictions.csv, metrics.json and the results.csv row of one stage/seed, like run_stage does."""
+    """Write predictions.csv, metrics.json and the results.csv row of one stage/seed, like training does."""
     st = STAGES[stage]
     index = {c: i for i, c in enumerate(st.classes)}
     y = np.array([index[v] for v in labels])

@@ -28,11 +28,13 @@ from artlib import results
 from artlib.models import checkpoints
 from artlib.models.backbone import ArtNet, resolve_weights
 from artlib.errors import CheckpointError, DataError
+from artlib.train.cachefile import cache_bytes
+from artlib.train.grid import GridFailure
 from artlib.train.features import FeatureCache, build_feature_cache
 from artlib.train.imagecache import build_image_cache
 from artlib.data.manifest import read_manifest
 from artlib.atomic import atomic_dir, check_writable, write_json, write_text
-from artlib.train.runner import run_stage
+from conftest import train_one
 from artlib.models.stored import load_stage_model
 from artlib.rundir import stage_dir
 from artlib.train.inputs import _check_free_space
@@ -57,7 +59,7 @@ def result_row(run_dir: Path, stage: str, seed: int = 0) -> dict:
 def clean_run(tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """emotion_conv5 trained once, uninterrupted, with TINY: the reference for restarted runs."""
     run_dir = new_run_dir(tiny_data[1], tmp_path_factory.mktemp("crash-clean") / "run")
-    run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
     return run_dir
 
 
@@ -242,7 +244,7 @@ def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[P
     marker = tmp_path / "code-ran"
     if damage in ("truncated", "flipped-bytes", "other-stage"):
         with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):
-            run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False, on_epoch_end=crash_after(1))
+            train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False, on_epoch_end=crash_after(1))
         ck = folder / "checkpoint.pt"
         if damage == "truncated":
             ck.write_bytes(ck.read_bytes()[: ck.stat().st_size // 2])
@@ -259,7 +261,7 @@ def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[P
         else:
             _plant(folder / "checkpoint.pt", marker)
     capsys.readouterr()
-    run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
     out = capsys.readouterr().out
     expected = {"truncated": "cannot be loaded safely", "garbage": "cannot be loaded safely",
                 "flipped-bytes": "damaged: the bytes of record",
@@ -376,7 +378,7 @@ def test_rerun_of_a_finished_stage_restores_its_lost_row(clean_run: Path, tmp_pa
     run_dir = tmp_path / "run"
     shutil.copytree(clean_run, run_dir)
     (run_dir / "results.csv").unlink()
-    run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
     assert len(results.read_results(run_dir)) == 1
     assert result_row(run_dir, "emotion_conv5") == result_row(clean_run, "emotion_conv5")
 
@@ -430,9 +432,10 @@ def test_read_only_run_dir_stops_before_training(tiny_data: tuple[Path, Path], t
     _deny_writes_under(monkeypatch, run_dir if readonly == "run_dir" else folder)
     monkeypatch.setattr(artlib.train.inputs, "build_image_cache", lambda *a, **k: pytest.fail("must stop before caching"))
     monkeypatch.setattr(artlib.train.runner, "train_loop", lambda *a, **k: pytest.fail("must stop before training"))
-    with pytest.raises(DataError) as info:
-        run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
-    assert str(info.value) == f"{folder}: cannot write here (Permission denied); choose another run_dir."
+    with pytest.raises(GridFailure) as info:
+        train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    assert isinstance(info.value.__cause__, DataError)
+    assert str(info.value.__cause__) == f"{folder}: cannot write here (Permission denied); choose another run_dir."
 
 
 def test_free_space_message_names_folder_size_and_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -452,10 +455,11 @@ def test_full_disk_stops_before_caching_and_training(tiny_data: tuple[Path, Path
     monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(10**12, 10**12, 0))
     monkeypatch.setattr(artlib.train.runner, "train_loop", lambda *a, **k: pytest.fail("must stop before training"))
     n = len(read_manifest(run_dir / "manifest.csv"))
-    with pytest.raises(DataError) as info:
-        run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
-    need = n * 32 * 32 * 3
-    assert str(info.value) == (f"{run_dir / 'cache'}: the image cache needs {need / 1e9:.1f} GB ({need:,} bytes) but "
+    with pytest.raises(GridFailure) as info:
+        train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    need = cache_bytes((n, 32, 32, 3), np.uint8)
+    assert isinstance(info.value.__cause__, DataError)
+    assert str(info.value.__cause__) == (f"{run_dir / 'cache'}: the image cache needs {need / 1e9:.1f} GB ({need:,} bytes) but "
                                f"only 0.0 GB are free; free space, choose a run_dir on a larger disk, or use a smaller "
                                f"image_size.")
     assert not [p for p in (run_dir / "cache").iterdir() if p.suffix in (".npy", ".json")]
@@ -468,17 +472,17 @@ def test_full_disk_does_not_block_resuming_with_complete_caches(tiny_data: tuple
     config = TrainConfig(**{**TINY.__dict__, "epochs": 3})
     run_dir = new_run_dir(tiny_data[1], tmp_path / "run")
     with pytest.raises(RuntimeError, match="after epoch 1"):
-        run_stage("emotion_conv5", run_dir, config, seed=0, progress=False, on_epoch_end=crash_after(1))
+        train_one("emotion_conv5", run_dir, config, seed=0, progress=False, on_epoch_end=crash_after(1))
     monkeypatch.setattr(shutil, "disk_usage", lambda path: DiskUsage(10**12, 10**12, 0))
     capsys.readouterr()
     with pytest.raises(RuntimeError, match="after epoch 2"):
-        run_stage("emotion_conv5", run_dir, config, seed=0, progress=False, on_epoch_end=crash_after(2))
+        train_one("emotion_conv5", run_dir, config, seed=0, progress=False, on_epoch_end=crash_after(2))
     assert "resuming from epoch 1 of 3" in capsys.readouterr().out
     for f in (run_dir / "cache").glob("features_*"):
         f.unlink()
-    with pytest.raises(DataError, match=f"^{re.escape(str(run_dir / 'cache'))}: the feature cache needs .* but only "
-                                        f"0.0 GB are free; free space, use a smaller image_size, or set "
-                                        f"feature_cache=False.$"):
-        run_stage("emotion_conv5", run_dir, config, seed=0, progress=False)
+    with pytest.raises(GridFailure) as info:
+        train_one("emotion_conv5", run_dir, config, seed=0, progress=False)
+    assert re.fullmatch(f"{re.escape(str(run_dir / 'cache'))}: the feature cache needs .* but only 0.0 GB are free; "
+                        f"free space, use a smaller image_size, or set feature_cache=False.", str(info.value.__cause__))
     assert checkpoints.load(stage_dir(run_dir, "emotion_conv5", 0) / "checkpoint.pt")["epoch"] == 2
     assert not list((run_dir / "cache").glob(".features_*"))  # the refused build left no temporary file

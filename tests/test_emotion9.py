@@ -19,7 +19,7 @@ from artlib.metrics import dominant, emotion9_metrics, mean_kl, polarity_of
 from artlib.stages import STAGES
 from artlib.train.inputs import task_data
 from artlib.train.losses import SoftTargetKL
-from artlib.train.runner import run_stage
+from conftest import train_one
 
 from conftest import TINY, Painting
 
@@ -114,7 +114,7 @@ def test_manifest_keeps_the_nine_vote_counts_and_the_task_uses_five_or_more(make
 @pytest.mark.slow
 def test_a_nine_emotion_stage_trains_and_records_artemis_metrics(run_dir: Path) -> None:
     """emotion9_conv5 trains with the KL loss; metrics.json, results.csv and predictions.csv carry ArtEmis's metrics."""
-    row = run_stage("emotion9_conv5", run_dir, TINY, seed=0, progress=False)
+    row = train_one("emotion9_conv5", run_dir, TINY, seed=0, progress=False)
     for key in ("dominant_accuracy", "dominant_share", "at_least_half_accuracy", "mean_kl", "polarity_accuracy"):
         assert np.isfinite(row[key]), key
     predictions = pd.read_csv(rundir.stage_file(run_dir, "emotion9_conv5", 0, "predictions.csv"), keep_default_na=False)
@@ -158,7 +158,7 @@ def test_every_nine_emotion_figure_is_on_the_scored_subset(run_dir: Path, capsys
     """predictions.csv's `scored` is the > 50% subset; results.csv, the training log, comparison.csv's row and the
     confusion matrix are all computed on exactly those paintings; the baselines are chosen on the training subset."""
     from artlib.analysis.compare import confusion_matrices, load_results, summary_table
-    from artlib.train.runner import run_stages
+    from artlib.train.driver import run_stages
 
     seeds = [0, 1]
     run_stages(["emotion9_conv5"], run_dir, TINY, seeds=seeds, progress=False)
@@ -255,13 +255,13 @@ def test_every_test_painting_is_scored_for_the_binary_task() -> None:
 @pytest.mark.slow
 def test_a_nine_emotion_stage_scored_before_the_subset_rule_is_trained_again(run_dir: Path) -> None:
     """A finished emotion9 stage-run whose metrics.json has no all-test figure (0.2) is not reused as finished."""
-    from artlib.train.runner import run_stage
+    from conftest import train_one
 
-    run_stage("emotion9_conv5", run_dir, TINY, seed=0, progress=False)
+    train_one("emotion9_conv5", run_dir, TINY, seed=0, progress=False)
     metrics_path = rundir.stage_file(run_dir, "emotion9_conv5", 0, "metrics.json")
     old = json.loads(metrics_path.read_text())
     for key in ("accuracy_all_test", "n_all_test"):
         del old["result"][key]
     metrics_path.write_text(json.dumps(old))
-    row = run_stage("emotion9_conv5", run_dir, TINY, seed=0, progress=False)
+    row = train_one("emotion9_conv5", run_dir, TINY, seed=0, progress=False)
     assert row["n_all_test"] > row["n_test"] and "n_all_test" in json.loads(metrics_path.read_text())["result"]

@@ -15,9 +15,9 @@ import pytest
 from artlib import rundir
 from artlib.train import threads
 from artlib.train.config import TrainConfig
-from artlib.train.grid import expand
+from artlib.train.grid import Executor, expand
 from artlib.models.backbone import self_supervised_path
-from artlib.train.runner import run_stages
+from artlib.train.driver import run_stages
 
 from conftest import TINY, new_run_dir
 
@@ -41,7 +41,7 @@ def test_ray_missing_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_p
     """executor='ray' without Ray installed: an ImportError naming the extra to install."""
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install -e '\.\[ray\]'"):
-        run_stages(["emotion_conv5"], tmp_path, TINY, executor="ray", progress=False)
+        run_stages(["emotion_conv5"], tmp_path, TINY, executor=Executor("ray"), progress=False)
 
 
 def test_unreachable_ray_address_fails_fast_naming_it(tmp_path: Path) -> None:
@@ -49,14 +49,14 @@ def test_unreachable_ray_address_fails_fast_naming_it(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     t0 = time.perf_counter()
     with pytest.raises(ConnectionError, match="127.0.0.1:9") as info:
-        run_stages(["emotion_conv5"], tmp_path, TINY, executor="ray", ray_address="ray://127.0.0.1:9", progress=False)
+        run_stages(["emotion_conv5"], tmp_path, TINY, executor=Executor("ray", address="ray://127.0.0.1:9"), progress=False)
     assert time.perf_counter() - t0 < 30 and "ray://127.0.0.1:9" in str(info.value)
 
 
 def test_unknown_executor_is_refused(tmp_path: Path) -> None:
     """Only 'local' and 'ray' exist."""
     with pytest.raises(ValueError, match="executor must be one of"):
-        run_stages(["emotion_conv5"], tmp_path, TINY, executor="slurm", progress=False)
+        run_stages(["emotion_conv5"], tmp_path, TINY, executor=Executor("slurm"), progress=False)
 
 
 def test_thread_share_follows_the_other_active_stage_runs() -> None:

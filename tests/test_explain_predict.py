@@ -14,7 +14,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from artlib.models.backbone import ArtNet
 from artlib.analysis.explain import gradcam, overlay, pick_examples
 from artlib.analysis.predict import predict_images
-from artlib.train.runner import run_stage
+from conftest import train_one
 from artlib.series import run_series
 from conftest import TINY, write_image_kind, write_jpeg
 
@@ -56,7 +56,7 @@ def test_overlay_and_examples(images: np.ndarray) -> None:
 @pytest.fixture
 def trained_run(run_dir: Path) -> Path:
     """A run directory with genre_conv4 and the carried emotion stage trained (tiny)."""
-    run_stage("genre_conv4_then_emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    train_one("genre_conv4_then_emotion_conv5", run_dir, TINY, seed=0, progress=False)
     return run_dir
 
 
@@ -117,7 +117,7 @@ def test_predict_adds_the_nine_emotion_distribution(trained_run: Path, tmp_path:
     """With a finished nine-emotion stage, predict also reports the top emotion and the nine probabilities."""
     from artlib.data.labels import ARTEMIS_EMOTIONS
 
-    run_stage("emotion9_conv5", trained_run, TINY, seed=0, progress=False)
+    train_one("emotion9_conv5", trained_run, TINY, seed=0, progress=False)
     frame = predict_images(trained_run, [write_jpeg(tmp_path / "p.jpg", (120, 90), seed=7)])
     row = frame.iloc[0]
     assert row["emotion9_stage"] == "emotion9_conv5" and row["top_emotion"] in ARTEMIS_EMOTIONS

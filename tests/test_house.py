@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,12 +41,85 @@ def test_no_library_function_is_longer_than_a_reader_can_hold() -> None:
     assert long == []
 
 
+def _import_cycles(package: str) -> list[list[str]]:
+    """Every import cycle among the package's modules (imports inside functions count too), as module lists."""
+    import grimp
+
+    graph = grimp.build_graph(package, cache_dir=None)
+    edges = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        """Depth-first walk; an edge back into the current path closes a cycle."""
+        state[module] = 1
+        stack.append(module)
+        for target in edges[module]:
+            if state.get(target) == 1:
+                cycles.append(stack[stack.index(target):] + [target])
+            elif target not in state:
+                visit(target)
+        stack.pop()
+        state[module] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module)
+    return cycles
+
+
+def test_artlib_has_no_import_cycle() -> None:
+    """No module of artlib imports, directly or through others, one that imports it back (function-level imports too)."""
+    assert str(ROOT) == str(Path(__import__("artlib").__file__).resolve().parent.parent), "testing another checkout"
+    assert _import_cycles("artlib") == []
+
+
 def test_only_rundir_spells_the_run_directory_layout() -> None:
     """'seed_' (as in stages/<stage>/seed_<n>/) appears in no library module but artlib/rundir.py."""
     spelled = [f"{path.relative_to(ROOT)}:{i}" for path in sorted((ROOT / "artlib").rglob("*.py"))
                if path.name != "rundir.py" or path.parent.name != "artlib"
                for i, line in enumerate(path.read_text().splitlines(), 1) if "seed_" in line]
     assert spelled == []
+
+
+def _string_constants(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every string constant in a module."""
+    return [(node.lineno, node.value) for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+
+
+def test_only_rundir_spells_the_file_names_of_a_run() -> None:
+    """Every file name of a run directory (manifest.csv, metrics.json, …) is a string in artlib/rundir.py only."""
+    layout = ROOT / "artlib" / "rundir.py"
+    names = {text for _, text in _string_constants(layout) if re.fullmatch(r"\.?\w+\.(csv|json|pt|lock)", text)}
+    assert {"manifest.csv", "results.csv", "metrics.json", "model.pt", "predictions.csv"} <= names
+    spelled = [f"{path.relative_to(ROOT)}:{line} {text}" for path in sorted((ROOT / "artlib").rglob("*.py"))
+               if path != layout for line, text in _string_constants(path) if text in names]
+    assert spelled == []
+
+
+def test_only_the_tasks_module_tells_tasks_apart() -> None:
+    """No `task == …` / `task != …` / `task in SOME_TASKS` branch outside artlib/tasks.py: code asks the Task."""
+    branch = re.compile(r"""task\b["']?\]?\)?\s*(==|!=)|(==|!=)\s*\S*\btask\b|(?<!for )\btask\s+(not\s+)?in\s+[A-Z_]*TASKS""")
+    found = [f"{path.relative_to(ROOT)}:{i}: {line.strip()}" for path in sorted((ROOT / "artlib").rglob("*.py"))
+             if path.name != "tasks.py" or path.parent.name != "artlib"
+             for i, line in enumerate(path.read_text().splitlines(), 1) if branch.search(line)]
+    assert found == []
+    from artlib.stages import STAGES
+    from artlib.tasks import TASKS
+
+    assert {stage.task for stage in STAGES.values()} == set(TASKS)  # every stage resolves through the one registry
+
+
+def test_one_function_sizes_the_caches() -> None:
+    """Cache bytes come from artlib.train.cachefile.cache_bytes alone: no other module multiplies out an itemsize."""
+    sizing = [f"{path.relative_to(ROOT)}:{i}" for path in sorted((ROOT / "artlib").rglob("*.py"))
+              if path.name != "cachefile.py"
+              for i, line in enumerate(path.read_text().splitlines(), 1) if "itemsize" in line]
+    assert sizing == []
+    users = {p.name for p in (ROOT / "artlib").rglob("*.py") if "cache_bytes(" in p.read_text()}
+    assert {"features.py", "imagecache.py", "plan.py"} <= users
 
 
 def test_every_library_function_has_a_docstring_and_type_hints() -> None:

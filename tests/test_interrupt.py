@@ -25,7 +25,7 @@ from artlib.models import checkpoints
 from artlib.data.demo import DemoSpec, generate
 from artlib.data.prepare import PrepareConfig, prepare
 from artlib.results import read_results
-from artlib.train.runner import run_stage
+from conftest import train_one
 from artlib.rundir import stage_dir
 from artlib.train.config import TrainConfig
 from conftest import new_run_dir
@@ -45,7 +45,7 @@ import contextlib, sys, time
 import torch
 torch.set_num_threads({threads})
 import artlib.train.features, artlib.train.loop
-from artlib.train.runner import run_stage
+from artlib.train.driver import run_stages
 from artlib.train.config import TrainConfig
 
 if sys.argv[2] == "epoch":
@@ -62,7 +62,7 @@ else:
         with autocast(*args, **kwargs):
             yield
     artlib.train.features.autocast = slow_autocast
-run_stage({stage!r}, sys.argv[1], {config!r}, seed=0, progress=False)
+run_stages([{stage!r}], sys.argv[1], {config!r}, seeds=[0], progress=False)
 print("finished", flush=True)
 """
 
@@ -101,7 +101,7 @@ def history(run_dir: Path) -> pd.DataFrame:
 def clean(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The uninterrupted reference run, in its own run directory."""
     run_dir = new_run_dir(prepared, tmp_path_factory.mktemp("interrupt-clean") / "run")
-    run_stage(STAGE, run_dir, CONFIG, seed=0, progress=False)
+    train_one(STAGE, run_dir, CONFIG, seed=0, progress=False)
     return run_dir
 
 
@@ -111,8 +111,10 @@ def kill_when(run_dir: Path, mode: str, ready: Callable[[], bool], tmp_path: Pat
     script.write_text(CHILD.format(threads=THREADS, sleep=sleep, stage=STAGE, config=CONFIG))
     log = tmp_path / "child.log"
     with open(log, "wb") as out:
+        # the script's folder, not cwd, leads sys.path: PYTHONPATH makes the child import this checkout's artlib
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         proc = subprocess.Popen([sys.executable, str(script), str(run_dir), mode], cwd=REPO, stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + TIMEOUT_S
         while not ready():
@@ -143,7 +145,7 @@ def test_sigkill_mid_epoch_resumes_to_the_same_result(prepared: Path, clean: Pat
     stale = folder / ".checkpoint.pt.k1ll3d.tmp.pt"
     stale.write_bytes(b"half a checkpoint")
     capsys.readouterr()
-    run_stage(STAGE, run_dir, CONFIG, seed=0, progress=False)
+    train_one(STAGE, run_dir, CONFIG, seed=0, progress=False)
     assert f"resuming from epoch 1 of 4 ({folder / 'checkpoint.pt'})" in capsys.readouterr().out
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["resumed_from_epoch"] == 1
@@ -167,7 +169,7 @@ def test_sigkill_while_caching_features_rebuilds_and_gives_the_same_result(prepa
     assert list(cache.glob(".features_*.tmp*"))  # the partial file is still there…
     assert not list(cache.glob("features_*.json"))  # …and no cache was marked complete
     assert not (stage_dir(run_dir, STAGE, 0) / "checkpoint.pt").exists()
-    run_stage(STAGE, run_dir, CONFIG, seed=0, progress=False)
+    train_one(STAGE, run_dir, CONFIG, seed=0, progress=False)
     assert not list(cache.glob(".features_*"))  # discarded
     assert len(list(cache.glob("features_*.json"))) == 1  # rebuilt and marked complete
     metrics = json.loads((stage_dir(run_dir, STAGE, 0) / "metrics.json").read_text())

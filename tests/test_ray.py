@@ -16,8 +16,8 @@ import pytest
 from artlib import rundir
 
 from artlib.train.config import TrainConfig
-from artlib.train.grid import GridFailure
-from artlib.train.runner import run_stages
+from artlib.train.grid import Executor, GridFailure
+from artlib.train.driver import run_stages
 
 from conftest import TINY, new_run_dir
 
@@ -39,7 +39,7 @@ def local_ray() -> object:
 def _grid(run_dir: Path, executor: str, config: TrainConfig = TINY, names: list[str] = GRID,
           seeds: tuple[int, ...] = (0, 1)) -> pd.DataFrame:
     """Run the grid with an executor, one CPU (thread) per stage-run, and return results.csv."""
-    run_stages(names, run_dir, config, seeds=list(seeds), progress=False, executor=executor, cpus_per_stage=1)
+    run_stages(names, run_dir, config, seeds=list(seeds), progress=False, executor=Executor(executor, cpus=1))
     return pd.read_csv(rundir.results(run_dir))
 
 
@@ -116,7 +116,7 @@ def test_a_data_failure_is_reported_and_the_others_finish(local_ray: object, tin
     manifest.loc[manifest["split"] == "test", "era"] = ""
     manifest.to_csv(rundir.manifest(run_dir), index=False)
     with pytest.raises(GridFailure) as info:
-        run_stages(GRID, run_dir, TINY, seeds=[0], progress=False, executor=executor, cpus_per_stage=1)
+        run_stages(GRID, run_dir, TINY, seeds=[0], progress=False, executor=Executor(executor, cpus=1))
     failed = {(f.run.stage, f.run.seed, f.skipped) for f in info.value.failures}
     assert failed == {("genre_conv4", 0, False), ("genre_conv4_then_emotion_conv5", 0, True)}
     assert "genre_conv4 (seed 0)" in str(info.value) and "no 'test' paintings for the genre task" in str(info.value)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +16,8 @@ from artlib.data.prepare import PrepareConfig, prepare
 from artlib.errors import DataError
 from artlib.train.config import TrainConfig
 from artlib.train.grid import expand
-from artlib.train.runner import run_stages, train_stage_run
+from artlib.train.driver import run_stages
+from artlib.train.runner import train_stage_run
 
 from conftest import TINY, Painting, new_run_dir
 
@@ -187,8 +187,7 @@ def test_training_on_two_splits_reuses_split_zero_and_carries_within_a_split(
     run_stages([CARRIED], run_dir, ONE_EPOCH, seeds=[0], progress=False)
     model_0 = rundir.stage_file(run_dir, CARRIED, 0, "model.pt")
     stamp = model_0.stat().st_mtime_ns
-    for name in ("manifest.csv", "prepare_report.json"):
-        shutil.copy(split_prepared / name, run_dir / name)
+    rundir.copy_prepared(split_prepared, run_dir)
     rows = run_stages([CARRIED], run_dir, ONE_EPOCH, seeds=[0], progress=False)  # every split the manifest holds
     assert model_0.stat().st_mtime_ns == stamp  # split 0: same data, same identity, reused
     table = results.read_results(run_dir)

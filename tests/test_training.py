@@ -18,7 +18,7 @@ from artlib.train.features import as_input, build_feature_cache
 from artlib.train.imagecache import build_image_cache
 from artlib.data.manifest import read_manifest
 from artlib.results import read_results
-from artlib.train.runner import run_stage
+from conftest import train_one
 from artlib.models.stored import load_stage_model
 from artlib.rundir import stage_dir
 from artlib.stages import CONFIGURATIONS, STAGES
@@ -150,7 +150,7 @@ def test_carried_stage_starts_from_source_backbone(run_dir: Path, monkeypatch: p
         return original(model, *args, **kwargs)
 
     monkeypatch.setattr(runner, "train_loop", spy)
-    run_stage("genre_conv4_then_emotion_conv5", run_dir, TINY, seed=0, progress=False)  # runs genre_conv4 first
+    train_one("genre_conv4_then_emotion_conv5", run_dir, TINY, seed=0, progress=False)  # runs genre_conv4 first
     source, _ = load_stage_model(run_dir, "genre_conv4", 0, task="genre")
     start_state = captured["states"][1]
     assert captured["heads"] == [4, 2]
@@ -171,15 +171,15 @@ def _row(run_dir: Path, stage: str, seed: int = 0) -> dict:
 def test_resume_after_failure_gives_the_same_result(run_dir: Path, tmp_path: Path, tiny_prepared: Path) -> None:
     """A stage that dies after epoch 1 resumes at epoch 2 and ends exactly as an uninterrupted run."""
     with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):
-        run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False, on_epoch_end=crash_after(1))
+        train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False, on_epoch_end=crash_after(1))
     folder = stage_dir(run_dir, "emotion_conv5", 0)
     assert (folder / "checkpoint.pt").is_file() and not (folder / "metrics.json").exists()
-    run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["resumed_from_epoch"] == 1
     assert not (folder / "checkpoint.pt").exists()
     clean = new_run_dir(tiny_prepared, tmp_path / "clean")
-    run_stage("emotion_conv5", clean, TINY, seed=0, progress=False)
+    train_one("emotion_conv5", clean, TINY, seed=0, progress=False)
     assert _row(run_dir, "emotion_conv5") == _row(clean, "emotion_conv5")
     h1 = pd.read_csv(folder / "history.csv").drop(columns="seconds")
     h2 = pd.read_csv(stage_dir(clean, "emotion_conv5", 0) / "history.csv").drop(columns="seconds")
@@ -188,29 +188,29 @@ def test_resume_after_failure_gives_the_same_result(run_dir: Path, tmp_path: Pat
 
 def test_same_seed_same_row_and_finished_stage_is_reused(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
     """Same seed ⇒ identical results row; rerunning does not retrain or duplicate; force retrains identically."""
-    run_stage("emotion_conv4", run_dir, TINY, seed=5, progress=False)
+    train_one("emotion_conv4", run_dir, TINY, seed=5, progress=False)
     first = _row(run_dir, "emotion_conv4", 5)
     model_file = stage_dir(run_dir, "emotion_conv4", 5) / "model.pt"
     mtime = model_file.stat().st_mtime_ns
     with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):  # an interrupted --force rerun
-        run_stage("emotion_conv4", run_dir, TINY, seed=5, progress=False, force=True, on_epoch_end=crash_after(1))
+        train_one("emotion_conv4", run_dir, TINY, seed=5, progress=False, force=True, on_epoch_end=crash_after(1))
     assert (model_file.parent / "checkpoint.pt").is_file()
     capsys.readouterr()
-    run_stage("emotion_conv4", run_dir, TINY, seed=5, progress=False)
+    train_one("emotion_conv4", run_dir, TINY, seed=5, progress=False)
     assert _row(run_dir, "emotion_conv4", 5) == first
     assert "finished earlier with these settings — reusing it" in capsys.readouterr().out  # said even when quiet
     assert model_file.stat().st_mtime_ns == mtime
     assert not (model_file.parent / "checkpoint.pt").exists()  # the interrupted rerun's leftover is removed
-    run_stage("emotion_conv4", run_dir, TINY, seed=5, progress=False, force=True)
+    train_one("emotion_conv4", run_dir, TINY, seed=5, progress=False, force=True)
     assert _row(run_dir, "emotion_conv4", 5) == first
     assert len(read_results(run_dir)) == 1
-    other = run_stage("emotion_conv4", run_dir, TINY, seed=6, progress=False)
+    other = train_one("emotion_conv4", run_dir, TINY, seed=6, progress=False)
     assert len(read_results(run_dir)) == 2 and other["seed"] == 6
 
 
 def test_outputs_follow_the_contract(run_dir: Path) -> None:
     """Stage folder files, results.csv columns, metrics consistent with predictions."""
-    row = run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    row = train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
     folder = stage_dir(run_dir, "emotion_conv5", 0)
     for name in ("history.csv", "metrics.json", "model.pt", "predictions.csv", "config.json"):
         assert (folder / name).is_file()
@@ -230,7 +230,7 @@ def test_outputs_follow_the_contract(run_dir: Path) -> None:
 def test_early_stopping_direction_and_best_epoch(run_dir: Path) -> None:
     """Monitoring a metric to maximise keeps the epoch with the highest value; test metrics come from it."""
     cfg = TrainConfig(**{**TINY.__dict__, "monitor": "val_accuracy", "epochs": 4, "patience": 2})
-    row = run_stage("emotion_conv5", run_dir, cfg, seed=0, progress=False)
+    row = train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False)
     history = pd.read_csv(stage_dir(run_dir, "emotion_conv5", 0) / "history.csv")
     best = int(history["epoch"][history["val_accuracy"].to_numpy().argmax()])
     assert row["best_epoch"] == best
@@ -241,7 +241,7 @@ def test_early_stopping_direction_and_best_epoch(run_dir: Path) -> None:
 
 def test_wrong_task_checkpoint_is_refused(run_dir: Path) -> None:
     """Loading a genre model as an emotion model, or a tampered file, is refused with a clear message."""
-    run_stage("genre_conv4", run_dir, TINY, seed=0, progress=False)
+    train_one("genre_conv4", run_dir, TINY, seed=0, progress=False)
     with pytest.raises(CheckpointError, match="task='genre'.*task='emotion'"):
         load_stage_model(run_dir, "genre_conv4", 0, task="emotion")
     model_file = stage_dir(run_dir, "genre_conv4", 0) / "model.pt"
@@ -277,7 +277,7 @@ def test_auto_works_offline_and_records_what_it_used(run_dir: Path, tmp_path: Pa
     expected = "self-supervised:imgsim-0.1.2" if backbone.self_supervised_path() else "random"
     assert weights.label == expected
     cfg = TrainConfig(**{**TINY.__dict__, "weights": "auto", "epochs": 1})
-    row = run_stage("emotion_conv5", run_dir, cfg, seed=0, progress=False)
+    row = train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False)
     assert row["backbone_weights"] == expected
 
 
@@ -315,12 +315,12 @@ def test_resident_feature_source_matches_memory_mapped(run_dir: Path) -> None:
 
 def test_corrupted_model_of_finished_stage_is_retrained(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
     """A finished stage whose model.pt no longer matches its recorded hash is trained again, to the same row."""
-    first = run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    first = train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
     model_file = stage_dir(run_dir, "emotion_conv5", 0) / "model.pt"
     data = bytearray(model_file.read_bytes())
     data[len(data) // 3] ^= 0x55
     model_file.write_bytes(bytes(data))
-    again = run_stage("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    again = train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
     assert "no longer matches the hash" in capsys.readouterr().out
     assert {k: v for k, v in again.items() if not k.endswith("_seconds")} == \
         {k: v for k, v in first.items() if not k.endswith("_seconds")}
@@ -331,9 +331,9 @@ def test_augmentation_trains_from_images_and_is_reproducible(run_dir: Path, tmp_
                                                               tiny_prepared: Path) -> None:
     """With augmentation the prefix runs every step (no feature cache); the same seed gives the same row."""
     cfg = TrainConfig(**{**TINY.__dict__, "augment": True, "epochs": 2})
-    row = run_stage("emotion_conv5", run_dir, cfg, seed=0, progress=False)
+    row = train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False)
     assert row["feature_cache"] is False and row["augment"] is True and row["epochs_run"] == 2
     assert not list((run_dir / "cache").glob("features_*.npy"))
     again = new_run_dir(tiny_prepared, tmp_path / "again")
-    run_stage("emotion_conv5", again, cfg, seed=0, progress=False)
+    train_one("emotion_conv5", again, cfg, seed=0, progress=False)
     assert _row(run_dir, "emotion_conv5") == _row(again, "emotion_conv5")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import artlib.atomic
-from artlib import cli
+from artlib import cli, rundir
 from artlib.data.manifest import read_manifest
 from conftest import ARTEMIS_CSV, CLASSES_CSV, write_jpeg
 
@@ -67,8 +67,7 @@ def run(tmp: Path) -> Path:
     dest = tmp / "run"
     if not dest.exists():
         dest.mkdir()
-        for name in ("manifest.csv", "prepare_report.json"):
-            shutil.copy(_BASE["prepared"] / name, dest / name)
+        rundir.copy_prepared(_BASE["prepared"], dest)
     return dest
 
 

@@ -37,7 +37,8 @@ from artlib.data.splits import split_column
 from artlib.errors import DataError
 from artlib.results import read_results, results_path
 from artlib.metrics import confusion, from_confusion, majority_class, prior_by_group, scored
-from artlib.stages import CONFIGURATIONS, SOFT_TASKS, STAGES, STUDY_CONFIGURATIONS, TASK_COLUMN
+from artlib.stages import CONFIGURATIONS, STAGES, STUDY_CONFIGURATIONS
+from artlib.tasks import EMOTION, EMOTION9, find_task, get_task, rows_of
 
 NO_ERA = "(no era)"
 TABLE_COLUMNS = ("Fine-tuning Process", "Output Observed", "Layers Fine Tuned", "Accuracy", "F1 Score")
@@ -52,7 +53,7 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
     table = read_results(run_dir)
     if table.empty:
         raise DataError(f"{results_path(run_dir)}: no results yet; train the stages first (the training notebooks, "
-                        f"or artlib.train.runner.run_stages) for this run directory.")
+                        f"or artlib.train.driver.run_stages) for this run directory.")
     table = table.copy()
     table["seed"] = table["seed"].astype(int)
     return table
@@ -60,7 +61,7 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
 
 def load_predictions(run_dir: str | Path, stage: str, seed: int, split_seed: int = 0) -> pd.DataFrame:
     """One stage-run's test predictions (predictions.csv), labels as strings, missing eras as NO_ERA."""
-    path = rundir.stage_file(run_dir, stage, seed, "predictions.csv", split_seed)
+    path = rundir.stage_run(run_dir, stage, seed, split_seed).predictions
     if not path.is_file():
         on = f", split {split_seed}" if split_seed else ""
         raise FileNotFoundError(f"{path}: missing; stage {stage} (seed {seed}{on}) is in results.csv but its "
@@ -102,8 +103,7 @@ def _scored(stage: str, frame: pd.DataFrame) -> np.ndarray:
     (0.2) the same rule recomputed: the > 50% subset for the nine-emotion task, else all."""
     if "scored" in frame.columns:
         return pd.to_numeric(frame["scored"]).to_numpy() == 1
-    task = STAGES[stage].task if stage in STAGES else ""
-    columns = list(SOFT_TASKS.get(task, ()))
+    columns = list(STAGES[stage].spec.count_columns) if stage in STAGES else []
     counts = frame[columns].to_numpy(dtype=np.int64) if columns and set(columns) <= set(frame.columns) else None
     return scored(counts, len(frame))
 
@@ -198,6 +198,11 @@ def first_value(values: pd.Series) -> object:
     return values.mode().iloc[0] if len(values) else float("nan")
 
 
+def task_of_stage(results: pd.DataFrame, stage: str) -> str:
+    """A stage's task name: the study's definition, or results.csv's 'task' for a stage artlib no longer defines."""
+    return STAGES[stage].task if stage in STAGES else str(first_value(results.loc[results["stage"] == stage, "task"]))
+
+
 # ---- comparable or refused ---------------------------------------------------------------
 def check_comparable(results: pd.DataFrame, stages: list[str], allow: tuple[str, ...] = ()) -> list[str]:
     """Refuse stages (and seeds) trained with different SETTINGS within a split; return notes on unrecorded or
@@ -242,10 +247,10 @@ def era_priors(run_dir: str | Path, task: str, split_seed: int = 0) -> tuple[dic
     None when the run directory has no manifest, or for a task without a label column.
     """
     path = rundir.manifest(run_dir)
-    if not path.is_file() or task not in TASK_COLUMN:
+    if not path.is_file() or find_task(task) is None or not get_task(task).column:
         return None
     manifest = read_manifest(path)
-    column = TASK_COLUMN[task]
+    column = get_task(task).column
     split = manifest[split_column(split_seed)] if split_column(split_seed) in manifest else manifest["split"]
     train = manifest.loc[(split == "train") & (manifest[column].astype(str) != "")]
     if train.empty:
@@ -269,8 +274,8 @@ def baseline_correct(run_dir: str | Path, results: pd.DataFrame, sp: StagePredic
     if sp.era_prior is not None:
         out["era prior"] = sp.label == sp.era_prior
         return out
-    task = STAGES[sp.stage].task if sp.stage in STAGES else str(first_value(part["task"]))
-    priors = era_priors(run_dir, task, sp.split_seed) if task != "genre" else None
+    task = task_of_stage(part, sp.stage)
+    priors = era_priors(run_dir, task, sp.split_seed) if (spec := find_task(task)) and spec.era_prior else None
     if priors is not None:
         table, overall = priors
         out["era prior"] = sp.label == np.array([table.get(str(e), overall) for e in sp.era])
@@ -398,7 +403,7 @@ def original_tables(summary: pd.DataFrame, confidence: float = 0.95) -> dict[int
     Stages without results show 'not run'; a stage still improving when it stopped is marked ' *'.
     """
     by_stage = summary.set_index("stage")
-    emotion = summary.loc[summary["task"] == "emotion"]
+    emotion = rows_of(summary, EMOTION)
     tables: dict[int, pd.DataFrame] = {}
     for config in STUDY_CONFIGURATIONS:
         names, rows, index = CONFIGURATIONS[config], [], []
@@ -433,8 +438,7 @@ def per_era_accuracy(run_dir: str | Path, results: pd.DataFrame, confidence: flo
     """
     rows, units = [], painting_units(run_dir)
     for name in stage_order(results):
-        if STAGES[name].task != "emotion" if name in STAGES else first_value(results.loc[
-                results["stage"] == name, "task"]) != "emotion":
+        if not EMOTION.is_task_of(task_of_stage(results, name)):
             continue
         sp = stage_predictions(run_dir, name, seeds_of(results, name))
         baselines = baseline_correct(run_dir, results, sp)
@@ -456,7 +460,7 @@ def confusion_matrices(run_dir: str | Path, results: pd.DataFrame,
     """Per stage of ``task``: the confusion matrix of its scored test paintings summed over seeds (from
     predictions.csv, so it sums to n_test × seeds) and the class names."""
     out: dict[str, tuple[np.ndarray, list[str]]] = {}
-    for stage in stage_order(results[results["task"] == task]):
+    for stage in stage_order(rows_of(results, task)):
         sp = stage_predictions(run_dir, stage, seeds_of(results, stage))
         out[stage] = (confusions(sp).sum(axis=0), list(stage_classes(sp)))
     return out
@@ -481,7 +485,7 @@ a demo run (source: optas/artemis, image_to_emotion_classifier.ipynb, the releas
 
 def emotion9_table(results: pd.DataFrame) -> pd.DataFrame:
     """The nine-emotion stages' ArtEmis metrics, mean ± std over seeds, beside the majority-emotion baseline."""
-    part = results.loc[results["task"] == "emotion9"]
+    part = rows_of(results, EMOTION9)
     rows = []
     for name in stage_order(part):
         stage = part.loc[part["stage"] == name]
@@ -498,10 +502,8 @@ def polarity_comparison(run_dir: str | Path, results: pd.DataFrame) -> pd.DataFr
     the nine-emotion stages' polarity (four positive vs four negative probabilities), on the paintings both test."""
     from artlib.metrics import polarity_of
 
-    binary = {s: seeds_of(results, s) for s in stage_order(results) if first_value(
-        results.loc[results["stage"] == s, "task"]) == "emotion"}
-    nine = {s: seeds_of(results, s) for s in stage_order(results) if first_value(
-        results.loc[results["stage"] == s, "task"]) == "emotion9"}
+    binary = {s: seeds_of(results, s) for s in stage_order(results) if EMOTION.is_task_of(task_of_stage(results, s))}
+    nine = {s: seeds_of(results, s) for s in stage_order(results) if EMOTION9.is_task_of(task_of_stage(results, s))}
     if not binary or not nine:
         return pd.DataFrame(columns=["stage", "kind", "paintings", "accuracy_mean", "accuracy_std"])
     frames = {s: [load_predictions(run_dir, s, seed).set_index("image_path") for seed in seeds]

@@ -77,9 +77,9 @@ def load_images(archive: str | os.PathLike[str], paths: pd.Series | list[str], s
 
 def class_index(names: pd.Series | list[str], task: str) -> np.ndarray:
     """Class names → label indices of a task (targets for Grad-CAM)."""
-    from artlib.stages import TASK_CLASSES
+    from artlib.tasks import get_task
 
-    lookup = {c: i for i, c in enumerate(TASK_CLASSES[task])}
+    lookup = {c: i for i, c in enumerate(get_task(task).classes)}
     return np.asarray([lookup[str(n)] for n in names], dtype=np.int64)
 
 

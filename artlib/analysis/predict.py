@@ -20,32 +20,26 @@ from artlib.results import read_results
 from artlib import rundir
 from artlib.models.stored import load_stage_model
 from artlib.stages import STAGES, dependency_chain, get_stage
+from artlib.tasks import EMOTION, TASKS, Task, rows_of
 
 
-def default_stage(run_dir: Path, task: str = "emotion") -> tuple[str, int]:
+def default_stage(run_dir: Path, task: Task = EMOTION) -> tuple[str, int]:
     """The finished stage of ``task`` with the best mean test accuracy, and its lowest seed."""
     res = read_results(run_dir)
-    res = res[res["task"] == task] if len(res) else res
+    res = rows_of(res, task) if len(res) else res
     if res.empty:
-        raise DataError(f"{run_dir}: no finished {task} stage (results.csv); train one first (notebooks 03–05).")
+        raise DataError(f"{run_dir}: no finished {task.name} stage (results.csv); train one first (notebooks 03–05).")
     best = res.groupby("stage")["accuracy"].mean().sort_values(ascending=False).index[0]
     return str(best), int(res.loc[res["stage"] == best, "seed"].min())
 
 
-def _genre_stage_for(run_dir: Path, stage: str, seed: int) -> str | None:
-    """A finished genre stage to report eras with: the emotion stage's own source if it has one, else any."""
-    chain = [s.name for s in dependency_chain(stage) if s.task == "genre"]
-    others = [s for s, st in STAGES.items() if st.task == "genre"]
+def companion_stage(run_dir: Path, stage: str, seed: int, task: Task) -> str | None:
+    """A finished stage of another task to report beside the emotion: the stage's own source of that task if it has
+    one (its genre stage), else the first finished one in the study's order."""
+    chain = [s.name for s in dependency_chain(stage) if task.is_task_of(s.task)]
+    others = [s for s, st in STAGES.items() if task.is_task_of(st.task)]
     for name in chain + others:
-        if rundir.stage_file(run_dir, name, seed, "metrics.json").is_file():
-            return name
-    return None
-
-
-def _emotion9_stage_for(run_dir: Path, seed: int) -> str | None:
-    """A finished nine-emotion stage to report the emotion distribution with (the study's order: conv5 first)."""
-    for name, st in STAGES.items():
-        if st.task == "emotion9" and rundir.stage_file(run_dir, name, seed, "metrics.json").is_file():
+        if rundir.stage_run(run_dir, name, seed).metrics.is_file():
             return name
     return None
 
@@ -65,15 +59,15 @@ def predict_images(run_dir: str | os.PathLike[str], images: list[str | os.PathLi
         stage, best_seed = default_stage(run_dir)
         seed = best_seed if seed is None else seed
     seed = 0 if seed is None else seed
-    if get_stage(stage, "--stage").task != "emotion":
+    if not get_stage(stage, "--stage").spec.binary_emotion:
         raise ValueError(f"{stage} is not a positive/negative emotion stage; pass one (its genre source is used "
                          f"for eras, a finished nine-emotion stage for the distribution)")
-    model, metrics = load_stage_model(run_dir, stage, seed, task="emotion")
+    model, metrics = load_stage_model(run_dir, stage, seed, task=EMOTION.name)
     size = int(metrics["result"]["image_size"])
     extra = {}
-    for task, name in (("genre", _genre_stage_for(run_dir, stage, seed)), ("emotion9", _emotion9_stage_for(run_dir, seed))):
-        if name is not None:
-            extra[task] = (name, load_stage_model(run_dir, name, seed, task=task)[0])
+    for task in TASKS.values():
+        if task.predicts and not task.binary_emotion and (name := companion_stage(run_dir, stage, seed, task)):
+            extra[task] = (name, load_stage_model(run_dir, name, seed, task=task.name)[0])
     rows = []
     for path in map(Path, images):
         row: dict = {"image": str(path), "stage": stage, "seed": seed, "error": ""}
@@ -84,11 +78,11 @@ def predict_images(run_dir: str | os.PathLike[str], images: list[str | os.PathLi
             continue
         probs = _probabilities(model, image)
         classes = STAGES[stage].classes
-        row.update({"emotion": classes[int(probs.argmax())], **{f"p_{c}": float(p) for c, p in zip(classes, probs)}})
+        row.update({EMOTION.predicts: classes[int(probs.argmax())],
+                    **{f"p_{c}": float(p) for c, p in zip(classes, probs)}})
         for task, (name, other) in extra.items():
             other_probs, other_classes = _probabilities(other, image), STAGES[name].classes
-            label = "era" if task == "genre" else "top_emotion"
-            row.update({label: other_classes[int(other_probs.argmax())], f"{task}_stage": name,
+            row.update({task.predicts: other_classes[int(other_probs.argmax())], f"{task.name}_stage": name,
                         **{f"p_{c}": float(p) for c, p in zip(other_classes, other_probs)}})
         if gradcam_dir is not None:
             row["gradcam"] = str(write_gradcam(model, image, int(probs.argmax()), Path(gradcam_dir) /

@@ -45,6 +45,7 @@ from artlib import atomic, rundir
 from artlib.analysis.compare import STILL_IMPROVING, check_comparable, still_improving
 from artlib.analysis.evidence import Measured, RunEvidence
 from artlib.analysis.stats import SeedAwareMean, holm, holm_levels, mcnemar_exact
+from artlib.tasks import rows_of
 from artlib.stages import COMPARISONS, MATCHED, ORIGINAL, SEQUENTIAL_VS_SIMULTANEOUS, Comparison
 
 MIN_SEEDS = 3
@@ -354,7 +355,7 @@ def conclusion_text(verdicts: list[Verdict | Comparison], summary: pd.DataFrame,
              f"verdicts need ≥ {MIN_SEEDS} seeds and an interval that excludes 0 after Holm's correction over the "
              f"{tested} comparisons of the {'/'.join(own)} family with a p-value at α = {alpha:g}; differences are "
              f"stage minus baseline).", family_error_sentence(families or own, alpha)]
-    emotion = summary.loc[summary["task"] == task]
+    emotion = rows_of(summary, task)
     below = emotion.loc[~emotion["above_baselines"].astype(bool)]
     if len(below):
         lines.append("First, the baselines: " + "; ".join(

@@ -9,6 +9,7 @@ file (removed by the next build) and never a half-written cache.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,16 @@ import numpy as np
 from filelock import FileLock
 
 from artlib import atomic
+
+
+def cache_bytes(shape: tuple[int, ...], dtype: np.dtype | type | str) -> int:
+    """The bytes a cache array of this shape and dtype takes as a .npy file (header included): the one formula
+    the caches' free-space checks and the plan share."""
+    dtype = np.dtype(dtype)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": dtype.str, "fortran_order": False,
+                                                  "shape": tuple(int(v) for v in shape)})
+    return len(header.getvalue()) + int(np.prod(shape)) * dtype.itemsize
 
 
 class CacheFile:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from artlib.train.cachefile import CacheFile
+from artlib.train.cachefile import CacheFile, cache_bytes
 from artlib.models.backbone import ArtNet, autocast
 from artlib.log import progress as progress_bar
 
@@ -97,7 +97,7 @@ def _compute_into(file: CacheFile, model: ArtNet, images: np.ndarray, rows: np.n
         first = _prefix_batch(model, images, rows[:batch_size], start, device, precision, dtype)
         shape = (len(rows), *first.shape[1:])
         if check_space is not None:
-            check_space(file.path.parent, int(np.prod(shape)) * first.dtype.itemsize)
+            check_space(file.path.parent, cache_bytes(shape, first.dtype))
         with file.create(shape, dtype) as out:
             out[: len(first)] = first
             bar.update(len(first))
@@ -107,15 +107,6 @@ def _compute_into(file: CacheFile, model: ArtNet, images: np.ndarray, rows: np.n
                 bar.update(len(idx))
     bar.close()
     return shape
-
-
-def cache_bytes(model: ArtNet, start: str, image_size: int, n_rows: int, dtype: str = "float16") -> int:
-    """Disk bytes a feature cache will need (to check free space before building it)."""
-    was_training = model.training
-    with torch.no_grad():
-        shape = model.eval().forward_blocks(torch.zeros(1, image_size, image_size, 3, dtype=torch.uint8), None, start).shape
-    model.train(was_training)
-    return int(np.prod(shape[1:])) * n_rows * np.dtype(DTYPES[dtype]).itemsize
 
 
 def as_input(block: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -1,33 +1,50 @@
-"""The grid of stage-runs: every (stage, seed, split seed) in dependency order, run by an executor, recorded by the driver.
+"""The grid's values: stage-runs in dependency order, the executor settings, outcomes, failures and progress.
 
     runs = expand(["genre_conv4_then_emotion_conv5"], seeds=[0, 1])   # genre_conv4 first, per seed
     runs = expand(["emotion_conv5"], seeds=[0, 1], split_seeds=[0, 1, 2])   # every seed on every split
-    run_grid(runs, run_dir, TrainConfig(), executor="local")           # or "ray"
+    Executor("ray", cpus=1, gpus=0.25)                                  # where they run, built once
 
-Executors only run stage-runs (:func:`artlib.train.runner.train_stage_run`) and hand back their rows;
-the driver — this process — is the only writer of results.csv. A stage-run that fails does not stop
-the others: the ones that need its backbone are skipped, everything else finishes, and
-:class:`GridFailure` then lists what failed, stage, seed and split named. A carried stage starts from its
-source's stage-run of the same seed and the same split.
+The driver (:mod:`artlib.train.driver`) walks these; the executors (:mod:`artlib.train.executors`, Ray in
+:mod:`artlib.train.ray_executor`) run them and yield an :class:`Outcome` each; the worker
+(:func:`artlib.train.runner.train_stage_run`) trains one. A carried stage starts from its source's stage-run
+of the same seed and the same split.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
-from artlib import results
 from artlib.log import progress as progress_bar
 from artlib.stages import dependency_chain
 from artlib.train.config import TrainConfig
+from artlib.train.loop import EpochCallback
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Executor:
+    """Where and how the grid's stage-runs run, built once (CLI, notebook) and handed to the driver.
+
+    ``kind``: "local" (one stage-run after another in this process) or "ray" (each stage-run a Ray task);
+    ``cpus``: torch threads per stage-run (local default: this process's share; Ray default 1); ``gpus``: GPUs per
+    stage-run on Ray (fractions share a GPU); ``address``: a Ray cluster ("auto", ray://host:port; None starts a
+    local instance); ``retries``: how often Ray reruns a stage-run whose worker process died.
+    """
+
+    kind: str = "local"
+    cpus: int | None = None
+    gpus: float = 0.0
+    address: str | None = None
+    retries: int = 3
+
+    def __post_init__(self) -> None:
+        """Reject an unknown kind at once."""
+        if self.kind not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {self.kind!r}")
 
 
 RunKey = tuple[str, int, int]
@@ -81,6 +98,7 @@ class Failure:
     run: StageRun
     error: str
     skipped: bool = False
+    exception: BaseException | None = None  # the error itself, where the executor ran the stage-run in this process
 
 
 class GridFailure(RuntimeError):
@@ -139,63 +157,24 @@ class Progress:
         self.bar.close()
 
 
-Worker = Callable[[StageRun], tuple[dict, str]]
+@dataclass(frozen=True)
+class Job:
+    """What every stage-run of one grid shares: the worker's arguments apart from the stage-run itself."""
+
+    run_dir: Path
+    config: TrainConfig
+    force: bool = False
+    progress: bool = True
+    data_root: Path | None = None
+    on_epoch_end: EpochCallback | None = None
 
 
-def run_local(runs: list[StageRun], worker: Worker, record: Callable[[dict], None], progress: Progress) -> None:
-    """Run stage-runs one after another in this process; a failure skips only the runs that need it."""
-    failed: set[RunKey] = set()
-    for run in runs:
-        if run.source in failed:
-            failed.add(run.key)
-            progress.failed(Failure(run, f"its source {run_label(*run.source)} failed", skipped=True))
-            continue
-        progress.started()
-        try:
-            row, node = worker(run)
-        except Exception as exc:  # noqa: BLE001 (reported with the stage-run; the grid goes on)
-            failed.add(run.key)
-            progress.failed(Failure(run, f"{type(exc).__name__}: {exc}"))
-            continue
-        record(row)
-        progress.finished(run, row, node)
+@dataclass(frozen=True)
+class Outcome:
+    """What an executor hands back for one stage-run: its row and node, its error, or neither (not run)."""
 
-
-def run_grid(runs: list[StageRun], run_dir: str | Path, config: TrainConfig = TrainConfig(), *, executor: str = "local",
-             force: bool = False, progress: bool = True, data_root: str | Path | None = None,
-             cpus_per_stage: int | None = None, gpus_per_stage: float = 0.0, ray_address: str | None = None,
-             max_retries: int = 3) -> pd.DataFrame:
-    """Run the stage-runs with an executor; results.csv rows are recorded here as each finishes.
-
-    Raises :class:`GridFailure` after the others finished when any stage-run failed.
-    """
-    from artlib.train.runner import train_stage_run
-
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
-    run_dir = Path(run_dir)
-    bar = Progress(len(runs), progress)
-
-    def record(row: dict) -> None:
-        """The driver is the one writer of results.csv."""
-        results.upsert(run_dir, [row])
-
-    try:
-        if executor == "ray":
-            from artlib.train.ray_executor import run_on_ray
-
-            run_on_ray(runs, run_dir, config, record, bar, force=force, data_root=data_root, cpus=cpus_per_stage or 1,
-                       gpus=gpus_per_stage, address=ray_address, max_retries=max_retries)
-        else:
-            def worker(run: StageRun) -> tuple[dict, str]:
-                """Train one stage-run in this process."""
-                row = train_stage_run(run.stage, run_dir, config, run.seed, force and run.requested, progress,
-                                      data_root, threads=cpus_per_stage, split_seed=run.split_seed)
-                return row, os.uname().nodename
-
-            run_local(runs, worker, record, bar)
-    finally:
-        bar.close()
-    if bar.failures:
-        raise GridFailure(bar.failures)
-    return pd.DataFrame(bar.rows)
+    run: StageRun
+    row: dict | None = None
+    node: str = ""
+    error: str | None = None
+    exception: BaseException | None = None  # the error itself (local executor), kept as the GridFailure's cause

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from artlib import atomic
-from artlib.train.cachefile import CacheFile
+from artlib.train.cachefile import CacheFile, cache_bytes
 from artlib.data.images import RESIZE_POLICY, ImageLoadError, load_square
 from artlib.log import progress as progress_bar
 
@@ -105,7 +105,7 @@ def _write_meta(file: CacheFile, n: int, size: int, draft: bool, filled: np.ndar
 
 def _new_cache(file: CacheFile, n: int, size: int, draft: bool) -> ImageCache:
     """Start an empty cache file (sparse: unfilled rows take no disk) after checking the disk has room."""
-    atomic.check_free_space(file.path.parent, n * size * size * 3, "the image cache",
+    atomic.check_free_space(file.path.parent, cache_bytes((n, size, size, 3), np.uint8), "the image cache",
                             "free space, choose a run_dir on a larger disk, or use a smaller image_size")
     with file.create((n, size, size, 3), np.uint8):
         pass

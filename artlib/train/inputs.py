@@ -25,7 +25,7 @@ from artlib.data.images import load_square
 from artlib.data.splits import split_column
 from artlib.errors import DataError
 from artlib.models.backbone import ArtNet
-from artlib.stages import SOFT_TASKS, TASK_COLUMN, Stage
+from artlib.stages import Stage
 from artlib.train.config import TrainConfig
 from artlib.train.features import as_input, build_feature_cache
 from artlib.train.imagecache import ImageCache, build_image_cache
@@ -156,13 +156,14 @@ class TaskData:
 def _selection(manifest: pd.DataFrame, stage: Stage, min_annotations: int,
                manifest_path: Path | str) -> tuple[pd.Series, np.ndarray, np.ndarray | None, str]:
     """The task's rows (mask), their label indices, their target distributions (or None) and the label column."""
-    if stage.task in SOFT_TASKS:
-        counts = manifest[list(SOFT_TASKS[stage.task])].to_numpy(dtype=np.float64)
+    task = stage.spec
+    if task.soft:
+        counts = manifest[list(task.count_columns)].to_numpy(dtype=np.float64)
         total = counts.sum(axis=1)
         mask = pd.Series(total >= max(min_annotations, 1), index=manifest.index)
         targets = (counts[mask.to_numpy()] / total[mask.to_numpy(), None]).astype(np.float32)
         return mask, targets.argmax(axis=1).astype(np.int64), targets, ""
-    column = TASK_COLUMN[stage.task]
+    column = task.column
     mask = manifest[column].astype(str) != ""
     frame = manifest.loc[mask]
     unknown = sorted(set(frame[column]) - set(stage.classes))
@@ -171,7 +172,7 @@ def _selection(manifest: pd.DataFrame, stage: Stage, min_annotations: int,
     return mask, frame[column].map({c: i for i, c in enumerate(stage.classes)}).to_numpy(np.int64), None, column
 
 
-def task_data(manifest: pd.DataFrame, stage: Stage, manifest_path: Path | str = "manifest.csv",
+def task_data(manifest: pd.DataFrame, stage: Stage, manifest_path: Path | str = "the manifest",
               min_annotations: int = 5, split_seed: int = 0) -> TaskData:
     """Select the rows of the stage's task on one split seed (its column becomes the frame's 'split'); check every split."""
     split_name = split_column(split_seed)
@@ -192,7 +193,7 @@ def task_data(manifest: pd.DataFrame, stage: Stage, manifest_path: Path | str = 
         raise DataError(f"{manifest_path}: the {stage.task} task has a single class in train "
                         f"({stage.classes[present[0]]}); nothing to learn.")
     return TaskData(rows=np.flatnonzero(mask.to_numpy()), labels=labels, positions=positions, frame=frame,
-                    column=column, targets=targets, count_columns=tuple(SOFT_TASKS.get(stage.task, ())))
+                    column=column, targets=targets, count_columns=stage.spec.count_columns)
 
 
 @dataclass

@@ -14,7 +14,6 @@ with random weights (speed does not depend on their values), so they are estimat
 
 from __future__ import annotations
 
-import io
 import shutil
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from artlib import rundir
 from artlib.data.manifest import read_manifest
 from artlib.models.backbone import BLOCK_ORDER, ArtNet, autocast, pick_device, pick_precision
 from artlib.stages import get_stage
+from artlib.train.cachefile import cache_bytes
 from artlib.train.config import TrainConfig
 from artlib.train.features import DTYPES
 from artlib.train.grid import StageRun, run_label
@@ -46,14 +46,6 @@ def block_inputs(image_size: int) -> dict[str, tuple[int, int, int]]:
             shapes[name] = tuple(int(v) for v in x.shape[1:])
             start = name
     return shapes
-
-
-def npy_bytes(shape: tuple[int, ...], dtype: str) -> int:
-    """The size of a .npy file holding an array of this shape and dtype (header included)."""
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": np.dtype(DTYPES[dtype]).str, "fortran_order": False,
-                                                  "shape": shape})
-    return len(header.getvalue()) + int(np.prod(shape)) * np.dtype(DTYPES[dtype]).itemsize
 
 
 def prefix_owner(run: StageRun, weights: str = "auto") -> str:
@@ -135,13 +127,12 @@ def plan_grid(runs: list[StageRun], run_dir: Path, config: TrainConfig, gpus_per
         data = task_data(manifest, stage, rundir.manifest(run_dir), config.min_annotations, run.split_seed)
         n = {s: int(len(p)) for s, p in data.positions.items()}
         cache = (stage.blocks[0], prefix_owner(run, config.weights), stage.task)
-        size = npy_bytes((len(data.rows), *_hwc(shapes[stage.blocks[0]])), config.cache_dtype) \
+        size = cache_bytes((len(data.rows), *_hwc(shapes[stage.blocks[0]])), DTYPES[config.cache_dtype]) \
             if config.use_feature_cache else 0
         shared = cache in seen
         seen.add(cache)
-        prefix, step, evaluate = speed[stage.blocks]
-        seconds = config.epochs * (n["train"] * step + n["val"] * evaluate) + n["test"] * evaluate \
-            + (0 if shared else len(data.rows) * prefix)
+        seconds = estimated_seconds(n, len(data.rows), speed[stage.blocks], config.epochs, config.use_feature_cache,
+                                    shared)
         rows.append({"order": order, "stage": run.stage, "seed": run.seed, "split_seed": run.split_seed,
                      "after": run_label(*run.source) if run.source else "",
                      "task": stage.task, "trains": stage.trained_blocks, **{f"n_{s}": v for s, v in n.items()},
@@ -150,11 +141,25 @@ def plan_grid(runs: list[StageRun], run_dir: Path, config: TrainConfig, gpus_per
                      "gpu_bytes": size if device.type == "cuda" and fits_on_device(size, device) else 0,
                      "est_seconds": round(seconds, 1)})
     table = pd.DataFrame(rows)
-    image_bytes = npy_bytes((len(manifest), config.image_size, config.image_size, 3), "uint8")
+    image_bytes = cache_bytes((len(manifest), config.image_size, config.image_size, 3), np.uint8)
     table.attrs.update(device=str(device), image_bytes=image_bytes,
                        free_bytes=shutil.disk_usage(rundir.cache_dir(run_dir).parent).free,
                        gpus_per_stage=gpus_per_stage)
     return table
+
+
+def estimated_seconds(n: dict[str, int], n_rows: int, speed: tuple[float, float, float], epochs: int, cached: bool,
+                      shared: bool) -> float:
+    """A stage-run's time from seconds per image (frozen prefix, training step, evaluation).
+
+    With a feature cache the frozen blocks run once per painting (nothing when the cache is shared); without one
+    they run again for every image of every epoch, and for the test.
+    """
+    prefix, step, evaluate = speed
+    if cached:
+        build = 0.0 if shared else n_rows * prefix
+        return epochs * (n["train"] * step + n["val"] * evaluate) + n["test"] * evaluate + build
+    return epochs * (n["train"] * (prefix + step) + n["val"] * (prefix + evaluate)) + n["test"] * (prefix + evaluate)
 
 
 def _hwc(chw: tuple[int, int, int]) -> tuple[int, int, int]:

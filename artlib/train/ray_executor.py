@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlparse
 
 from artlib.errors import DataError
 from artlib.train.config import TrainConfig
-from artlib.train.grid import Failure, Progress, RunKey, StageRun, run_label
+from artlib.train.grid import Executor, Job, Outcome, Progress, StageRun
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0
@@ -122,32 +122,34 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}" if cause is not None else f"{type(exc).__name__}: {exc}"
 
 
-def run_on_ray(runs: list[StageRun], run_dir: Path, config: TrainConfig, record: Callable[[dict], None],
-               progress: Progress, *, force: bool, data_root: str | Path | None, cpus: int, gpus: float,
-               address: str | None, max_retries: int) -> None:
-    """Submit every stage-run as a Ray task in dependency order and record the rows as they finish."""
+def run_on_ray(runs: list[StageRun], job: Job, executor: Executor, progress: Progress,
+               blocked: object = None) -> Iterator[Outcome]:
+    """Submit every stage-run as a Ray task in dependency order; yield each outcome as it ends.
+
+    ``blocked`` is not consulted: a task whose source failed fails when Ray hands it its source's result.
+    """
     ray = import_ray()
-    started = connect(address, cpus)
+    cpus = executor.cpus or 1
+    started = connect(executor.address, cpus)
     try:
-        check_shared_storage(run_dir)
-        task = ray.remote(_stage_run_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=max_retries,
-                                                   retry_exceptions=False)
+        check_shared_storage(job.run_dir)
+        task = ray.remote(_stage_run_task).options(num_cpus=cpus, num_gpus=executor.gpus,
+                                                   max_retries=executor.retries, retry_exceptions=False)
         refs, run_of = {}, {}
+        data_root = None if job.data_root is None else str(job.data_root)
         for run in runs:
             sources = [refs[run.source]] if run.source in refs else []
-            ref = task.remote(run.stage, str(run_dir), asdict(config), run.seed, run.split_seed, force and run.requested,
-                              None if data_root is None else str(data_root), cpus, *sources)
+            ref = task.remote(run.stage, str(job.run_dir), asdict(job.config), run.seed, run.split_seed,
+                              job.force and run.requested, data_root, cpus, *sources)
             refs[run.key], run_of[ref] = ref, run
-        _collect(ray, list(refs.values()), run_of, record, progress, _slots(ray, cpus))
+        yield from _collect(ray, list(refs.values()), run_of, progress, _slots(ray, cpus))
     finally:
         if started:
             ray.shutdown()
 
 
-def _collect(ray: object, pending: list, run_of: dict, record: Callable[[dict], None], progress: Progress,
-             slots: int) -> None:
-    """Wait for the tasks, recording each finished row; failures are reported with their stage, seed and split."""
-    failed: set[RunKey] = set()
+def _collect(ray: object, pending: list, run_of: dict, progress: Progress, slots: int) -> Iterator[Outcome]:
+    """Wait for the tasks, yielding each one's outcome as it ends."""
     progress.started(min(len(pending), slots))
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
@@ -155,13 +157,9 @@ def _collect(ray: object, pending: list, run_of: dict, record: Callable[[dict], 
         try:
             row, node = ray.get(done[0])
         except Exception as exc:  # noqa: BLE001 (a failed task: reported, the others go on)
-            skipped = run.source in failed
-            failed.add(run.key)
-            progress.failed(Failure(run, f"its source {run_label(*run.source)} failed" if skipped
-                                    else _error_text(exc), skipped=skipped))
+            yield Outcome(run, error=_error_text(exc))
             continue
-        record(row)
-        progress.finished(run, row, node)
+        yield Outcome(run, row, node)
         if progress.running < min(len(pending), slots):
             progress.started()
 

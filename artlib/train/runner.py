@@ -1,11 +1,9 @@
-"""Running stages: manifest → task rows → model → caches → training → run_dir/stages/<stage>/… (see rundir).
+"""The worker: one stage-run, manifest → task rows → model → caches → training → run_dir/stages/<stage>/….
 
-    run_stages(["genre_conv4", "genre_conv4_then_emotion_conv5"], run_dir, TrainConfig(), seeds=[0, 1])
-
-A stage whose starting stage is missing runs that one first. A finished stage (same
-settings, same data) is not retrained unless ``force``; an interrupted one resumes.
-:func:`train_stage_run` is the worker: it writes the stage-run's folder and returns its results
-row; the caller (the driver) is the only writer of results.csv.
+:func:`train_stage_run` trains one stage for one seed on one split whose source stage-run exists, writes the
+stage-run's folder and returns its results row. A finished stage-run (same settings, same data) is not retrained
+unless ``force``; an interrupted one resumes. The driver (:func:`artlib.train.driver.run_stages`) is the one
+entry point and the only writer of results.csv.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from artlib import atomic, results, rundir
+from artlib import atomic, rundir
 from artlib.data.manifest import manifest_split_seeds, read_manifest
 from artlib.errors import DataError
 from artlib.metrics import (class_weights, classification_metrics, emotion9_metrics, majority_class, prior_by_group,
@@ -32,7 +30,7 @@ from artlib.metrics import (class_weights, classification_metrics, emotion9_metr
 from artlib.models import checkpoints
 from artlib.models.backbone import ArtNet, Weights, pick_device, pick_precision, resolve_weights
 from artlib.models.stored import load_stage_model
-from artlib.stages import SOFT_TASKS, Stage, dependency_chain, get_stage
+from artlib.stages import Stage, get_stage
 from artlib.train.config import TrainConfig
 from artlib.train.inputs import FeatureSource, StageInputs, TaskData, stage_inputs, task_data
 from artlib.train.losses import SoftTargetKL
@@ -111,7 +109,7 @@ def stage_identity(stage: Stage, run_dir: Path, config: TrainConfig, seed: int, 
         label = weights.label
     else:
         weights = None
-        source = atomic.read_json(rundir.stage_file(run_dir, stage.init_from, seed, "metrics.json", split_seed),
+        source = atomic.read_json(rundir.stage_run(run_dir, stage.init_from, seed, split_seed).metrics,
                                   f"retrain {stage.init_from} (train it with --force)")
         origin = {"stage": stage.init_from, "config_hash": source["config_hash"], "model_sha256": source["model_sha256"]}
         label = source["result"]["backbone_weights"]
@@ -123,15 +121,15 @@ def stage_identity(stage: Stage, run_dir: Path, config: TrainConfig, seed: int, 
 def finished_row(run_dir: Path, name: str, seed: int, identity: StageIdentity, split_seed: int = 0) -> dict | None:
     """The results row of a stage-run already finished with this identity and an intact model, else None."""
     try:
-        done = atomic.read_json(rundir.stage_file(run_dir, name, seed, "metrics.json", split_seed),
+        done = atomic.read_json(rundir.stage_run(run_dir, name, seed, split_seed).metrics,
                                 f"retrain {name} (train it with --force)")
         if done.get("config_hash") != identity.config_hash:
             return None
-        if get_stage(name).task in SOFT_TASKS and "n_all_test" not in done["result"]:
+        if get_stage(name).spec.scores_subset and "n_all_test" not in done["result"]:
             log.warning("%s (seed %d): scored on every test painting (before 0.3) — training it again to score it on "
                         "the > 50%% subset like every nine-emotion figure", name, seed)
             return None
-        model = rundir.stage_file(run_dir, name, seed, "model.pt", split_seed)
+        model = rundir.stage_run(run_dir, name, seed, split_seed).model
         if not model.is_file() or checkpoints.file_sha256(model) != done.get("model_sha256"):
             log.warning("%s (seed %d): its model.pt is missing or no longer matches the hash recorded when it was "
                         "written (corrupted or modified) — training the stage again", name, seed)
@@ -158,7 +156,7 @@ def start_model(stage: Stage, run_dir: Path, seed: int, identity: StageIdentity,
 
 def criterion_for(stage: Stage, y_train: np.ndarray, config: TrainConfig, device: torch.device) -> nn.Module:
     """The stage's loss: KL divergence to the vote distribution (nine emotions), else class-weighted cross-entropy."""
-    if stage.task in SOFT_TASKS:
+    if stage.spec.loss == "soft_kl":
         return SoftTargetKL()  # ArtEmis's loss; it fits the distribution, so no class weights
     weights = class_weights(y_train, len(stage.classes)) if config.class_weights else None
     return nn.CrossEntropyLoss(weight=None if weights is None else torch.tensor(weights, dtype=torch.float32,
@@ -210,8 +208,8 @@ def _predictions(stage: Stage, data: TaskData, pos: dict[str, np.ndarray], probs
         "probability": probs[np.arange(len(pred)), pred], "era_prior": [stage.classes[i] for i in prior],
         "scored": is_scored(data, pos["test"]).astype(np.int64),
         **{f"p_{c}": probs[:, i] for i, c in enumerate(stage.classes)}})
-    if stage.task in SOFT_TASKS:
-        for column in SOFT_TASKS[stage.task]:
+    if stage.spec.soft:
+        for column in stage.spec.count_columns:
             out[column] = frame[column].to_numpy()
         out["polarity"] = frame["emotion"].to_numpy()
     return out
@@ -228,9 +226,9 @@ def _test_metrics(stage: Stage, data: TaskData, pos: dict[str, np.ndarray], prob
     m = classification_metrics(y_test[keep], pred[keep], k, baseline)
     hits = (predictions["era_prior"] == predictions["label"]).to_numpy()[keep]
     m["era_prior_baseline_accuracy"] = float(np.mean(hits)) if len(hits) else float("nan")
-    if stage.task in SOFT_TASKS:
+    if stage.spec.extra_metrics:
         m["accuracy_all_test"], m["n_all_test"] = score(y_test, pred, "accuracy", k), int(len(y_test))
-        counts = predictions[list(SOFT_TASKS[stage.task])].to_numpy()
+        counts = predictions[list(stage.spec.count_columns)].to_numpy()
         m.update(emotion9_metrics(counts, probs, predictions["polarity"].to_numpy(), baseline))
     return m, baseline
 
@@ -239,26 +237,26 @@ def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, 
                         config: TrainConfig, identity: StageIdentity, criterion: nn.Module, run_dir: Path,
                         threads: int = 0, split_seed: int = 0) -> dict:
     """Score the best weights on the test split; write predictions, history, model and (last) metrics.json."""
-    folder = rundir.stage_dir(run_dir, stage.name, seed, split_seed)
+    files = rundir.stage_run(run_dir, stage.name, seed, split_seed)
     pos = inputs.positions
     test_loss, probs = evaluate(model, inputs.source, pos["test"], data.fitted, criterion, identity.device,
                                 identity.precision, config.batch_size)
     predictions = _predictions(stage, data, pos, probs)
     m, baseline = _test_metrics(stage, data, pos, probs, predictions)
-    atomic.write_csv(folder / "predictions.csv", predictions)
-    atomic.write_csv(folder / "history.csv", pd.DataFrame(loop.history))
+    atomic.write_csv(files.predictions, predictions)
+    atomic.write_csv(files.history, pd.DataFrame(loop.history))
     model_meta = checkpoints.make_meta(kind="model", stage=stage.name, task=stage.task, classes=list(stage.classes),
                                        seed=seed, config_hash=identity.config_hash, image_size=config.image_size,
                                        mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
                                        backbone_weights=identity.backbone_label, trained_blocks=list(stage.blocks),
                                        **({"split_seed": split_seed} if split_seed else {}))
-    sha = checkpoints.save(folder / "model.pt", {"meta": model_meta, "state_dict": {
+    sha = checkpoints.save(files.model, {"meta": model_meta, "state_dict": {
         k: v.detach().cpu() for k, v in model.state_dict().items()}}, digest=True)
     row = {**_results_row(stage, seed, m, baseline, inputs, loop, config, identity, run_dir, split_seed),
            "threads": threads,
            "era_prior_baseline_accuracy": m["era_prior_baseline_accuracy"],
            **{k: m[k] for k in EMOTION9_RESULT_COLUMNS if k in m}}
-    atomic.write_json(folder / "metrics.json", {
+    atomic.write_json(files.metrics, {
         "result": row, "metrics": m, "test_loss": test_loss, "config_hash": identity.config_hash,
         "model_sha256": sha, "classes": list(stage.classes), "skipped_images": inputs.skipped,
         "resumed_from_epoch": loop.resumed_from})
@@ -275,16 +273,16 @@ balanced_accuracy, n_test and baselines are on the scored (> 50%) subset, like e
 
 
 # ---- running -----------------------------------------------------------------------------
-def _prepare_folder(folder: Path, stage: Stage, seed: int, config: TrainConfig, identity: StageIdentity,
+def _prepare_folder(files: rundir.StageRunFiles, stage: Stage, seed: int, config: TrainConfig, identity: StageIdentity,
                     force: bool, split_seed: int = 0) -> None:
     """Make the stage-run's folder writable and fresh: stale temporary files gone, config.json written."""
     if force:
-        (folder / "checkpoint.pt").unlink(missing_ok=True)
-    atomic.check_writable(folder, "write", "choose another run_dir")  # before any work; creates the folder
-    for stale in folder.glob(".*.tmp*"):
+        files.checkpoint.unlink(missing_ok=True)
+    atomic.check_writable(files.folder, "write", "choose another run_dir")  # before any work; creates the folder
+    for stale in files.folder.glob(".*.tmp*"):
         stale.unlink(missing_ok=True)  # a temporary file of a run killed while saving (checkpoints are ~100s of MB)
     worker = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}  # who trains it, since when
-    atomic.write_json(folder / "config.json", {"stage": asdict(stage), "seed": seed, "split_seed": split_seed,
+    atomic.write_json(files.config, {"stage": asdict(stage), "seed": seed, "split_seed": split_seed,
                                                "config": asdict(config),
                                                "precision": identity.precision, "device": str(identity.device),
                                                "origin": identity.origin, "config_hash": identity.config_hash,
@@ -302,9 +300,9 @@ def train_stage_run(name: str, run_dir: str | Path, config: TrainConfig = TrainC
     torch threads and image-decoding workers (default: this process's share of the cores, see
     :mod:`artlib.train.threads`). ``split_seed``: the manifest's split column it trains and tests on (0: 'split').
     """
-    if threads and config.workers is None:
-        config = replace(config, workers=threads)
     with cpu_share(threads) as used:
+        if config.workers is None:  # image decoding follows the same share as torch's threads
+            config = replace(config, workers=used)
         return _train(name, Path(run_dir), config, seed, force, progress, data_root, on_epoch_end, used, split_seed)
 
 
@@ -317,11 +315,11 @@ def _train(name: str, run_dir: Path, config: TrainConfig, seed: int, force: bool
     archive = (Path(data_root) if data_root is not None else data_root_of(run_dir)) / "archive"
     data = task_data(manifest, stage, manifest_path, config.min_annotations, split_seed)
     identity = stage_identity(stage, run_dir, config, seed, data, progress, split_seed)
-    folder = rundir.stage_dir(run_dir, name, seed, split_seed)
+    files = rundir.stage_run(run_dir, name, seed, split_seed)
     if not force and (row := finished_row(run_dir, name, seed, identity, split_seed)) is not None:
-        (folder / "checkpoint.pt").unlink(missing_ok=True)  # left by an interrupted --force rerun: never used
+        files.checkpoint.unlink(missing_ok=True)  # left by an interrupted --force rerun: never used
         return row
-    _prepare_folder(folder, stage, seed, config, identity, force, split_seed)
+    _prepare_folder(files, stage, seed, config, identity, force, split_seed)
     model = start_model(stage, run_dir, seed, identity, split_seed)
     inputs = stage_inputs(model, stage, data, manifest, archive, run_dir, config, seed, identity.device,
                           identity.precision, progress)
@@ -329,56 +327,9 @@ def _train(name: str, run_dir: Path, config: TrainConfig, seed: int, force: bool
     meta = checkpoints.make_meta(kind="checkpoint", stage=name, task=stage.task, classes=list(stage.classes),
                                  seed=seed, config_hash=identity.config_hash)
     loop = train_loop(model, inputs.source, data.fitted, inputs.positions["train"], inputs.positions["val"], config,
-                      seed, identity.device, identity.precision, criterion, folder / "checkpoint.pt", meta,
+                      seed, identity.device, identity.precision, criterion, files.checkpoint, meta,
                       progress=progress, on_epoch_end=on_epoch_end)
     row = evaluate_and_record(model, stage, seed, data, inputs, loop, config, identity, criterion, run_dir, threads,
                               split_seed)
-    (folder / "checkpoint.pt").unlink(missing_ok=True)
+    files.checkpoint.unlink(missing_ok=True)
     return row
-
-
-def run_stage(name: str, run_dir: str | Path, config: TrainConfig = TrainConfig(), seed: int = 0,
-              force: bool = False, progress: bool = True, data_root: str | Path | None = None,
-              on_epoch_end: EpochCallback | None = None, split_seed: int = 0) -> dict:
-    """Train one stage for one seed on one split seed (its source stage-run first if missing) and record its row."""
-    for dep in dependency_chain(name)[:-1]:
-        run_stage(dep.name, run_dir, config, seed, force=False, progress=progress, data_root=data_root,
-                  split_seed=split_seed)
-    row = train_stage_run(name, run_dir, config, seed, force, progress, data_root, on_epoch_end, split_seed=split_seed)
-    results.upsert(run_dir, [row])
-    return row
-
-
-def run_stages(names: list[str] | tuple[str, ...], run_dir: str | Path, config: TrainConfig = TrainConfig(),
-               seeds: list[int] | tuple[int, ...] = (0,), force: bool = False, progress: bool = True,
-               data_root: str | Path | None = None, executor: str = "local", plan: bool = False,
-               cpus_per_stage: int | None = None, gpus_per_stage: float = 0.0,
-               ray_address: str | None = None, split_seeds: int | None = None) -> pd.DataFrame:
-    """Run stages for every seed and split seed (sources first) with an executor; returns their results rows.
-
-    ``split_seeds``: train on the manifest's first K split seeds (None: every split the manifest holds).
-
-    ``executor``: ``"local"`` (in this process, one stage-run after another) or ``"ray"`` (each stage-run a
-    Ray task; sources finish before the stage-runs that carry their backbone). ``plan=True`` trains
-    nothing and returns the plan (stage-runs in order, paintings, cache bytes, estimated time).
-    """
-    from artlib.train.grid import EXECUTORS, expand, run_grid
-
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
-    if executor == "ray" and not plan:
-        from artlib.train.ray_executor import check_ready
-
-        check_ready(ray_address)  # a missing extra or an unreachable cluster fails before anything is read
-    read_manifest(rundir.manifest(run_dir))  # a missing, damaged or changed manifest stops here, once, not per stage-run
-    runs = expand(names, seeds, resolve_split_seeds(Path(run_dir), split_seeds))
-    if data_root is None and not plan:
-        data_root_of(Path(run_dir))  # so does a missing or damaged prepare_report.json
-    if plan:
-        from artlib.train.plan import plan_grid, print_plan
-
-        table = plan_grid(runs, Path(run_dir), config, gpus_per_stage=gpus_per_stage)
-        print_plan(table)
-        return table
-    return run_grid(runs, run_dir, config, executor=executor, force=force, progress=progress, data_root=data_root,
-                    cpus_per_stage=cpus_per_stage, gpus_per_stage=gpus_per_stage, ray_address=ray_address)

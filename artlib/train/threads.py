@@ -6,10 +6,10 @@ times (measured before this module: 581 s and 614 s together against 63 s alone)
 its *share*: an explicit count when the executor knows it (a Ray task's CPUs), otherwise the cores
 divided by the artlib stage-runs active on this machine right now. Active stage-runs announce
 themselves with a small file named after their process id in a per-user folder of the temporary
-directory; files of processes that died are ignored and removed.
+directory (or the folder ``ARTLIB_ACTIVE_DIR`` names); files of processes that died are ignored and removed.
 
 The count is recorded in results.csv (``threads``): torch's results can differ in the last bits with
-the thread count, so a bit-for-bit repetition needs the same count (pin it with ``cpus_per_stage``).
+the thread count, so a bit-for-bit repetition needs the same count (pin it with ``Executor(cpus=…)``, CLI ``--cpus-per-stage``).
 """
 
 from __future__ import annotations
@@ -23,10 +23,15 @@ from pathlib import Path
 import torch
 
 
+REGISTRY_ENV = "ARTLIB_ACTIVE_DIR"
+"""Environment variable naming the registry folder: processes that share cores share it (default: one per user in
+the temporary directory); a group given its own folder, e.g. a test run pinned to its own cores, counts only itself."""
+
+
 def _registry() -> Path:
-    """The folder where active stage-runs announce themselves (one per user)."""
+    """The folder where active stage-runs announce themselves (ARTLIB_ACTIVE_DIR, else one per user)."""
     uid = os.getuid() if hasattr(os, "getuid") else 0
-    folder = Path(tempfile.gettempdir()) / f"artlib-active-{uid}"
+    folder = Path(os.environ.get(REGISTRY_ENV) or Path(tempfile.gettempdir()) / f"artlib-active-{uid}")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
