@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from artlib import rundir
+from artlib.data.manifest import write_outputs
 
 from artlib.train.config import TrainConfig
 from artlib.train.grid import Executor, GridFailure
@@ -114,7 +115,8 @@ def test_a_data_failure_is_reported_and_the_others_finish(local_ray: object, tin
     run_dir = new_run_dir(tiny_prepared, tmp_path / "run")
     manifest = pd.read_csv(rundir.manifest(run_dir), dtype=str, keep_default_na=False)
     manifest.loc[manifest["split"] == "test", "era"] = ""
-    manifest.to_csv(rundir.manifest(run_dir), index=False)
+    report = json.loads(rundir.prepare_report(run_dir).read_text())
+    write_outputs(manifest, report, run_dir)  # as prepare writes it: with the digest training checks
     with pytest.raises(GridFailure) as info:
         run_stages(GRID, run_dir, TINY, seeds=[0], progress=False, executor=Executor(executor, cpus=1))
     failed = {(f.run.stage, f.run.seed, f.skipped) for f in info.value.failures}
