@@ -17,7 +17,7 @@ from artlib.train.config import TrainConfig, defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-TRAINING_NOTEBOOKS = [p for p in NOTEBOOK_SOURCES if "\nepochs " in p.read_text()]
+TRAINING_NOTEBOOKS = [p for p in NOTEBOOK_SOURCES if re.search(r"^epochs\b", p.read_text(), re.M)]
 MAX_FUNCTION_LINES = 60
 
 
