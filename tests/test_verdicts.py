@@ -251,3 +251,20 @@ def test_scenario_mean_up_while_more_paintings_favour_the_baseline(tmp_path: Pat
     sentence_text = row["sentence"]
     assert "did not" not in sentence_text and "significant" not in sentence_text
     assert re.search(r"Verdict: (IMPROVED|INCONCLUSIVE)", sentence_text)
+
+
+def test_without_artists_the_variance_is_the_two_way_anova() -> None:
+    """Every painting its own unit: the pieces are MS_seed, MS_painting, MS_residual / (n·S) of the two-way ANOVA."""
+    rng = np.random.default_rng(12)
+    y = (rng.random((4, 300)) < 0.7).astype(float) - (rng.random((4, 300)) < 0.65)
+    s, n = y.shape
+    seed_means, painting_means = y.mean(axis=1), y.mean(axis=0)
+    ms_seed = n * seed_means.var(ddof=1)
+    ms_painting = s * painting_means.var(ddof=1)
+    residual = y - seed_means[:, None] - painting_means[None, :] + y.mean()
+    ms_residual = (residual**2).sum() / ((s - 1) * (n - 1))
+    est = crossed_mean(y)
+    assert (est.between_seeds, est.painting_term, est.residual_term) == pytest.approx(
+        (ms_seed / (n * s), ms_painting / (n * s), ms_residual / (n * s)), rel=1e-12)
+    expected = ms_residual + max(ms_painting - ms_residual, 0) + max(ms_seed - ms_residual, 0)
+    assert est.se**2 == pytest.approx(expected / (n * s), rel=1e-12)
