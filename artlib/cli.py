@@ -221,17 +221,19 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     """Recompute comparison.csv and verdicts.csv from a finished run directory; print conclusions and the power plan."""
     from artlib.analysis.family import compare_run
-    from artlib.paths import resolve_path
 
-    run_dir = resolve_path(args.run_dir)
+    run_dir = _user_path(args.run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: no such run directory; give --run-dir a folder that training wrote.")
     judgements = compare_run(run_dir, alpha=args.alpha)
-    if not judgements:
-        raise DataError(f"{rundir.results(run_dir)}: no stage of any comparison has results; train the stages first.")
     for j in judgements:
         print(f"== family: {j.family} ==")
         print(j.conclusion)
         print(j.plan_text)
-    print(f"wrote {rundir.comparison(run_dir)} and {rundir.verdicts(run_dir)}")
+    if not judgements:
+        print("no comparison has both of its stages trained yet, so there is no verdict to give "
+              "(the stages' table is in comparison.csv)")
+    print(f"wrote {rundir.comparison(run_dir)}" + (f" and {rundir.verdicts(run_dir)}" if judgements else ""))
     return 0
 
 

@@ -481,3 +481,50 @@ def test_results_written_by_training_read_back_without_being_set_aside(tmp_path:
     upsert(tmp_path, [row, {**row, "seed": 1, "configuration": "3 emotion only"}])
     assert len(read_results(tmp_path)) == 2
     assert not list(tmp_path.glob("results.csv.damaged-*"))
+
+
+def test_compare_without_a_comparable_pair_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Only genre stages trained: `compare` writes comparison.csv, says there is no verdict yet, and exits 0."""
+    from artlib.cli import main
+
+    run = make_run(tmp_path / "genre", {}, stages=["genre_conv4", "genre_conv45"])
+    assert main(["compare", "--run-dir", str(run)]) == 0
+    assert (run / "comparison.csv").is_file() and not (run / "verdicts.csv").exists()
+    assert "no comparison has both of its stages trained" in capsys.readouterr().out
+
+
+def test_compare_takes_a_run_directory_relative_to_the_current_directory(better_run: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`compare --run-dir run` means ./run, as for every other command typed on the command line."""
+    import shutil
+
+    from artlib.cli import main
+
+    shutil.copytree(better_run, tmp_path / "run")
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "--run-dir", "run"]) == 0
+    assert (tmp_path / "run" / "verdicts.csv").is_file()
+
+
+def test_a_stage_missing_on_split_0_is_tabled_from_its_first_split(better_run: Path, tmp_path: Path) -> None:
+    """A stage whose split-0 run failed but whose split 1 finished: its table row comes from split 1, no crash."""
+    import shutil
+
+    from artlib import rundir
+    from artlib.results import read_results
+    from artlib.analysis.family import compare_run
+
+    run = tmp_path / "run"
+    shutil.copytree(better_run, run)
+    for seed in FIVE:  # move emotion_conv4's stage-runs to split 1, as if split 0 had failed
+        target = rundir.stage_dir(run, "emotion_conv4", seed, 1)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        rundir.stage_dir(run, "emotion_conv4", seed).rename(target)
+    table = read_results(run)
+    table.loc[table["stage"] == "emotion_conv4", "split_seed"] = 1
+    table.to_csv(rundir.results(run), index=False)
+    judged = compare_run(run)
+    summary = pd.read_csv(rundir.comparison(run)).set_index("stage")
+    assert summary.loc["emotion_conv4", "split_seed"] == 1 and summary.loc["emotion_conv5", "split_seed"] == 0
+    row = judged[0].table.set_index("comparison").loc["conv4 → conv5 vs conv4 (emotion only)"]
+    assert row["reason"].startswith("not run")  # its two stages never share a split

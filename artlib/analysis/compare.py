@@ -110,6 +110,9 @@ def _scored(stage: str, frame: pd.DataFrame) -> np.ndarray:
 
 def stage_predictions(run_dir: str | Path, stage: str, seeds: list[int], split_seed: int = 0) -> StagePredictions:
     """Load a stage's predictions for these seeds of one split and check every seed covers the same test paintings."""
+    if not seeds:
+        raise DataError(f"{rundir.results(run_dir)}: {stage} has no results on split {split_seed}; train it there "
+                        f"(its other splits cannot stand in for this one's test paintings).")
     frames = [load_predictions(run_dir, stage, s, split_seed).sort_values("image_path").reset_index(drop=True)
               for s in seeds]
     first = frames[0]
@@ -184,6 +187,11 @@ def split_seeds_of(results: pd.DataFrame) -> list[int]:
     if "split_seed" not in results.columns or results.empty:
         return [0]
     return sorted(int(s) for s in pd.to_numeric(results["split_seed"]).fillna(0).unique())
+
+
+def table_split(results: pd.DataFrame, stage: str) -> int:
+    """The split a stage's table row comes from: split 0, or its first split with results (a failed split-0 run)."""
+    return next((k for k in split_seeds_of(results) if seeds_of(results, stage, k)), 0)
 
 
 def seeds_of(results: pd.DataFrame, stage: str, split_seed: int = 0) -> list[int]:
@@ -294,16 +302,17 @@ def strongest_baseline(baselines: dict[str, np.ndarray]) -> tuple[str, float]:
 def _stage_row(results: pd.DataFrame, name: str) -> dict:
     """The results.csv part of a stage's summary row (split 0): identity, seeds, majority class, convergence."""
     every = results.loc[results["stage"] == name]
-    part = in_split(every, 0)
+    split = table_split(results, name)
+    part = in_split(every, split)
     st = STAGES.get(name)
-    seeds = seeds_of(results, name)
+    seeds = seeds_of(results, name, split)
     row: dict = {"configuration": st.configuration_name if st else first_value(part["configuration"]),
                  "stage": name, "task": st.task if st else first_value(part["task"]),
                  "process": st.process if st else "", "output": st.output if st else "",
                  "layers": st.layers if st else "", "n_seeds": len(seeds), "seeds": ",".join(map(str, seeds))}
     row["majority_class"] = first_value(part["majority_class"]) if "majority_class" in part else float("nan")
     row["still_improving"] = still_improving(results, name)
-    row["split_seed"], row["n_splits"] = 0, len(split_seeds_of(every))
+    row["split_seed"], row["n_splits"] = split, len(split_seeds_of(every))
     return row
 
 
@@ -331,7 +340,7 @@ def summary_table(results: pd.DataFrame, run_dir: str | Path, confidence: float 
     rows, units = [], painting_units(run_dir)
     for name in stage_order(results):
         row = _stage_row(results, name)
-        sp = stage_predictions(run_dir, name, seeds_of(results, name))
+        sp = stage_predictions(run_dir, name, seeds_of(results, name, row["split_seed"]), row["split_seed"])
         row.update(_scored_figures(sp, row["majority_class"]))
         row["accuracy_ci_low"], row["accuracy_ci_high"] = stage_accuracy_interval(sp.correct, confidence,
                                                                                   units_of(sp.image_path, units))
@@ -440,7 +449,8 @@ def per_era_accuracy(run_dir: str | Path, results: pd.DataFrame, confidence: flo
     for name in stage_order(results):
         if not EMOTION.is_task_of(task_of_stage(results, name)):
             continue
-        sp = stage_predictions(run_dir, name, seeds_of(results, name))
+        split = table_split(results, name)
+        sp = stage_predictions(run_dir, name, seeds_of(results, name, split), split)
         baselines = baseline_correct(run_dir, results, sp)
         eras = [e for e in (*ERAS, NO_ERA) if e in set(sp.era)] + sorted(set(sp.era) - {*ERAS, NO_ERA})
         for era in eras:
@@ -461,7 +471,8 @@ def confusion_matrices(run_dir: str | Path, results: pd.DataFrame,
     predictions.csv, so it sums to n_test × seeds) and the class names."""
     out: dict[str, tuple[np.ndarray, list[str]]] = {}
     for stage in stage_order(rows_of(results, task)):
-        sp = stage_predictions(run_dir, stage, seeds_of(results, stage))
+        split = table_split(results, stage)
+        sp = stage_predictions(run_dir, stage, seeds_of(results, stage, split), split)
         out[stage] = (confusions(sp).sum(axis=0), list(stage_classes(sp)))
     return out
 
@@ -502,8 +513,10 @@ def polarity_comparison(run_dir: str | Path, results: pd.DataFrame) -> pd.DataFr
     the nine-emotion stages' polarity (four positive vs four negative probabilities), on the paintings both test."""
     from artlib.metrics import polarity_of
 
-    binary = {s: seeds_of(results, s) for s in stage_order(results) if EMOTION.is_task_of(task_of_stage(results, s))}
-    nine = {s: seeds_of(results, s) for s in stage_order(results) if EMOTION9.is_task_of(task_of_stage(results, s))}
+    binary = {s: seeds_of(results, s) for s in stage_order(results)
+              if EMOTION.is_task_of(task_of_stage(results, s)) and seeds_of(results, s)}  # split 0's paintings
+    nine = {s: seeds_of(results, s) for s in stage_order(results)
+            if EMOTION9.is_task_of(task_of_stage(results, s)) and seeds_of(results, s)}
     if not binary or not nine:
         return pd.DataFrame(columns=["stage", "kind", "paintings", "accuracy_mean", "accuracy_std"])
     frames = {s: [load_predictions(run_dir, s, seed).set_index("image_path") for seed in seeds]
