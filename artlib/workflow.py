@@ -189,3 +189,53 @@ def emotion9_subsets(manifest: pd.DataFrame, min_annotations: int = 5) -> pd.Dat
     table = frame.groupby("split").agg(paintings=("split", "size"), **{"> 50%": ("> 50%", "sum"),
                                                                        "≥ 50%": ("≥ 50%", "sum")})
     return table.reindex(["train", "val", "test"]).fillna(0).astype(int)
+
+
+# ---- the training notebooks (03–05): one call per stage ------------------------------------------
+@dataclass(frozen=True)
+class Training:
+    """What a training notebook trains with: its session, TrainConfig, seeds, split seeds, force and executor."""
+
+    session: Session
+    config: object  # a TrainConfig (typed loosely so this module imports no torch)
+    seeds: tuple[int, ...]
+    split_seeds: int | None
+    force: bool
+    executor: object  # a frozen artlib.train.grid.Executor
+
+
+def training(session: Session, parameters: dict) -> Training:
+    """A training notebook's settings from its parameters cell's values (TrainConfig's fields picked by name).
+
+    Also makes sure the run has a manifest (prepared with defaults when notebook 02 has not run).
+    """
+    from dataclasses import fields
+
+    from artlib.train.config import TrainConfig
+    from artlib.train.grid import Executor
+
+    ensure_manifest(session)
+    config = TrainConfig(**{f.name: parameters[f.name] for f in fields(TrainConfig) if f.name in parameters})
+    return Training(session, config, tuple(parameters["seeds"]), parameters.get("split_seeds"),
+                    bool(parameters.get("force", False)), Executor(parameters.get("executor", "local")))
+
+
+def train_stage(t: Training, name: str) -> pd.DataFrame:
+    """Train one stage (its sources first) on every seed and split, show its loss curves; its metrics per seed."""
+    import matplotlib.pyplot as plt
+
+    from artlib.train.driver import run_stages
+
+    run_stages([name], t.session.run_dir, t.config, seeds=list(t.seeds), split_seeds=t.split_seeds, force=t.force,
+               executor=t.executor)
+    loss_curves(t.session, name, list(t.seeds))
+    plt.show()
+    return stage_metrics(t.session.run_dir, name)
+
+
+def configuration_table(session: Session, configuration: int) -> pd.DataFrame:
+    """One configuration's stages in the original study's table layout, with both trivial baselines."""
+    from artlib.analysis import compare
+
+    summary = compare.summary_table(compare.load_results(session.run_dir), session.run_dir)
+    return compare.original_tables(summary)[configuration]

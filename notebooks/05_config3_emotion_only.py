@@ -26,20 +26,11 @@ executor: str              = "local"      # "local" (this kernel) or "ray" (each
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-import matplotlib.pyplot as plt
-
 from artlib import workflow
-from artlib.train.driver import run_stages
-from artlib.train.grid import Executor
-from artlib.train.config import TrainConfig
 
-run_on = Executor(executor)  # where the stage-runs run, built once
 session = workflow.start(data_root, run_dir)
-manifest = workflow.ensure_manifest(session)
-config = TrainConfig(image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                     class_weights=class_weights, monitor=monitor, patience=patience, augment=augment,
-                     feature_cache=feature_cache, weights=weights, device=device, precision=precision)
-config
+training = workflow.training(session, globals())  # the parameters cell's values; a manifest if 02 has not run
+training.config
 
 # %% [markdown]
 # ### Stage `emotion_conv4`
@@ -50,13 +41,7 @@ workflow.describe_stage("emotion_conv4")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-run_stages(["emotion_conv4"], session.run_dir, config, seeds=seeds, split_seeds=split_seeds, force=force, executor=run_on)
-workflow.stage_metrics(session.run_dir, "emotion_conv4")
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-workflow.loss_curves(session, "emotion_conv4", seeds)
-plt.show()
+workflow.train_stage(training, "emotion_conv4")
 
 # %% [markdown]
 # ### Stage `emotion_conv4_then_emotion_conv5`
@@ -67,13 +52,7 @@ workflow.describe_stage("emotion_conv4_then_emotion_conv5")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-run_stages(["emotion_conv4_then_emotion_conv5"], session.run_dir, config, seeds=seeds, split_seeds=split_seeds, force=force, executor=run_on)
-workflow.stage_metrics(session.run_dir, "emotion_conv4_then_emotion_conv5")
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-workflow.loss_curves(session, "emotion_conv4_then_emotion_conv5", seeds)
-plt.show()
+workflow.train_stage(training, "emotion_conv4_then_emotion_conv5")
 
 # %% [markdown]
 # ## The configuration's table, in the original study's format
@@ -82,7 +61,4 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from artlib.analysis import compare
-
-summary = compare.summary_table(compare.load_results(session.run_dir), session.run_dir)
-compare.original_tables(summary)[3]
+workflow.configuration_table(session, 3)
