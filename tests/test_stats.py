@@ -106,6 +106,46 @@ def test_metric_edge_cases() -> None:
         from_confusion(conf, "auc", 2)
 
 
+def test_metrics_equal_hand_computed_values() -> None:
+    """Exact cases computed from the definitions (independent of scikit-learn and of the confusion-matrix path):
+    binary F1 of class 1, macro F1 over all k (an unseen class scores 0), balanced accuracy over the classes
+    present in y_true, NaN for no items, balanced class weights with 0 for an absent class."""
+    from artlib.metrics import class_weights, classification_metrics, confusion, score
+
+    # k = 3: recalls 2/3, 1/2, 1; per-class F1 = 2·tp / (true + predicted) = 4/5, 2/4, 2/3.
+    y, p = [0, 0, 0, 1, 1, 2], [0, 1, 0, 1, 2, 2]
+    assert confusion(y, p, 3).tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert score(y, p, "accuracy", 3) == 4 / 6
+    assert score(y, p, "balanced_accuracy", 3) == (2 / 3 + 1 / 2 + 1) / 3
+    assert score(y, p, "f1", 3) == (4 / 5 + 2 / 4 + 2 / 3) / 3 == score(y, p, "f1_macro", 3)
+    assert score(y, p, "f1_binary", 3) == 2 / 4  # class 1 alone
+    # k = 2: F1 of class 1 (tp 1, 3 true, 2 predicted), not the macro mean; recalls 1/2 and 1/3.
+    y, p = [1, 1, 1, 0, 0], [1, 0, 0, 1, 0]
+    assert (f1_for_task(y, p, 2), score(y, p, "accuracy", 2), score(y, p, "balanced_accuracy", 2)) == \
+        (2 / 5, 2 / 5, (1 / 2 + 1 / 3) / 2)
+    # Class 2 only predicted: left out of balanced accuracy (1/2, not 1/3), an F1 of 0 in the macro mean.
+    y, p = [0, 0, 1, 1], [0, 2, 1, 2]
+    assert score(y, p, "balanced_accuracy", 3) == (1 / 2 + 1 / 2) / 2
+    assert score(y, p, "f1", 3) == (2 / 3 + 2 / 3 + 0) / 3
+    # Class 3 neither true nor predicted: macro F1 over all four classes.
+    assert score([0, 1, 2], [0, 1, 2], "f1", 4) == 3 / 4 and score([0, 1, 2], [0, 1, 2], "balanced_accuracy", 4) == 1.0
+    # Never predicting the positive class: F1 0 (zero_division=0), no warning.
+    assert f1_for_task([0, 0, 1, 1], [0, 0, 0, 0], 2) == 0.0
+    # No items: NaN everywhere, a zero confusion matrix; a stack keeps its shape, NaN for its empty matrix.
+    m = classification_metrics(np.array([], dtype=int), np.array([], dtype=int), 3, baseline_class=0)
+    assert m["n"] == 0 and m["confusion_matrix"] == [[0] * 3] * 3
+    assert all(math.isnan(m[x]) for x in ("accuracy", "f1", "balanced_accuracy", "majority_baseline_accuracy",
+                                          "majority_baseline_f1"))
+    stack = np.stack([confusion([0, 0, 1], [0, 1, 1], 2), np.zeros((2, 2), dtype=int)])
+    out = from_confusion(stack, "accuracy", 2)
+    assert out.shape == (2,) and out[0] == 2 / 3 and math.isnan(out[1])
+    # Balanced class weights n / (k_present · count); the absent class 3 gets 0.
+    assert class_weights([0, 0, 0, 1, 2, 2], 4).tolist() == [6 / (3 * 3), 6 / (3 * 1), 6 / (3 * 2), 0.0]
+    assert class_weights([], 2).tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="labels must be 0..2"):
+        confusion([0, 3], [0, 1], 3)
+
+
 # ---- paired_predictions ------------------------------------------------------------------
 def _preds(paths: list[str], labels: list[str], predicted: list[str]) -> pd.DataFrame:
     """A minimal predictions.csv frame."""

@@ -36,7 +36,7 @@ from artlib.data.manifest import read_manifest
 from artlib.data.splits import split_column
 from artlib.errors import DataError
 from artlib.results import read_results, results_path
-from artlib.metrics import confusion, from_confusion, majority_class, prior_by_group, scored
+from artlib.metrics import accuracy, confusion, from_confusion, majority_class, prior_by_group, scored
 from artlib.stages import CONFIGURATIONS, STAGES, STUDY_CONFIGURATIONS
 from artlib.tasks import EMOTION, EMOTION9, find_task, get_task, rows_of
 
@@ -530,9 +530,9 @@ def polarity_comparison(run_dir: str | Path, results: pd.DataFrame) -> pd.DataFr
             f = f.loc[common]
             if stage in nine:
                 probs = f[[f"p_{e}" for e in STAGES[stage].classes]].to_numpy()
-                accs.append(float(np.mean(polarity_of(probs) == f["polarity"].to_numpy())))
+                accs.append(accuracy(f["polarity"].to_numpy(), polarity_of(probs)))
             else:
-                accs.append(float(np.mean(f["predicted"] == f["label"])))
+                accs.append(accuracy(f["label"].to_numpy(), f["predicted"].to_numpy()))
         mean, std = mean_std(accs)
         rows.append({"stage": stage, "kind": "nine emotions → polarity" if stage in nine else "binary",
                      "paintings": len(common), "accuracy_mean": mean, "accuracy_std": std})
