@@ -119,7 +119,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 _TRAIN_HELP = {
     "image_size": "pixels (the study: 224)", "epochs": "the study: 100", "lr": "Adam learning rate (the study: 1e-6)",
-    "weights": "auto | imagenet | self-supervised | none | a .pth/.safetensors path",
+    "weights": "auto | pretrained (= imagenet) | self-supervised (resnet50) | none | a .pth/.bin/.safetensors file | "
+               "a Hugging Face cache folder (timm backbones)",
+    "backbone": "the network fine-tuned (the study: resnet50)",
     "device": "auto | cuda | mps | cpu", "precision": "auto | fp32 | bf16",
     "monitor": "early-stopping metric", "patience": "epochs without improvement before stopping",
     "images": "cache (decode once) | files (decode every batch, as the original)",
@@ -130,16 +132,17 @@ _TRAIN_HELP = {
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     """One option per TrainConfig field, its default taken from TrainConfig (the one source of defaults)."""
+    from artlib.models.registry import BACKBONES
     from artlib.train.config import CACHE_DTYPES, IMAGE_SOURCES, LAYOUTS, MONITORS, PRECISIONS, defaults
 
     d = defaults()
     choices = {"monitor": tuple(MONITORS), "precision": PRECISIONS, "images": IMAGE_SOURCES, "layout": LAYOUTS,
-               "cache_dtype": CACHE_DTYPES}
+               "cache_dtype": CACHE_DTYPES, "backbone": tuple(BACKBONES)}
     for name in ("image_size", "epochs", "batch_size", "patience", "workers"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=d[name], help=_TRAIN_HELP.get(name))
     for name in ("lr", "weight_decay"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=d[name], help=_TRAIN_HELP.get(name))
-    for name in ("weights", "device", "monitor", "precision", "images", "layout", "cache_dtype"):
+    for name in ("backbone", "weights", "device", "monitor", "precision", "images", "layout", "cache_dtype"):
         p.add_argument(f"--{name.replace('_', '-')}", default=d[name], choices=choices.get(name),
                        help=_TRAIN_HELP.get(name))
     p.add_argument("--augment", action="store_true", default=d["augment"], help="flips and small affine changes")
@@ -183,7 +186,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     names = [s for c in args.configuration for s in CONFIGURATIONS[c]] if args.configuration else args.stages
     if not names:
-        raise ValueError("name stages (e.g. genre_conv4) or --configuration 1/2/3")
+        raise ValueError("name stages (e.g. genre_conv4) or --configuration 1 … 6 (6: the linear probes)")
     for name in names:
         get_stage(name, "train: stage")
     executor = Executor(args.executor, args.cpus_per_stage, args.gpus_per_stage, args.ray_address)
@@ -194,7 +197,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {failure}", file=sys.stderr)
         return 1
     if not args.plan and len(rows):
-        print(rows[["stage", "seed", "split_seed", "accuracy", "f1", "majority_baseline_accuracy",
+        print(rows[["stage", "backbone", "seed", "split_seed", "accuracy", "f1", "majority_baseline_accuracy",
                     "best_epoch"]].to_string(index=False))
     return 0
 
@@ -271,9 +274,12 @@ def _prepare_parser(sub: argparse._SubParsersAction) -> None:
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
     """The ``train`` sub-command's options (training options from TrainConfig)."""
+    from artlib.stages import CONFIGURATION_NAMES
+
     p = sub.add_parser("train", epilog=PATHS_RULE, help="train stages into a run directory holding manifest.csv")
     p.add_argument("stages", nargs="*", help="stage names (sources run first when missing)")
-    p.add_argument("--configuration", type=int, nargs="+", choices=[1, 2, 3], default=None)
+    p.add_argument("--configuration", type=int, nargs="+", choices=sorted(CONFIGURATION_NAMES), default=None,
+                   help="; ".join(f"{k}: {v}" for k, v in CONFIGURATION_NAMES.items()))
     p.add_argument("--run-dir", required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--split-seeds", type=int, default=None, metavar="K",

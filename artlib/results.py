@@ -1,7 +1,8 @@
-"""run_dir/results.csv: one row per (stage, seed, split_seed), upserted under a file lock.
+"""run_dir/results.csv: one row per (stage, seed, split_seed, backbone), upserted under a file lock.
 
 ``split_seed`` is the split the stage-run trained and tested on (0: the manifest's column ``split``); a
-results.csv written before 0.3 has no such column and reads as split seed 0.
+results.csv written before 0.3 has no such column and reads as split seed 0; ``backbone`` the network the stage
+fine-tuned (a row without one used the study's resnet50).
 
 Rows are replaced, never duplicated, when a stage is rerun, also when two processes write
 at once. Every row also lives in its stage folder's metrics.json, so a damaged results.csv
@@ -21,17 +22,19 @@ import pandas as pd
 from filelock import FileLock
 
 from artlib import atomic, rundir
+from artlib.rundir import DEFAULT_BACKBONE
 
 log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = (
-    "configuration", "stage", "task", "trained_blocks", "init_from", "seed", "split_seed", "accuracy", "f1", "balanced_accuracy",
+    "configuration", "stage", "task", "trained_blocks", "init_from", "seed", "split_seed", "backbone", "accuracy", "f1",
+    "balanced_accuracy",
     "n_test", "majority_baseline_accuracy", "majority_baseline_f1", "majority_class", "backbone_weights",
     "best_epoch", "epochs_run", "train_seconds", "cache_seconds", "n_train", "n_val", "skipped_images",
     "image_size", "epochs", "batch_size", "lr", "monitor", "augment", "feature_cache", "device", "precision",
     "config_hash", "label_rule", "era_map", "manifest_sha256", "threads", "era_prior_baseline_accuracy",
 )
-KEY = ("stage", "seed", "split_seed")
+KEY = ("stage", "seed", "split_seed", "backbone")
 
 
 def results_path(run_dir: str | Path) -> Path:
@@ -45,7 +48,8 @@ def _order(frame: pd.DataFrame) -> pd.DataFrame:
 
     rank = {name: i for i, name in enumerate(STAGES)}
     frame = frame.assign(_r=frame["stage"].map(rank).fillna(len(rank)))
-    frame = frame.sort_values(["_r", "split_seed", "seed"]).drop(columns="_r")
+    frame = frame.assign(_b=frame["backbone"] != DEFAULT_BACKBONE)
+    frame = frame.sort_values(["_b", "backbone", "_r", "split_seed", "seed"]).drop(columns=["_r", "_b"])
     cols = [c for c in RESULT_COLUMNS if c in frame.columns] + [c for c in frame.columns if c not in RESULT_COLUMNS]
     return frame.loc[:, cols].reset_index(drop=True)
 
@@ -100,10 +104,15 @@ def _load(path: Path) -> pd.DataFrame:
 
 
 def with_split_seed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows without a split_seed (results.csv and metrics.json written before 0.3) are split seed 0."""
+    """Rows without a split_seed (results.csv and metrics.json written before 0.3) are split seed 0, rows without a
+    backbone the study's resnet50."""
     if "split_seed" not in frame.columns:
         at = list(frame.columns).index("seed") + 1 if "seed" in frame.columns else len(frame.columns)
         frame.insert(at, "split_seed", 0)
+    if "backbone" not in frame.columns:
+        frame.insert(list(frame.columns).index("split_seed") + 1, "backbone", DEFAULT_BACKBONE)
+    else:
+        frame["backbone"] = frame["backbone"].fillna(DEFAULT_BACKBONE).astype(str).replace("", DEFAULT_BACKBONE)
     return frame
 
 
@@ -116,7 +125,7 @@ def read_results(run_dir: str | Path) -> pd.DataFrame:
 
 
 def upsert(run_dir: str | Path, rows: Iterable[dict]) -> pd.DataFrame:
-    """Insert or replace rows keyed by (stage, seed, split_seed), atomically and under a lock; returns the table."""
+    """Insert or replace rows keyed by (stage, seed, split_seed, backbone), atomically and under a lock; returns the table."""
     path = results_path(run_dir)
     new = with_split_seed(pd.DataFrame(list(rows)))
     with FileLock(str(rundir.results_lock(run_dir))):
@@ -130,8 +139,9 @@ def upsert(run_dir: str | Path, rows: Iterable[dict]) -> pd.DataFrame:
                         aside.name)
             old = collect_rows(Path(run_dir))
         if len(new):
-            keys = set(zip(new["stage"], new["seed"].astype(int), new["split_seed"].astype(int)))
-            keep = [(s, int(d), int(k)) not in keys for s, d, k in zip(old["stage"], old["seed"], old["split_seed"])]
+            keys = set(zip(new["stage"], new["seed"].astype(int), new["split_seed"].astype(int), new["backbone"]))
+            keep = [(s, int(d), int(k), b) not in keys
+                    for s, d, k, b in zip(old["stage"], old["seed"], old["split_seed"], old["backbone"])]
             old = old.loc[keep] if len(old) else old
             frames = [f for f in (old, new) if len(f)]
             table = pd.concat(frames, ignore_index=True) if frames else new
@@ -147,7 +157,8 @@ def collect_rows(run_dir: Path) -> pd.DataFrame:
     rows = []
     for run in rundir.finished_runs(run_dir):
         try:
-            rows.append({**json.loads(run.metrics.read_text())["result"], "split_seed": run.split_seed})
+            rows.append({**json.loads(run.metrics.read_text())["result"], "split_seed": run.split_seed,
+                         "backbone": run.backbone})
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return with_split_seed(pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(RESULT_COLUMNS)))

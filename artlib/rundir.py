@@ -7,6 +7,7 @@
       stages/<stage>/seed_<n>/                                 (one folder per stage-run, split seed 0)
           config.json  checkpoint.pt  model.pt  metrics.json  predictions.csv  history.csv
       stages/<stage>/split_<k>/seed_<n>/                       (the same for split seed k ≥ 1)
+      stages/<stage>/<backbone>/[split_<k>/]seed_<n>/          (a backbone other than the study's resnet50)
       cache/        figures/        notebooks/        report/
 
 Torch-free and pandas-free: reading a layout must never pull in the training stack.
@@ -27,6 +28,8 @@ PathLike = str | os.PathLike[str]
 STAGE_FILES = ("config.json", "checkpoint.pt", "model.pt", "metrics.json", "predictions.csv", "history.csv")
 _SEED_FOLDER = re.compile(r"^seed_(-?\d+)$")
 _SPLIT_FOLDER = re.compile(r"^split_([1-9]\d*)$")
+DEFAULT_BACKBONE = "resnet50"
+"""The study's backbone: its stage-runs keep the folders of 0.2; any other backbone's live one level deeper."""
 
 
 def manifest(run_dir: PathLike) -> Path:
@@ -45,7 +48,7 @@ def image_checks(run_dir: PathLike) -> Path:
 
 
 def results(run_dir: PathLike) -> Path:
-    """run_dir/results.csv: one row per (stage, seed, split_seed)."""
+    """run_dir/results.csv: one row per (stage, seed, split_seed, backbone)."""
     return Path(run_dir) / "results.csv"
 
 
@@ -103,19 +106,26 @@ def stages_root(run_dir: PathLike) -> Path:
     return Path(run_dir) / "stages"
 
 
-def stage_dir(run_dir: PathLike, stage: str, seed: int, split_seed: int = 0) -> Path:
-    """One stage-run's folder: run_dir/stages/<stage>/seed_<seed>/, or …/<stage>/split_<k>/seed_<seed>/ for split seed k ≥ 1."""
+def stage_dir(run_dir: PathLike, stage: str, seed: int, split_seed: int = 0, backbone: str = DEFAULT_BACKBONE) -> Path:
+    """One stage-run's folder: run_dir/stages/<stage>/[<backbone>/][split_<k>/]seed_<seed>/.
+
+    The backbone's folder appears for a backbone other than resnet50, the split's for split seed k ≥ 1.
+    """
     if split_seed < 0:
         raise ValueError(f"split seeds count from 0, got {split_seed}")
-    stage_folder = stages_root(run_dir) / stage
-    return (stage_folder / f"split_{int(split_seed)}" if split_seed else stage_folder) / f"seed_{int(seed)}"
+    if _SEED_FOLDER.match(backbone) or _SPLIT_FOLDER.match(backbone) or not re.fullmatch(r"[a-z0-9_]+", backbone):
+        raise ValueError(f"backbone {backbone!r} cannot name a folder")
+    folder = stages_root(run_dir) / stage
+    folder = folder if backbone == DEFAULT_BACKBONE else folder / backbone
+    return (folder / f"split_{int(split_seed)}" if split_seed else folder) / f"seed_{int(seed)}"
 
 
-def stage_file(run_dir: PathLike, stage: str, seed: int, name: str, split_seed: int = 0) -> Path:
+def stage_file(run_dir: PathLike, stage: str, seed: int, name: str, split_seed: int = 0,
+               backbone: str = DEFAULT_BACKBONE) -> Path:
     """A named file of a stage-run's folder (one of STAGE_FILES)."""
     if name not in STAGE_FILES:
         raise ValueError(f"unknown stage file {name!r}; stage folders hold {', '.join(STAGE_FILES)}")
-    return getattr(stage_run(run_dir, stage, seed, split_seed), name.split(".")[0])
+    return getattr(stage_run(run_dir, stage, seed, split_seed, backbone), name.split(".")[0])
 
 
 @dataclass(frozen=True)
@@ -155,43 +165,55 @@ class StageRunFiles:
         return self.folder / "history.csv"
 
 
-def stage_run(run_dir: PathLike, stage: str, seed: int, split_seed: int = 0) -> StageRunFiles:
-    """The files of one stage-run (stage, seed, split seed)."""
-    return StageRunFiles(stage_dir(run_dir, stage, seed, split_seed))
+def stage_run(run_dir: PathLike, stage: str, seed: int, split_seed: int = 0,
+              backbone: str = DEFAULT_BACKBONE) -> StageRunFiles:
+    """The files of one stage-run (stage, seed, split seed, backbone)."""
+    return StageRunFiles(stage_dir(run_dir, stage, seed, split_seed, backbone))
 
 
 class FinishedRun(NamedTuple):
-    """A stage-run folder holding a metrics.json: its stage, seed, split seed and that file."""
+    """A stage-run folder holding a metrics.json: its stage, seed, split seed, that file and its backbone."""
 
     stage: str
     seed: int
     split_seed: int
     metrics: Path
+    backbone: str = DEFAULT_BACKBONE
 
 
-def _seed_folders(folder: Path, split_seed: int, stage: str) -> Iterator[FinishedRun]:
+def _seed_folders(folder: Path, split_seed: int, stage: str, backbone: str) -> Iterator[FinishedRun]:
     """The finished stage-runs in one folder of seed_<n> folders."""
     for seed_folder in sorted(folder.iterdir()):
         match = _SEED_FOLDER.match(seed_folder.name)
         metrics = StageRunFiles(seed_folder).metrics
         if match and metrics.is_file():
-            yield FinishedRun(stage, int(match.group(1)), split_seed, metrics)
+            yield FinishedRun(stage, int(match.group(1)), split_seed, metrics, backbone)
+
+
+def _backbone_folders(stage_folder: Path) -> Iterator[tuple[str, Path]]:
+    """(backbone, folder) of a stage's folder: resnet50's is the stage folder, another's a named folder in it."""
+    yield DEFAULT_BACKBONE, stage_folder
+    for p in sorted(stage_folder.iterdir()):
+        if p.is_dir() and not (_SEED_FOLDER.match(p.name) or _SPLIT_FOLDER.match(p.name)):
+            yield p.name, p
 
 
 def finished_runs(run_dir: PathLike) -> Iterator[FinishedRun]:
-    """Every stage-run folder holding a metrics.json, every split seed, sorted by stage, split seed, seed."""
+    """Every stage-run folder holding a metrics.json: every backbone and split seed, sorted by stage, backbone
+    (resnet50 first), split seed, seed."""
     root = stages_root(run_dir)
     if not root.is_dir():
         return
     for stage_folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        yield from _seed_folders(stage_folder, 0, stage_folder.name)
-        splits = [(int(m.group(1)), p) for p in stage_folder.iterdir() if p.is_dir() and (m := _SPLIT_FOLDER.match(p.name))]
-        for split_seed, folder in sorted(splits):
-            yield from _seed_folders(folder, split_seed, stage_folder.name)
+        for backbone, folder in _backbone_folders(stage_folder):
+            yield from _seed_folders(folder, 0, stage_folder.name, backbone)
+            splits = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _SPLIT_FOLDER.match(p.name))]
+            for split_seed, split_folder in sorted(splits):
+                yield from _seed_folders(split_folder, split_seed, stage_folder.name, backbone)
 
 
 def finished_metrics(run_dir: PathLike) -> Iterator[tuple[str, int, Path]]:
-    """(stage, seed, metrics.json path) of every finished stage-run of split seed 0, sorted (see finished_runs)."""
+    """(stage, seed, metrics.json path) of every finished resnet50 stage-run of split seed 0 (see finished_runs)."""
     for run in finished_runs(run_dir):
-        if run.split_seed == 0:
+        if run.split_seed == 0 and run.backbone == DEFAULT_BACKBONE:
             yield run.stage, run.seed, run.metrics

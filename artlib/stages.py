@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from artlib.tasks import Task, get_task
 
 CONFIGURATION_NAMES = {1: "sequential", 2: "simultaneous", 3: "emotion only", 4: "nine emotions, sequential",
-                       5: "nine emotions, simultaneous"}
+                       5: "nine emotions, simultaneous", 6: "linear probe"}
 STUDY_CONFIGURATIONS = (1, 2, 3)
-"""The original study's configurations (its Tables 1–3); 4 and 5 ask its question on ArtEmis's nine emotions."""
+"""The original study's configurations (its Tables 1–3); 4 and 5 ask its question on ArtEmis's nine emotions; 6 is
+the linear-probe baseline (no block trains: a logistic regression on the frozen backbone's pooled features)."""
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,14 @@ class Stage:
         return self.spec.title
 
     @property
+    def probe(self) -> bool:
+        """Whether this is a linear probe: no block trains, a logistic-regression head is fitted on frozen features."""
+        return not self.blocks
+
+    @property
     def trained_blocks(self) -> str:
-        """'conv4', 'conv5' or 'conv4+conv5' (results.csv)."""
-        return "+".join(self.blocks)
+        """'conv4', 'conv5', 'conv4+conv5', or 'head' for a linear probe (results.csv)."""
+        return "+".join(self.blocks) or "head"
 
     @property
     def configuration_name(self) -> str:
@@ -84,10 +90,14 @@ _ALL = (
           "Trained on Genre then nine emotions", "Conv4 & Conv5", compare_with="emotion9_conv45"),
     Stage("emotion9_conv45_then_emotion9_conv45", 5, "emotion9", ("conv4", "conv5"), "emotion9_conv45",
           "Trained on nine emotions, then again (matched control)", "Conv4 & Conv5, twice"),
+    Stage("genre_probe", 6, "genre", (), None, "Linear probe on genre", "None (logistic regression head)"),
+    Stage("emotion_probe", 6, "emotion", (), None, "Linear probe on emotions", "None (logistic regression head)"),
+    Stage("emotion9_probe", 6, "emotion9", (), None, "Linear probe on nine emotions", "None (logistic regression head)"),
 )
 STAGES: dict[str, Stage] = {s.name: s for s in _ALL}
 """Every stage by name: the study's eight, in its order, the matched control artlib adds, then the nine-emotion
-stages (configurations 4 and 5), which ask the study's question on ArtEmis's own task."""
+stages (configurations 4 and 5), which ask the study's question on ArtEmis's own task, then the linear probes
+(configuration 6, named ``<task>_probe``)."""
 CONFIGURATIONS: dict[int, tuple[str, ...]] = {
     c: tuple(s.name for s in _ALL if s.configuration == c) for c in CONFIGURATION_NAMES
 }
@@ -119,6 +129,7 @@ def dependency_chain(name: str) -> list[Stage]:
 ORIGINAL = "original"
 MATCHED = "matched control"
 SEQUENTIAL_VS_SIMULTANEOUS = "sequential vs simultaneous"
+VS_PROBE = "vs linear probe"
 BINARY = "binary"
 NINE_EMOTION = "nine-emotion"
 
@@ -130,7 +141,7 @@ class Comparison:
     name: str
     stage: str
     baseline: str
-    kind: str  # ORIGINAL (the study's own), MATCHED (isolates genre), SEQUENTIAL_VS_SIMULTANEOUS
+    kind: str  # ORIGINAL (the study's own), MATCHED (isolates genre), SEQUENTIAL_VS_SIMULTANEOUS, VS_PROBE
     question: str
     family: str = BINARY  # the Holm family it is judged in (BINARY: notebook 06; NINE_EMOTION: notebook 08)
 
@@ -155,7 +166,15 @@ COMPARISONS: tuple[Comparison, ...] = (
                "emotion_conv45_then_emotion_conv45", SEQUENTIAL_VS_SIMULTANEOUS,
                "Without genre, does training conv4 then conv5 beat training both together twice?"),
 )
-"""Every comparison notebook 06 reports; Holm's correction runs over all of them."""
+"""The study's comparisons (notebook 06); Holm's correction runs over them and any comparison with the probe."""
+
+PROBE_COMPARISONS: tuple[Comparison, ...] = (
+    Comparison("fine-tuned conv5 vs linear probe", "emotion_conv5", "emotion_probe", VS_PROBE,
+               "Does fine-tuning conv5 on emotion beat a logistic regression on the frozen backbone's features?"),
+    Comparison("genre → conv5 vs linear probe", "genre_conv4_then_emotion_conv5", "emotion_probe", VS_PROBE,
+               "Does genre_conv4 → emotion_conv5 beat a logistic regression on the frozen backbone's features?"),
+)
+"""Comparisons against the linear probe, in the binary family once the probe has run (notebook 09)."""
 
 EMOTION9_COMPARISONS: tuple[Comparison, ...] = (
     Comparison("nine emotions: genre → conv5 vs matched control", "genre_conv4_then_emotion9_conv5",
@@ -176,7 +195,17 @@ EMOTION9_COMPARISONS: tuple[Comparison, ...] = (
 """Notebook 08's comparisons (their own Holm family): accuracy of the top emotion on test paintings where one
 emotion has more than half of the votes (ArtEmis's metric)."""
 
-FAMILIES: dict[str, tuple[Comparison, ...]] = {BINARY: COMPARISONS, NINE_EMOTION: EMOTION9_COMPARISONS}
+EMOTION9_PROBE_COMPARISONS: tuple[Comparison, ...] = (
+    Comparison("nine emotions: fine-tuned conv5 vs linear probe", "emotion9_conv5", "emotion9_probe", VS_PROBE,
+               "On the nine-emotion task, does fine-tuning conv5 beat a logistic regression on frozen features?",
+               NINE_EMOTION),
+    Comparison("nine emotions: genre → conv5 vs linear probe", "genre_conv4_then_emotion9_conv5", "emotion9_probe",
+               VS_PROBE, "On the nine-emotion task, does genre_conv4 → conv5 beat a linear probe?", NINE_EMOTION),
+)
+"""The nine-emotion family's comparisons with the linear probe, judged once the probe has run."""
+
+FAMILIES: dict[str, tuple[Comparison, ...]] = {BINARY: COMPARISONS + PROBE_COMPARISONS,
+                                               NINE_EMOTION: EMOTION9_COMPARISONS + EMOTION9_PROBE_COMPARISONS}
 FAMILY_TASK = {BINARY: "emotion", NINE_EMOTION: "emotion9"}
 """Every Holm family by name: Holm controls the family-wise error within each; verdicts.csv rows are unique per
 (family, comparison)."""

@@ -460,7 +460,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the JSON report; returns 0 (the acceptance verdicts are printed)."""
     args = parse_args(argv)
-    from artlib.models.backbone import cpu_has_native_bf16, pick_device, pick_precision, resolve_weights
+    from artlib.models.backbone import cpu_has_native_bf16, pick_device, pick_precision
+    from artlib.models.weights import resolve_weights
 
     bench_dir = resolve_path(args.bench_dir)
     out = resolve_path(args.out)

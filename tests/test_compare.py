@@ -79,7 +79,7 @@ def make_run(run_dir: Path, accuracy: dict[str, float], seeds: Sequence[int] = (
     emo_labels = np.where(rng.random(N_EMOTION) < 0.62, "positive", "negative")
     gen_paths = [f"Style_{i % 7}/genre_{i:04d}.jpg" for i in range(N_GENRE)]
     gen_labels = np.array([ERAS[i % 4] for i in range(N_GENRE)])
-    for name in stages or [s for s in STAGES if STAGES[s].task != "emotion9"]:
+    for name in stages or [s for s in STAGES if STAGES[s].task != "emotion9" and not STAGES[s].probe]:
         st = STAGES[name]
         n = N_GENRE if st.task == "genre" else N_EMOTION
         share = 0.6 if st.task == "genre" else accuracy[name]
@@ -316,7 +316,7 @@ def test_verdicts_and_comparison_files(better_run: Path) -> None:
     summary = summary_table(res, better_run)
     write_comparison(better_run, summary)
     on_disk = pd.read_csv(better_run / "comparison.csv")
-    assert list(on_disk["stage"]) == [s for s in STAGES if STAGES[s].task != "emotion9"]
+    assert list(on_disk["stage"]) == [s for s in STAGES if STAGES[s].task != "emotion9" and not STAGES[s].probe]
     write_verdicts(better_run, verdict_table(evaluate(better_run, res)))
     verdicts = pd.read_csv(better_run / "verdicts.csv")
     assert len(verdicts) == 7 and verdicts["comparison"].is_unique

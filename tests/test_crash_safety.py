@@ -26,7 +26,8 @@ import artlib.train.inputs
 import artlib.train.runner
 from artlib import results
 from artlib.models import checkpoints
-from artlib.models.backbone import ArtNet, resolve_weights
+from artlib.models.backbone import ArtNet
+from artlib.models.weights import resolve_weights
 from artlib.errors import CheckpointError, DataError
 from artlib.train.cachefile import cache_bytes
 from artlib.train.grid import GridFailure

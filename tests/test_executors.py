@@ -16,7 +16,7 @@ from artlib import rundir
 from artlib.train import threads
 from artlib.train.config import TrainConfig
 from artlib.train.grid import Executor, expand
-from artlib.models.backbone import self_supervised_path
+from artlib.models.weights import self_supervised_path
 from artlib.train.driver import run_stages
 
 from conftest import TINY, new_run_dir

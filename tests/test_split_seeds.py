@@ -62,7 +62,7 @@ def test_results_are_keyed_by_stage_seed_and_split(tmp_path: Path) -> None:
     results.upsert(tmp_path, [{"stage": "emotion_conv5", "seed": 0, "split_seed": 0, "accuracy": 0.5},
                               {"stage": "emotion_conv5", "seed": 0, "split_seed": 1, "accuracy": 0.6}])
     table = results.upsert(tmp_path, [{"stage": "emotion_conv5", "seed": 0, "split_seed": 1, "accuracy": 0.9}])
-    assert results.KEY == ("stage", "seed", "split_seed")
+    assert results.KEY == ("stage", "seed", "split_seed", "backbone")
     assert table[["seed", "split_seed", "accuracy"]].values.tolist() == [[0, 0, 0.5], [0, 1, 0.9]]
     assert results.read_results(tmp_path)["split_seed"].tolist() == [0, 1]
 

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from artlib.models import backbone
+from artlib.models import weights as backbone_weights
 from artlib.models import checkpoints
-from artlib.models.backbone import ArtNet, resolve_weights
+from artlib.models.backbone import ArtNet
+from artlib.models.weights import resolve_weights
 from artlib.errors import CheckpointError
 from artlib.train.features import as_input, build_feature_cache
 from artlib.train.imagecache import build_image_cache
@@ -119,7 +120,7 @@ def test_feature_cache_matches_full_forward(run_dir: Path, blocks: tuple[str, ..
     rows = np.arange(12)
     y = torch.tensor([0, 1] * 6)
     candidates = [None] + ([resolve_weights("self-supervised", verbose=False)]
-                           if backbone.self_supervised_path() and dtype == "float16" else [])
+                           if backbone_weights.self_supervised_path() and dtype == "float16" else [])
     for weights in candidates:
         model = ArtNet.build(2, weights, seed=1).freeze_all().unfreeze(*blocks).train()
         feats = build_feature_cache(model, images.array, rows, images.key, run_dir / "cache", torch.device("cpu"),
@@ -258,23 +259,23 @@ def test_wrong_task_checkpoint_is_refused(run_dir: Path) -> None:
 def test_imagenet_offline_fails_fast_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """weights='imagenet' without network: an error naming the file to provide and where to put it."""
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(backbone, "_download_imagenet", lambda timeout=20.0: (_ for _ in ()).throw(OSError("offline")))
-    monkeypatch.setattr(backbone, "_RESOLVED", {})
+    monkeypatch.setattr(backbone_weights, "_download_imagenet", lambda timeout=20.0: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(backbone_weights, "_RESOLVED", {})
     with pytest.raises(RuntimeError) as info:
         resolve_weights("imagenet", verbose=False)
     message = str(info.value)
-    assert backbone.IMAGENET_FILE in message and str(tmp_path / "hub" / "checkpoints") in message
-    assert backbone.IMAGENET_URL in message
+    assert backbone_weights.IMAGENET_FILE in message and str(tmp_path / "hub" / "checkpoints") in message
+    assert backbone_weights.IMAGENET_URL in message
 
 
 def test_auto_works_offline_and_records_what_it_used(run_dir: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """weights='auto' offline falls back (self-supervised if installed, else random) and says so in results."""
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(backbone, "_download_imagenet", lambda timeout=20.0: (_ for _ in ()).throw(OSError("offline")))
-    monkeypatch.setattr(backbone, "_RESOLVED", {})
+    monkeypatch.setattr(backbone_weights, "_download_imagenet", lambda timeout=20.0: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(backbone_weights, "_RESOLVED", {})
     weights = resolve_weights("auto", verbose=False)
-    expected = "self-supervised:imgsim-0.1.2" if backbone.self_supervised_path() else "random"
+    expected = "self-supervised:imgsim-0.1.2" if backbone_weights.self_supervised_path() else "random"
     assert weights.label == expected
     cfg = TrainConfig(**{**TINY.__dict__, "weights": "auto", "epochs": 1})
     row = train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False)

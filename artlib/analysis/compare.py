@@ -36,32 +36,54 @@ from artlib.data.manifest import read_manifest
 from artlib.data.splits import split_column
 from artlib.errors import DataError
 from artlib.results import read_results, results_path
+from artlib.rundir import DEFAULT_BACKBONE
 from artlib.metrics import accuracy, confusion, from_confusion, majority_class, prior_by_group, scored
 from artlib.stages import CONFIGURATIONS, STAGES, STUDY_CONFIGURATIONS
 from artlib.tasks import EMOTION, EMOTION9, find_task, get_task, rows_of
 
 NO_ERA = "(no era)"
 TABLE_COLUMNS = ("Fine-tuning Process", "Output Observed", "Layers Fine Tuned", "Accuracy", "F1 Score")
-SETTINGS = ("backbone_weights", "image_size", "epochs", "lr", "label_rule", "era_map", "manifest_sha256")
+SETTINGS = ("backbone", "backbone_weights", "image_size", "epochs", "lr", "label_rule", "era_map", "manifest_sha256")
 """What two compared stages must share (results.csv columns); a run that did not record one cannot check it."""
 STILL_IMPROVING = "still improving when stopped — raise epochs"
 
 
 # ---- loading -----------------------------------------------------------------------------
-def load_results(run_dir: str | Path) -> pd.DataFrame:
-    """run_dir/results.csv, with a clear error when no stage has finished yet."""
+def load_results(run_dir: str | Path, backbone: str = DEFAULT_BACKBONE) -> pd.DataFrame:
+    """run_dir/results.csv's rows of one backbone (the study's resnet50 unless named), with a clear error when no
+    stage has finished yet: every comparison is between stages of one backbone."""
     table = read_results(run_dir)
     if table.empty:
         raise DataError(f"{results_path(run_dir)}: no results yet; train the stages first (the training notebooks, "
                         f"or artlib.train.driver.run_stages) for this run directory.")
-    table = table.copy()
+    present = sorted(set(table["backbone"]))
+    table = table.loc[table["backbone"] == backbone].reset_index(drop=True)
+    if table.empty:
+        raise DataError(f"{results_path(run_dir)}: no results for backbone {backbone}; it holds "
+                        f"{', '.join(present)} — pass one of those (or train {backbone} first).")
     table["seed"] = table["seed"].astype(int)
     return table
 
 
-def load_predictions(run_dir: str | Path, stage: str, seed: int, split_seed: int = 0) -> pd.DataFrame:
+def backbones_of(run_dir: str | Path) -> list[str]:
+    """The backbones with results in the run directory, resnet50 first."""
+    table = read_results(run_dir)
+    return sorted(set(table["backbone"]), key=lambda b: (b != DEFAULT_BACKBONE, b)) if len(table) else []
+
+
+def backbone_of(results: pd.DataFrame) -> str:
+    """The one backbone of a results table (resnet50 for a table without the column); an error for a mixed one."""
+    values = set(results["backbone"]) if "backbone" in results.columns and len(results) else {DEFAULT_BACKBONE}
+    if len(values) > 1:
+        raise DataError(f"these results mix backbones ({', '.join(sorted(map(str, values)))}); compare stages of one "
+                        f"backbone: load_results(run_dir, backbone=...).")
+    return str(values.pop())
+
+
+def load_predictions(run_dir: str | Path, stage: str, seed: int, split_seed: int = 0,
+                     backbone: str = DEFAULT_BACKBONE) -> pd.DataFrame:
     """One stage-run's test predictions (predictions.csv), labels as strings, missing eras as NO_ERA."""
-    path = rundir.stage_run(run_dir, stage, seed, split_seed).predictions
+    path = rundir.stage_run(run_dir, stage, seed, split_seed, backbone).predictions
     if not path.is_file():
         on = f", split {split_seed}" if split_seed else ""
         raise FileNotFoundError(f"{path}: missing; stage {stage} (seed {seed}{on}) is in results.csv but its "
@@ -108,12 +130,13 @@ def _scored(stage: str, frame: pd.DataFrame) -> np.ndarray:
     return scored(counts, len(frame))
 
 
-def stage_predictions(run_dir: str | Path, stage: str, seeds: list[int], split_seed: int = 0) -> StagePredictions:
+def stage_predictions(run_dir: str | Path, stage: str, seeds: list[int], split_seed: int = 0,
+                      backbone: str = DEFAULT_BACKBONE) -> StagePredictions:
     """Load a stage's predictions for these seeds of one split and check every seed covers the same test paintings."""
     if not seeds:
         raise DataError(f"{rundir.results(run_dir)}: {stage} has no results on split {split_seed}; train it there "
                         f"(its other splits cannot stand in for this one's test paintings).")
-    frames = [load_predictions(run_dir, stage, s, split_seed).sort_values("image_path").reset_index(drop=True)
+    frames = [load_predictions(run_dir, stage, s, split_seed, backbone).sort_values("image_path").reset_index(drop=True)
               for s in seeds]
     first = frames[0]
     for s, f in zip(seeds[1:], frames[1:]):
@@ -240,8 +263,11 @@ def check_comparable(results: pd.DataFrame, stages: list[str], allow: tuple[str,
 
 
 def still_improving(results: pd.DataFrame, stage: str) -> bool:
-    """True when, for some seed, the stage's best epoch was its last one (it had not converged)."""
+    """True when, for some seed, the stage's best epoch was its last one (it had not converged). A linear probe
+    (trained_blocks 'head') has no epochs: its rows count C values, and the edge of that grid is logged instead."""
     part = results.loc[results["stage"] == stage]
+    if "trained_blocks" in part.columns:
+        part = part.loc[part["trained_blocks"].astype(str) != "head"]
     if not {"best_epoch", "epochs_run"} <= set(part.columns):
         return False
     return bool((pd.to_numeric(part["best_epoch"]) >= pd.to_numeric(part["epochs_run"])).any())
@@ -340,7 +366,8 @@ def summary_table(results: pd.DataFrame, run_dir: str | Path, confidence: float 
     rows, units = [], painting_units(run_dir)
     for name in stage_order(results):
         row = _stage_row(results, name)
-        sp = stage_predictions(run_dir, name, seeds_of(results, name, row["split_seed"]), row["split_seed"])
+        sp = stage_predictions(run_dir, name, seeds_of(results, name, row["split_seed"]), row["split_seed"],
+                               backbone_of(results))
         row.update(_scored_figures(sp, row["majority_class"]))
         row["accuracy_ci_low"], row["accuracy_ci_high"] = stage_accuracy_interval(sp.correct, confidence,
                                                                                   units_of(sp.image_path, units))
@@ -450,7 +477,7 @@ def per_era_accuracy(run_dir: str | Path, results: pd.DataFrame, confidence: flo
         if not EMOTION.is_task_of(task_of_stage(results, name)):
             continue
         split = table_split(results, name)
-        sp = stage_predictions(run_dir, name, seeds_of(results, name, split), split)
+        sp = stage_predictions(run_dir, name, seeds_of(results, name, split), split, backbone_of(results))
         baselines = baseline_correct(run_dir, results, sp)
         eras = [e for e in (*ERAS, NO_ERA) if e in set(sp.era)] + sorted(set(sp.era) - {*ERAS, NO_ERA})
         for era in eras:
@@ -472,7 +499,7 @@ def confusion_matrices(run_dir: str | Path, results: pd.DataFrame,
     out: dict[str, tuple[np.ndarray, list[str]]] = {}
     for stage in stage_order(rows_of(results, task)):
         split = table_split(results, stage)
-        sp = stage_predictions(run_dir, stage, seeds_of(results, stage, split), split)
+        sp = stage_predictions(run_dir, stage, seeds_of(results, stage, split), split, backbone_of(results))
         out[stage] = (confusions(sp).sum(axis=0), list(stage_classes(sp)))
     return out
 
@@ -519,7 +546,8 @@ def polarity_comparison(run_dir: str | Path, results: pd.DataFrame) -> pd.DataFr
             if EMOTION9.is_task_of(task_of_stage(results, s)) and seeds_of(results, s)}
     if not binary or not nine:
         return pd.DataFrame(columns=["stage", "kind", "paintings", "accuracy_mean", "accuracy_std"])
-    frames = {s: [load_predictions(run_dir, s, seed).set_index("image_path") for seed in seeds]
+    backbone = backbone_of(results)
+    frames = {s: [load_predictions(run_dir, s, seed, backbone=backbone).set_index("image_path") for seed in seeds]
               for s, seeds in {**binary, **nine}.items()}
     nine_paths = set.intersection(*(set(f.index[f["polarity"] != ""]) for s in nine for f in frames[s]))
     common = sorted(nine_paths.intersection(*(set(f.index) for s in binary for f in frames[s])))

@@ -23,7 +23,7 @@ import pandas as pd
 
 from artlib import rundir
 from artlib.analysis.compare import (StagePredictions, baseline_correct, painting_units, seeds_of,
-                                     split_seeds_of, stage_predictions, units_of)
+                                     split_seeds_of, stage_predictions, units_of, backbone_of)
 from artlib.analysis.stats import SeedAwareMean, paired_predictions, pool_splits
 from artlib.data.manifest import read_manifest
 
@@ -99,7 +99,8 @@ class RunEvidence:
         """A stage's predictions for these seeds in one split (loaded on first use)."""
         key = (stage, split, tuple(seeds))
         if key not in self._predictions:
-            self._predictions[key] = stage_predictions(self.run_dir, stage, list(seeds), split)
+            self._predictions[key] = stage_predictions(self.run_dir, stage, list(seeds), split,
+                                                       backbone_of(self.results))
         return self._predictions[key]
 
     def units(self) -> tuple[dict[str, str], str]:

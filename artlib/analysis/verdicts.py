@@ -297,7 +297,8 @@ def write_verdicts(run_dir: str | Path, table: pd.DataFrame) -> Path:
         old = pd.read_csv(path)
         if "family" not in old.columns:
             old.insert(0, "family", old["comparison"].map(_family_of))
-        old = old.loc[~old["family"].isin(set(table["family"])) & ~old["comparison"].isin(set(table["comparison"]))]
+        unnamed = old["family"].fillna("").astype(str) == ""  # a row no family claims (0.2) goes with its comparison
+        old = old.loc[~old["family"].isin(set(table["family"])) & ~(unnamed & old["comparison"].isin(set(table["comparison"])))]
         table = pd.concat([old, table], ignore_index=True) if len(old) else table
     atomic.write_csv(path, table)
     return path

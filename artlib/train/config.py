@@ -11,6 +11,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from artlib.models.registry import BACKBONES, DEFAULT_BACKBONE
+
 MONITORS = {"val_loss": "min", "val_accuracy": "max", "val_f1": "max", "val_balanced_accuracy": "max"}
 IMAGE_SOURCES = ("cache", "files")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -18,7 +20,8 @@ CACHE_DTYPES = ("float16", "float32")
 LAYOUTS = ("auto", "channels_last", "contiguous")
 # Options added after runs existed: they enter a stage's identity hash only when set away from their
 # default, so finished runs made before they existed stay reusable.
-_HASHED_WHEN_CHANGED = {"images": "cache", "draft": True, "layout": "auto", "min_annotations": 5}
+_HASHED_WHEN_CHANGED = {"images": "cache", "draft": True, "layout": "auto", "min_annotations": 5,
+                        "backbone": DEFAULT_BACKBONE}
 _NOT_RESULTS = ("device", "workers", "feature_cache")
 
 
@@ -53,6 +56,7 @@ class TrainConfig:
     draft: bool = True
     layout: str = "auto"
     min_annotations: int = 5  # nine-emotion task: paintings with at least this many votes (ArtEmis's filter)
+    backbone: str = DEFAULT_BACKBONE  # the network fine-tuned (artlib.models.registry): the study's resnet50 by default
 
     def __post_init__(self) -> None:
         """Reject impossible settings with the valid choices."""
@@ -68,6 +72,12 @@ class TrainConfig:
                               ("layout", LAYOUTS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {tuple(BACKBONES)}, got {self.backbone!r}")
+        patch = BACKBONES[self.backbone].patch
+        if patch and self.image_size % patch:
+            raise ValueError(f"image_size {self.image_size}: {self.backbone} cuts images into {patch}-pixel patches; "
+                             f"use a multiple of {patch}")
         if self.images == "files" and self.feature_cache:
             raise ValueError("feature_cache needs the decoded-image cache (images='cache'); images='files' decodes "
                              "every batch and runs the whole network")

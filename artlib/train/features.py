@@ -25,7 +25,8 @@ from artlib.log import progress as progress_bar
 
 @dataclass
 class FeatureCache:
-    """Prefix outputs [n_rows, H, W, C] (channels-last, like the images) and the block they enter."""
+    """Prefix outputs [n_rows, H, W, C] (channels-last, like the images; a ViT's tokens [n_rows, N, D]; pooled
+    features [n_rows, D] for a linear probe) and the block they enter."""
 
     array: np.ndarray
     start: str  # the first trainable block: features are its input
@@ -53,8 +54,8 @@ def build_feature_cache(model: ArtNet, images: np.ndarray, rows: np.ndarray, ima
 
     ``check_space(cache_dir, bytes)`` is called before a new cache is allocated (never when one is reused).
     """
-    start = model.first_trainable()
-    if start is None or start == "stem":
+    start = model.feature_start()
+    if start == "stem":
         raise ValueError("a feature cache needs frozen blocks before the first trainable one")
     if dtype not in DTYPES:
         raise ValueError(f"cache dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
@@ -81,11 +82,12 @@ def build_feature_cache(model: ArtNet, images: np.ndarray, rows: np.ndarray, ima
 
 def _prefix_batch(model: ArtNet, images: np.ndarray, idx: np.ndarray, start: str, device: torch.device,
                   precision: str, dtype: type) -> np.ndarray:
-    """The frozen prefix's output for images[idx] (any order), NHWC in the storage dtype."""
+    """The frozen prefix's output for images[idx] (any order): maps NHWC, tokens and pooled features as they are, in
+    the storage dtype."""
     x = torch.from_numpy(np.ascontiguousarray(images[np.sort(idx)][np.argsort(np.argsort(idx))]))
     with autocast(device, precision):
-        f = model.forward_blocks(x.to(device), None, start)
-    return f.float().permute(0, 2, 3, 1).cpu().numpy().astype(dtype)
+        f = model.forward_blocks(x.to(device), None, start).float()
+    return (f.permute(0, 2, 3, 1) if f.dim() == 4 else f).cpu().numpy().astype(dtype)
 
 
 def _compute_into(file: CacheFile, model: ArtNet, images: np.ndarray, rows: np.ndarray, start: str,
@@ -110,9 +112,10 @@ def _compute_into(file: CacheFile, model: ArtNet, images: np.ndarray, rows: np.n
 
 
 def as_input(block: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Cached NHWC features as the NCHW (channels_last) tensor the next block takes.
+    """Cached NHWC features as the NCHW (channels_last) tensor the next block takes (tokens, pooled features as they are).
 
     Under bf16 autocast the next block only feeds them to convolutions, which cast to bf16 anyway;
     converting once here (fp16 → bf16 is exact through fp32) saves that work and half the memory traffic.
     """
-    return torch.from_numpy(np.array(block)).to(dtype).permute(0, 3, 1, 2)
+    tensor = torch.from_numpy(np.array(block)).to(dtype)
+    return tensor.permute(0, 3, 1, 2) if tensor.dim() == 4 else tensor

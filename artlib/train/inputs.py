@@ -49,10 +49,11 @@ class FeatureSource:
             self.resident = torch.from_numpy(np.array(array)).to(self.device)  # one copy into device memory
 
     def get(self, positions: np.ndarray, epoch: int) -> torch.Tensor:
-        """float32 features (NCHW view of channels-last data) for these positions."""
+        """float32 features (NCHW view of channels-last maps; tokens and pooled features as stored) for these positions."""
         if self.resident is not None:
             index = torch.as_tensor(positions, device=self.device)
-            return self.resident.index_select(0, index).to(self.dtype).permute(0, 3, 1, 2)
+            batch = self.resident.index_select(0, index).to(self.dtype)
+            return batch.permute(0, 3, 1, 2) if batch.dim() == 4 else batch
         order = np.argsort(positions)
         batch = as_input(self.array[positions[order]][np.argsort(order)], self.dtype)
         return batch.pin_memory() if self.device.type == "cuda" else batch
@@ -242,13 +243,13 @@ def stage_inputs(model: ArtNet, stage: Stage, data: TaskData, manifest: pd.DataF
     images = build_image_cache(archive, manifest["image_path"].tolist(), config.image_size, cache_dir,
                                workers=config.workers, progress=progress, rows=data.rows, draft=config.draft)
     positions, skipped = _usable(stage, data, images, archive, config)
-    start = model.first_trainable()
-    if config.use_feature_cache and start not in (None, "stem"):
+    start = model.feature_start()
+    if (config.use_feature_cache or stage.probe) and start != "stem":  # a linear probe always fits cached features
         # free space is checked only when the cache must be built: a complete one is reused on any disk
         features = build_feature_cache(model, images.array, data.rows, images.key, cache_dir, device, precision,
                                        config.cache_dtype, batch_size=inference_batch(config, device),
                                        progress=progress, check_space=_check_free_space)
-        model.use_channels_last(_layout(config, int(features.array.shape[1])))
+        model.use_channels_last(features.array.ndim == 4 and _layout(config, int(features.array.shape[1])))
         resident = fits_on_device(features.array.nbytes, device)
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         source = FeatureSource(features.array, features.start, device, resident=resident, dtype=dtype)

@@ -23,7 +23,7 @@ from torch import nn
 
 from artlib import metrics
 from artlib.models import checkpoints
-from artlib.models.backbone import BLOCK_MODULES, ArtNet, autocast
+from artlib.models.backbone import ArtNet, autocast
 from artlib.train.config import MONITORS, TrainConfig
 from artlib.log import progress as progress_bar
 
@@ -64,8 +64,8 @@ def batches(order: np.ndarray, batch_size: int, drop_single: bool = True) -> Ite
 
 def trainable_state(model: ArtNet, copy: bool = True) -> dict[str, torch.Tensor]:
     """Weights and buffers of the trainable blocks and the head (what training changes); copies unless told not to."""
-    prefixes = tuple(f"backbone.{m}." for b in model.trainable_blocks for m in BLOCK_MODULES[b]) + ("head.",)
-    state = {k: v.detach() for k, v in model.state_dict().items() if k.startswith(prefixes)}
+    keys = model.trainable_keys()
+    state = {k: v.detach() for k, v in model.state_dict().items() if k in keys}
     return {k: v.cpu().clone() for k, v in state.items()} if copy else state
 
 
@@ -182,7 +182,7 @@ def _train_epoch(model: ArtNet, source: Source, targets: np.ndarray, order: np.n
     return total / max(seen, 1), correct / max(seen, 1)
 
 
-def _validation_row(model: ArtNet, source: Source, targets: np.ndarray, val_pos: np.ndarray, criterion: nn.Module,
+def validation_row(model: ArtNet, source: Source, targets: np.ndarray, val_pos: np.ndarray, criterion: nn.Module,
                     device: torch.device, precision: str, batch_size: int) -> dict[str, float]:
     """Validation loss, accuracy, F1 and balanced accuracy (against the top target)."""
     val_loss, val_probs = evaluate(model, source, val_pos, targets, criterion, device, precision, batch_size)
@@ -212,7 +212,7 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
         train_loss, train_acc = _train_epoch(model, source, targets, epoch_order(train_pos, seed, epoch), epoch,
                                              criterion, optimizer, device, precision, config.batch_size, progress)
         row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
-               **_validation_row(model, source, targets, val_pos, criterion, device, precision, config.batch_size)}
+               **validation_row(model, source, targets, val_pos, criterion, device, precision, config.batch_size)}
         row["seconds"] = time.perf_counter() - t0
         state.history.append(row)
         state.train_seconds += row["seconds"]

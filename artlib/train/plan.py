@@ -22,30 +22,40 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torchvision
 
 from artlib import rundir
 from artlib.data.manifest import read_manifest
-from artlib.models.backbone import BLOCK_ORDER, ArtNet, autocast, pick_device, pick_precision
+from artlib.models.backbone import ArtNet, autocast, pick_device, pick_precision
+from artlib.models.networks import create_backbone
+from artlib.models.registry import BLOCK_ORDER, DEFAULT_BACKBONE, HEAD, get_backbone
 from artlib.stages import get_stage
 from artlib.train.cachefile import cache_bytes
 from artlib.train.config import TrainConfig
 from artlib.train.features import DTYPES
 from artlib.train.grid import StageRun, run_label
 from artlib.train.inputs import fits_on_device, task_data
+from artlib.train.probe import C_GRID
 
 
-def block_inputs(image_size: int) -> dict[str, tuple[int, int, int]]:
-    """(channels, height, width) of each block's input at this image size (shapes only, on the meta device)."""
+def block_inputs(image_size: int, backbone: str = DEFAULT_BACKBONE) -> dict[str, tuple[int, ...]]:
+    """The shape of each block's input as the feature cache stores it — (H, W, C) maps, (tokens, width) for a ViT,
+    (width,) for the head — at this image size (shapes only, on the meta device)."""
+    spec = get_backbone(backbone)
     with torch.device("meta"):
-        model = ArtNet(torchvision.models.resnet50(), 2)
+        model = ArtNet(create_backbone(spec, image_size), 2, spec=spec)
         x = torch.zeros(1, image_size, image_size, 3, dtype=torch.uint8)
         shapes, start = {}, None
-        for name in BLOCK_ORDER[1:]:
+        for name in (*BLOCK_ORDER[1:], HEAD):
             x = model.forward_blocks(x, start, name)
-            shapes[name] = tuple(int(v) for v in x.shape[1:])
+            shape = tuple(int(v) for v in x.shape[1:])
+            shapes[name] = (shape[1], shape[2], shape[0]) if len(shape) == 3 and spec.family != "vit" else shape
             start = name
     return shapes
+
+
+def feature_start(blocks: tuple[str, ...]) -> str:
+    """Where a stage's cached features enter: its first trainable block, or the head for a linear probe."""
+    return blocks[0] if blocks else HEAD
 
 
 def prefix_owner(run: StageRun, weights: str = "auto") -> str:
@@ -55,7 +65,8 @@ def prefix_owner(run: StageRun, weights: str = "auto") -> str:
     trained prefix belongs to the source stage-run of the same seed and split.
     """
     stage = get_stage(run.stage)
-    prefix = BLOCK_ORDER[: BLOCK_ORDER.index(stage.blocks[0])]
+    start = feature_start(stage.blocks)
+    prefix = BLOCK_ORDER if start == HEAD else BLOCK_ORDER[: BLOCK_ORDER.index(start)]
     source = stage.init_from
     while source is not None:
         src = get_stage(source)
@@ -71,27 +82,29 @@ def measure(config: TrainConfig, device: torch.device, starts: set[tuple[str, ..
     precision = pick_precision(config.precision, device)
     out = {}
     for blocks in sorted(starts):
-        model = ArtNet.build(2, seed=0).freeze_all().unfreeze(*blocks).to(device)
+        start = feature_start(blocks)
+        model = ArtNet.build(2, seed=0, backbone=config.backbone, image_size=config.image_size)
+        model = model.freeze_all().unfreeze(*blocks).to(device)
         size = config.image_size
         images = torch.randint(0, 255, (batch, size, size, 3), dtype=torch.uint8, device=device)
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         with torch.no_grad():
-            feats = model.eval().forward_blocks(images, None, blocks[0])
+            feats = model.eval().forward_blocks(images, None, start)
 
         def prefix() -> None:
             """The frozen blocks once (what building the feature cache costs per image)."""
             with torch.no_grad(), autocast(device, precision):
-                model.eval().forward_blocks(images, None, blocks[0])
+                model.eval().forward_blocks(images, None, start)
 
         def evaluate() -> None:
             """The trainable blocks and head without gradients (validation, test)."""
             with torch.no_grad(), autocast(device, precision):
-                model.eval().forward_blocks(feats, blocks[0], None)
+                model.eval().forward_blocks(feats, start, None)
 
         def step() -> None:
             """One training step on cached features: forward, backward, Adam."""
             with autocast(device, precision):
-                loss = model.train().forward_blocks(feats, blocks[0], None).float().sum()
+                loss = model.train().forward_blocks(feats, start, None).float().sum()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -119,24 +132,26 @@ def plan_grid(runs: list[StageRun], run_dir: Path, config: TrainConfig, gpus_per
     """One row per stage-run in order: paintings per split, feature-cache bytes (once per shared cache), est. time."""
     manifest = read_manifest(rundir.manifest(run_dir))
     device = pick_device(config.device)
-    shapes = block_inputs(config.image_size)
+    shapes = block_inputs(config.image_size, config.backbone)
     speed = measure(config, device, {get_stage(r.stage).blocks for r in runs})
     rows, seen = [], set()
     for order, run in enumerate(runs, 1):
         stage = get_stage(run.stage)
         data = task_data(manifest, stage, rundir.manifest(run_dir), config.min_annotations, run.split_seed)
         n = {s: int(len(p)) for s, p in data.positions.items()}
-        cache = (stage.blocks[0], prefix_owner(run, config.weights), stage.task)
-        size = cache_bytes((len(data.rows), *_hwc(shapes[stage.blocks[0]])), DTYPES[config.cache_dtype]) \
-            if config.use_feature_cache else 0
+        start = feature_start(stage.blocks)
+        cache = (start, prefix_owner(run, config.weights), stage.task)
+        cached = config.use_feature_cache or stage.probe
+        size = cache_bytes((len(data.rows), *shapes[start]), DTYPES[config.cache_dtype]) if cached else 0
         shared = cache in seen
         seen.add(cache)
-        seconds = estimated_seconds(n, len(data.rows), speed[stage.blocks], config.epochs, config.use_feature_cache,
-                                    shared)
-        rows.append({"order": order, "stage": run.stage, "seed": run.seed, "split_seed": run.split_seed,
+        epochs = len(C_GRID) if stage.probe else config.epochs  # a probe fits once per C (an upper bound: no backward)
+        seconds = estimated_seconds(n, len(data.rows), speed[stage.blocks], epochs, cached, shared)
+        rows.append({"order": order, "stage": run.stage, "backbone": config.backbone, "seed": run.seed,
+                     "split_seed": run.split_seed,
                      "after": run_label(*run.source) if run.source else "",
                      "task": stage.task, "trains": stage.trained_blocks, **{f"n_{s}": v for s, v in n.items()},
-                     "cache_from": f"{stage.blocks[0]} input, prefix {cache[1]}", "cache_bytes": 0 if shared else size,
+                     "cache_from": f"{start} input, prefix {cache[1]}", "cache_bytes": 0 if shared else size,
                      "cache_shared": shared,
                      "gpu_bytes": size if device.type == "cuda" and fits_on_device(size, device) else 0,
                      "est_seconds": round(seconds, 1)})
@@ -160,11 +175,6 @@ def estimated_seconds(n: dict[str, int], n_rows: int, speed: tuple[float, float,
         build = 0.0 if shared else n_rows * prefix
         return epochs * (n["train"] * step + n["val"] * evaluate) + n["test"] * evaluate + build
     return epochs * (n["train"] * (prefix + step) + n["val"] * (prefix + evaluate)) + n["test"] * (prefix + evaluate)
-
-
-def _hwc(chw: tuple[int, int, int]) -> tuple[int, int, int]:
-    """A (C, H, W) shape as the caches store it: (H, W, C)."""
-    return chw[1], chw[2], chw[0]
 
 
 def critical_path(table: pd.DataFrame) -> float:

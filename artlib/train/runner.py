@@ -28,13 +28,15 @@ from artlib.errors import DataError
 from artlib.metrics import (class_weights, classification_metrics, emotion9_metrics, majority_class, prior_by_group,
                             score, scored)
 from artlib.models import checkpoints
-from artlib.models.backbone import ArtNet, Weights, pick_device, pick_precision, resolve_weights
+from artlib.models.backbone import ArtNet, pick_device, pick_precision
+from artlib.models.weights import Weights, resolve_weights
 from artlib.models.stored import load_stage_model
 from artlib.stages import Stage, get_stage
 from artlib.train.config import TrainConfig
 from artlib.train.inputs import FeatureSource, StageInputs, TaskData, stage_inputs, task_data
 from artlib.train.losses import SoftTargetKL
 from artlib.train.loop import EpochCallback, LoopResult, evaluate, set_seeds, train_loop
+from artlib.train.probe import fit_probe
 from artlib.train.threads import cpu_share
 
 log = logging.getLogger(__name__)
@@ -104,12 +106,12 @@ def stage_identity(stage: Stage, run_dir: Path, config: TrainConfig, seed: int, 
     device = pick_device(config.device)
     precision = pick_precision(config.precision, device)
     if stage.init_from is None:
-        weights: Weights | None = resolve_weights(config.weights, verbose=progress)
+        weights: Weights | None = resolve_weights(config.weights, verbose=progress, backbone=config.backbone)
         origin = {"weights": weights.label, "digest": weights.digest}
         label = weights.label
     else:
         weights = None
-        source = atomic.read_json(rundir.stage_run(run_dir, stage.init_from, seed, split_seed).metrics,
+        source = atomic.read_json(rundir.stage_run(run_dir, stage.init_from, seed, split_seed, config.backbone).metrics,
                                   f"retrain {stage.init_from} (train it with --force)")
         origin = {"stage": stage.init_from, "config_hash": source["config_hash"], "model_sha256": source["model_sha256"]}
         label = source["result"]["backbone_weights"]
@@ -118,10 +120,11 @@ def stage_identity(stage: Stage, run_dir: Path, config: TrainConfig, seed: int, 
     return StageIdentity(config_hash, origin, label, weights, device, precision)
 
 
-def finished_row(run_dir: Path, name: str, seed: int, identity: StageIdentity, split_seed: int = 0) -> dict | None:
+def finished_row(run_dir: Path, name: str, seed: int, identity: StageIdentity, split_seed: int = 0,
+                 backbone: str = rundir.DEFAULT_BACKBONE) -> dict | None:
     """The results row of a stage-run already finished with this identity and an intact model, else None."""
     try:
-        done = atomic.read_json(rundir.stage_run(run_dir, name, seed, split_seed).metrics,
+        done = atomic.read_json(rundir.stage_run(run_dir, name, seed, split_seed, backbone).metrics,
                                 f"retrain {name} (train it with --force)")
         if done.get("config_hash") != identity.config_hash:
             return None
@@ -129,29 +132,40 @@ def finished_row(run_dir: Path, name: str, seed: int, identity: StageIdentity, s
             log.warning("%s (seed %d): scored on every test painting (before 0.3) — training it again to score it on "
                         "the > 50%% subset like every nine-emotion figure", name, seed)
             return None
-        model = rundir.stage_run(run_dir, name, seed, split_seed).model
+        model = rundir.stage_run(run_dir, name, seed, split_seed, backbone).model
         if not model.is_file() or checkpoints.file_sha256(model) != done.get("model_sha256"):
             log.warning("%s (seed %d): its model.pt is missing or no longer matches the hash recorded when it was "
                         "written (corrupted or modified) — training the stage again", name, seed)
             return None
         log.warning("%s (seed %d): finished earlier with these settings — reusing it (accuracy %.3f); pass "
                     "force=True (CLI: --force) to retrain", name, seed, done["result"]["accuracy"])
-        return {**done["result"], "split_seed": split_seed}
+        return {**done["result"], "split_seed": split_seed, "backbone": backbone}
     except (OSError, ValueError, KeyError):
         return None  # absent or unreadable metrics: train
 
 
-def start_model(stage: Stage, run_dir: Path, seed: int, identity: StageIdentity, split_seed: int = 0) -> ArtNet:
-    """The stage's starting model: pretrained or the source stage-run's backbone (same seed and split), a fresh head."""
+def start_model(stage: Stage, run_dir: Path, seed: int, identity: StageIdentity, config: TrainConfig,
+                split_seed: int = 0) -> ArtNet:
+    """The stage's starting model: pretrained or the source stage-run's backbone (same seed, split and backbone),
+    a fresh head."""
     set_seeds(seed)
     if stage.init_from is None:
-        model = ArtNet.build(len(stage.classes), identity.weights, seed=seed)
+        model = ArtNet.build(len(stage.classes), identity.weights, seed=seed, backbone=config.backbone,
+                             image_size=config.image_size)
     else:
-        source, _ = load_stage_model(run_dir, stage.init_from, seed, split_seed=split_seed)
+        source, _ = load_stage_model(run_dir, stage.init_from, seed, split_seed=split_seed, backbone=config.backbone)
         carried = Weights(label="carried", source="memory", mean=tuple(source.mean.flatten().tolist()),
-                          std=tuple(source.std.flatten().tolist()))
-        model = ArtNet.build(len(stage.classes), carried, seed=seed, state=source.backbone_state())
+                          std=tuple(source.std.flatten().tolist()), backbone=config.backbone)
+        model = ArtNet.build(len(stage.classes), carried, seed=seed, state=source.backbone_state(),
+                             image_size=config.image_size)
     return model.freeze_all().unfreeze(*stage.blocks)
+
+
+def class_weights_for(stage: Stage, data: TaskData, inputs: StageInputs, config: TrainConfig) -> np.ndarray | None:
+    """The per-class weights the stage's loss uses (None: unweighted, as for a distribution task)."""
+    if stage.spec.loss == "soft_kl" or not config.class_weights:
+        return None
+    return class_weights(data.labels[inputs.positions["train"]], len(stage.classes))
 
 
 def criterion_for(stage: Stage, y_train: np.ndarray, config: TrainConfig, device: torch.device) -> nn.Module:
@@ -171,7 +185,7 @@ def _results_row(stage: Stage, seed: int, m: dict, baseline: int, inputs: StageI
     return {
         "configuration": stage.configuration_name, "stage": stage.name, "task": stage.task,
         "trained_blocks": stage.trained_blocks, "init_from": stage.init_from or "pretrained", "seed": seed,
-        "split_seed": split_seed,
+        "split_seed": split_seed, "backbone": config.backbone,
         "accuracy": m["accuracy"], "f1": m["f1"], "balanced_accuracy": m["balanced_accuracy"], "n_test": m["n"],
         "majority_baseline_accuracy": m["majority_baseline_accuracy"], "majority_baseline_f1": m["majority_baseline_f1"],
         "majority_class": stage.classes[baseline], "backbone_weights": identity.backbone_label,
@@ -237,7 +251,7 @@ def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, 
                         config: TrainConfig, identity: StageIdentity, criterion: nn.Module, run_dir: Path,
                         threads: int = 0, split_seed: int = 0) -> dict:
     """Score the best weights on the test split; write predictions, history, model and (last) metrics.json."""
-    files = rundir.stage_run(run_dir, stage.name, seed, split_seed)
+    files = rundir.stage_run(run_dir, stage.name, seed, split_seed, config.backbone)
     pos = inputs.positions
     test_loss, probs = evaluate(model, inputs.source, pos["test"], data.fitted, criterion, identity.device,
                                 identity.precision, config.batch_size)
@@ -249,6 +263,8 @@ def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, 
                                        seed=seed, config_hash=identity.config_hash, image_size=config.image_size,
                                        mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
                                        backbone_weights=identity.backbone_label, trained_blocks=list(stage.blocks),
+                                       **({"backbone": config.backbone} if config.backbone != rundir.DEFAULT_BACKBONE
+                                          else {}),
                                        **({"split_seed": split_seed} if split_seed else {}))
     sha = checkpoints.save(files.model, {"meta": model_meta, "state_dict": {
         k: v.detach().cpu() for k, v in model.state_dict().items()}}, digest=True)
@@ -315,20 +331,24 @@ def _train(name: str, run_dir: Path, config: TrainConfig, seed: int, force: bool
     archive = (Path(data_root) if data_root is not None else data_root_of(run_dir)) / "archive"
     data = task_data(manifest, stage, manifest_path, config.min_annotations, split_seed)
     identity = stage_identity(stage, run_dir, config, seed, data, progress, split_seed)
-    files = rundir.stage_run(run_dir, name, seed, split_seed)
-    if not force and (row := finished_row(run_dir, name, seed, identity, split_seed)) is not None:
+    files = rundir.stage_run(run_dir, name, seed, split_seed, config.backbone)
+    if not force and (row := finished_row(run_dir, name, seed, identity, split_seed, config.backbone)) is not None:
         files.checkpoint.unlink(missing_ok=True)  # left by an interrupted --force rerun: never used
         return row
     _prepare_folder(files, stage, seed, config, identity, force, split_seed)
-    model = start_model(stage, run_dir, seed, identity, split_seed)
+    model = start_model(stage, run_dir, seed, identity, config, split_seed)
     inputs = stage_inputs(model, stage, data, manifest, archive, run_dir, config, seed, identity.device,
                           identity.precision, progress)
     criterion = criterion_for(stage, data.labels[inputs.positions["train"]], config, identity.device)
     meta = checkpoints.make_meta(kind="checkpoint", stage=name, task=stage.task, classes=list(stage.classes),
                                  seed=seed, config_hash=identity.config_hash)
-    loop = train_loop(model, inputs.source, data.fitted, inputs.positions["train"], inputs.positions["val"], config,
-                      seed, identity.device, identity.precision, criterion, files.checkpoint, meta,
-                      progress=progress, on_epoch_end=on_epoch_end)
+    if stage.probe:
+        loop = fit_probe(model, inputs.source, data.fitted, inputs.positions, config, identity.device,
+                         identity.precision, criterion, class_weights_for(stage, data, inputs, config))
+    else:
+        loop = train_loop(model, inputs.source, data.fitted, inputs.positions["train"], inputs.positions["val"],
+                          config, seed, identity.device, identity.precision, criterion, files.checkpoint, meta,
+                          progress=progress, on_epoch_end=on_epoch_end)
     row = evaluate_and_record(model, stage, seed, data, inputs, loop, config, identity, criterion, run_dir, threads,
                               split_seed)
     files.checkpoint.unlink(missing_ok=True)

@@ -1,0 +1,63 @@
+"""Building a backbone's network (torchvision's resnet50 or a timm model) without its classifier, weights loaded.
+
+The one place that knows how each source builds its networks and loads (and, for timm, converts or resizes) a
+state dict; :mod:`artlib.models.backbone` wraps the result with named blocks and a head.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import nn
+
+from artlib.errors import CheckpointError
+from artlib.models.registry import DEFAULT_BACKBONE, BackboneSpec
+
+
+def check_image_size(backbone: BackboneSpec, image_size: int) -> None:
+    """A ViT needs an image size that is a multiple of its patch size; a clear error otherwise."""
+    if backbone.patch and image_size % backbone.patch:
+        nearest = max(backbone.patch, image_size // backbone.patch * backbone.patch)
+        raise ValueError(f"image_size {image_size}: {backbone.name} cuts images into {backbone.patch}-pixel patches; "
+                         f"use a multiple of {backbone.patch} (e.g. {nearest}).")
+
+
+def create_backbone(backbone: BackboneSpec, image_size: int | None, state: dict[str, torch.Tensor] | None = None,
+                    source: str = "", exact: bool = False) -> nn.Module:
+    """The backbone's network without a classifier, with ``state`` loaded (None: random init from torch's RNG).
+
+    resnet50 is torchvision's; the others are built by timm, which also converts and resizes a pretrained state
+    dict (``exact=False``: a ViT's position embedding is resampled to ``image_size``); ``exact=True`` loads a
+    state dict of this very network (a carried or saved stage) as it is. A state of another model is refused.
+    """
+    if backbone.name == DEFAULT_BACKBONE:
+        if state is None:
+            net = torchvision.models.resnet50()
+        else:
+            net = _empty(torchvision.models.resnet50)
+            net.fc = nn.Identity()
+            net.load_state_dict(state, strict=True)
+        net.fc = nn.Identity()
+        return net
+    import timm
+
+    size = {"img_size": image_size} if backbone.family == "vit" and image_size else {}
+    try:
+        if state is None or exact:
+            net = timm.create_model(backbone.timm_name, pretrained=False, num_classes=0, **size)
+            if state is not None:
+                net.load_state_dict(state, strict=True)
+            return net
+        return timm.create_model(backbone.timm_name, pretrained=True, num_classes=0,
+                                 pretrained_cfg_overlay={"state_dict": dict(state)}, **size)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        where = source or "the given state dict"
+        raise CheckpointError(f"{where}: not {backbone.title} weights ({type(exc).__name__}: {str(exc)[:300]}). "
+                              f"Pass the weights of {backbone.timm_name} (timm) or another backbone.") from None
+
+
+def _empty(factory: type | object) -> nn.Module:
+    """A torchvision model with allocated but uninitialised weights (they are loaded right after)."""
+    with torch.device("meta"):
+        net = factory()
+    return net.to_empty(device="cpu")
