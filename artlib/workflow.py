@@ -102,40 +102,47 @@ def era_emotion_table(manifest: pd.DataFrame) -> pd.DataFrame:
     return table.loc[rows, cols]
 
 
-def stage_histories(run_dir: Path, stage: str, seeds: list[int]) -> dict[str, pd.DataFrame]:
+def stage_histories(run_dir: Path, stage: str, seeds: list[int],
+                    backbone: str = rundir.DEFAULT_BACKBONE) -> dict[str, pd.DataFrame]:
     """history.csv of a stage per seed, labelled for plotting."""
     out = {}
     for seed in seeds:
-        path = rundir.stage_run(run_dir, stage, seed).history
+        path = rundir.stage_run(run_dir, stage, seed, backbone=backbone).history
         if path.is_file():
             out[f"{stage} (seed {seed})"] = pd.read_csv(path)
     return out
 
 
-def describe_stage(name: str) -> pd.DataFrame:
-    """Print what a stage trains and starts from; return its parameter table (what is trainable, what frozen)."""
+def describe_stage(name: str, training: Training | None = None) -> pd.DataFrame:
+    """Print what a stage trains and starts from; return its parameter table on the training's backbone (resnet50
+    without one): what trains, what is frozen."""
     from artlib.models.backbone import ArtNet
     from artlib.stages import STAGES
 
     stage = STAGES[name]
-    print(f"task: {stage.task} ({len(stage.classes)} classes)  trains: {stage.trained_blocks}  "
+    backbone = training.config.backbone if training is not None else rundir.DEFAULT_BACKBONE
+    size = training.config.image_size if training is not None else 224
+    print(f"task: {stage.task} ({len(stage.classes)} classes)  trains: {stage.trained_blocks} of {backbone}  "
           f"starts from: {stage.init_from or 'the pretrained backbone'}")
-    return ArtNet.build(len(stage.classes)).freeze_all().unfreeze(*stage.blocks).parameter_table()
+    model = ArtNet.build(len(stage.classes), backbone=backbone, image_size=size)
+    return model.freeze_all().unfreeze(*stage.blocks).parameter_table()
 
 
-def loss_curves(session: Session, stage: str, seeds: list[int]) -> Figure:
-    """Plot a stage's training curves per seed and save them as figures/loss_<stage>.png; the figure."""
+def loss_curves(session: Session, stage: str, seeds: list[int], backbone: str = rundir.DEFAULT_BACKBONE) -> Figure:
+    """Plot a stage's training curves per seed and save them as figures/loss_<stage>[_<backbone>].png; the figure."""
     from artlib.analysis import plots
 
-    return plots.loss_curves(stage_histories(session.run_dir, stage, seeds), session.figures / f"loss_{stage}.png")
+    name = stage if backbone == rundir.DEFAULT_BACKBONE else f"{stage}_{backbone}"
+    return plots.loss_curves(stage_histories(session.run_dir, stage, seeds, backbone),
+                             session.figures / f"loss_{name}.png")
 
 
-def stage_metrics(run_dir: Path, stage: str) -> pd.DataFrame:
+def stage_metrics(run_dir: Path, stage: str, backbone: str = rundir.DEFAULT_BACKBONE) -> pd.DataFrame:
     """A stage's test metrics per seed (and split seed, when there are several) next to the always-majority baseline."""
     from artlib.results import read_results
 
     res = read_results(run_dir)
-    res = res[res["stage"] == stage]
+    res = res[(res["stage"] == stage) & (res["backbone"] == backbone)]
     split = ["split_seed"] if res["split_seed"].nunique() > 1 else []
     cols = ["stage", "seed", *split, "accuracy", "f1", "balanced_accuracy", "majority_baseline_accuracy",
             "majority_class", "best_epoch", "epochs_run", "n_test", "backbone_weights"]
@@ -228,14 +235,14 @@ def train_stage(t: Training, name: str) -> pd.DataFrame:
 
     run_stages([name], t.session.run_dir, t.config, seeds=list(t.seeds), split_seeds=t.split_seeds, force=t.force,
                executor=t.executor)
-    loss_curves(t.session, name, list(t.seeds))
+    loss_curves(t.session, name, list(t.seeds), t.config.backbone)
     plt.show()
-    return stage_metrics(t.session.run_dir, name)
+    return stage_metrics(t.session.run_dir, name, t.config.backbone)
 
 
-def configuration_table(session: Session, configuration: int) -> pd.DataFrame:
+def configuration_table(session: Session, configuration: int, backbone: str = rundir.DEFAULT_BACKBONE) -> pd.DataFrame:
     """One configuration's stages in the original study's table layout, with both trivial baselines."""
     from artlib.analysis import compare
 
-    summary = compare.summary_table(compare.load_results(session.run_dir), session.run_dir)
+    summary = compare.summary_table(compare.load_results(session.run_dir, backbone), session.run_dir)
     return compare.original_tables(summary)[configuration]

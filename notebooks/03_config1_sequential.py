@@ -13,6 +13,7 @@ lr: float                  = 1e-4         # Adam learning rate (the study: 1e-6)
 weight_decay: float        = 0.0
 seeds: list[int]           = [0, 1]       # one training run per seed, for spread and significance
 split_seeds: int | None    = None         # train on the manifest's first K splits (None: every split notebook 02 wrote)
+backbone: str              = "resnet50"   # the study's; or resnet34, convnext_tiny, vit_b16, clip_vit_b16 (README: Backbones)
 weights: str               = "auto"       # "imagenet", "self-supervised", "none", a .pth/.safetensors path, or "auto"
 device: str                = "auto"       # "cuda", "mps", "cpu" or "auto"
 precision: str             = "auto"       # "bf16" where the hardware has it natively, else "fp32"
@@ -37,7 +38,7 @@ training.config
 
 # %%
 # NBVAL_CHECK_OUTPUT
-workflow.describe_stage("genre_conv4")
+workflow.describe_stage("genre_conv4", training)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -48,7 +49,7 @@ workflow.train_stage(training, "genre_conv4")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-workflow.describe_stage("emotion_conv5")
+workflow.describe_stage("emotion_conv5", training)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -59,7 +60,7 @@ workflow.train_stage(training, "emotion_conv5")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-workflow.describe_stage("genre_conv4_then_emotion_conv5")
+workflow.describe_stage("genre_conv4_then_emotion_conv5", training)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -72,4 +73,4 @@ workflow.train_stage(training, "genre_conv4_then_emotion_conv5")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-workflow.configuration_table(session, 1)
+workflow.configuration_table(session, 1, backbone)

@@ -32,6 +32,7 @@
 # %% tags=["parameters"]
 data_root: str            = "demo"
 run_dir: str              = "runs/demo"
+backbone: str             = "resnet50"   # whose stages to judge: the family is "binary" (resnet50) or "binary:<backbone>"
 confidence: float         = 0.95         # intervals of single stages
 alpha: float              = 0.05         # family-wise error rate of the verdicts (Holm within the binary family)
 allow_mismatch: list[str] = []           # settings compared stages may differ in, e.g. ["backbone_weights"] (the tables then say so)
@@ -47,7 +48,7 @@ from artlib.analysis import compare, family, plots, verdicts
 from artlib.stages import BINARY, COMPARISONS
 
 session = workflow.start(data_root, run_dir)
-results = compare.load_results(session.run_dir)
+results = compare.load_results(session.run_dir, backbone)
 allow = tuple(allow_mismatch)
 
 # %%
@@ -119,7 +120,8 @@ for c in COMPARISONS:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-judgement = family.judge_family(session.run_dir, BINARY, alpha, allow, allow_unconverged, COMPARISONS, summary)
+judgement = family.judge_family(session.run_dir, family.family_name(BINARY, backbone), alpha, allow, allow_unconverged,
+                                summary=summary)
 table = judgement.table
 table[["comparison", "kind", "verdict", "reason", "difference", "ci_low", "ci_high", "p_adjusted", "n_seeds", "unit",
        "n_units", "n_splits", "detectable_difference"]].round(4)

@@ -15,6 +15,7 @@
 # %% tags=["parameters"]
 data_root: str          = "demo"       # a data root (archive/, data_gen/, data_em/) or "demo"
 run_dir: str            = "runs/demo"  # where results are read and written
+backbone: str           = "resnet50"   # the study's; or resnet34, convnext_tiny, vit_b16, clip_vit_b16 (README: Backbones)
 image_size: int         = 64           # pixels (ArtEmis: 256)
 epochs: int             = 4
 batch_size: int         = 32
@@ -46,7 +47,7 @@ run_on = Executor(executor)  # where the stage-runs run, built once
 session = workflow.start(data_root, run_dir)
 manifest = workflow.ensure_manifest(session)
 config = TrainConfig(image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr, weights=weights,
-                     device=device, precision=precision, min_annotations=min_annotations)
+                     device=device, precision=precision, min_annotations=min_annotations, backbone=backbone)
 stages = list(CONFIGURATIONS[4]) + (list(CONFIGURATIONS[5]) if include_conv45 else [])
 comparisons = tuple(c for c in EMOTION9_COMPARISONS if c.stage in stages and c.baseline in stages)
 
@@ -85,7 +86,7 @@ for name in stages:
 # %%
 # NBVAL_IGNORE_OUTPUT
 run_stages(stages, session.run_dir, config, seeds=seeds, split_seeds=split_seeds, executor=run_on)
-results = compare.load_results(session.run_dir)
+results = compare.load_results(session.run_dir, backbone)
 
 # %% [markdown]
 # ## ArtEmis's metrics, beside the majority-emotion baseline and the published anchor
@@ -129,7 +130,7 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-sample = compare.load_predictions(session.run_dir, stages[1], seeds[0]).sample(4, random_state=0)
+sample = compare.load_predictions(session.run_dir, stages[1], seeds[0], backbone=backbone).sample(4, random_state=0)
 plots.distribution_pairs(sample, STAGES[stages[1]].classes, session.figures / "08_distributions.png")
 plt.show()
 
@@ -145,7 +146,8 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 summary = compare.summary_table(results[results["stage"].isin(stages)], session.run_dir)
-judgement = family.judge_family(session.run_dir, NINE_EMOTION, alpha, (), allow_unconverged, comparisons, summary)
+judgement = family.judge_family(session.run_dir, family.family_name(NINE_EMOTION, backbone), alpha, (),
+                                allow_unconverged, comparisons, summary)
 table = judgement.table
 plots.verdict_forest(table, session.figures / "08_verdicts.png")
 plt.show()

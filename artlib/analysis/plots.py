@@ -261,3 +261,30 @@ def show_as_jpeg(fig: plt.Figure, quality: int = 80) -> None:
     fig.savefig(buffer, format="jpeg", dpi=fig.dpi, bbox_inches="tight", pil_kwargs={"quality": quality})
     plt.close(fig)
     display(Image(data=buffer.getvalue(), format="jpeg"))
+
+
+def backbone_accuracy(table: pd.DataFrame, path: str | Path | None = None) -> plt.Figure:
+    """Emotion accuracy by backbone: each stage's mean with its seed- and artist-aware interval, one colour per
+    stage, the always-majority baseline per backbone as a short line (``table``: artlib.analysis.backbones.table)."""
+    backbones = list(dict.fromkeys(table["backbone"]))
+    stages = list(dict.fromkeys(table["stage"]))
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.9 * len(backbones)), 3.9))
+    palette = sns.color_palette("colorblind", len(stages))
+    width = 0.8 / max(len(stages), 1)
+    for j, stage in enumerate(stages):
+        part = table.loc[table["stage"] == stage]
+        x = np.array([backbones.index(b) for b in part["backbone"]]) - 0.4 + width * (j + 0.5)
+        mean = part["accuracy_mean"].to_numpy()
+        err = [mean - part["accuracy_ci_low"].to_numpy(), part["accuracy_ci_high"].to_numpy() - mean]
+        ax.errorbar(x, mean, yerr=err, fmt="o", capsize=3, color=palette[j], label=stage)
+    for i, b in enumerate(backbones):
+        value = float(table.loc[table["backbone"] == b, "majority_baseline_accuracy"].mean())
+        ax.hlines(value, i - 0.45, i + 0.45, color="#D55E00", ls="--", lw=1.2,
+                  label="always the majority class" if i == 0 else None)
+    labels = [f"{b}\n{w}" for b, w in dict(zip(table["backbone"], table["weights"])).items()]
+    ax.set_xticks(range(len(backbones)), labels, fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set(ylabel="test accuracy", ylim=(0, 1), title="Emotion accuracy by backbone (95% interval; weights below)")
+    fig.tight_layout()
+    save(fig, path)
+    return fig

@@ -42,18 +42,33 @@ def create_backbone(backbone: BackboneSpec, image_size: int | None, state: dict[
     import timm
 
     size = {"img_size": image_size} if backbone.family == "vit" and image_size else {}
+    net = timm.create_model(backbone.timm_name, pretrained=False, num_classes=0, **size)
+    if state is None:
+        return net
     try:
-        if state is None or exact:
-            net = timm.create_model(backbone.timm_name, pretrained=False, num_classes=0, **size)
-            if state is not None:
-                net.load_state_dict(state, strict=True)
-            return net
-        return timm.create_model(backbone.timm_name, pretrained=True, num_classes=0,
-                                 pretrained_cfg_overlay={"state_dict": dict(state)}, **size)
+        net.load_state_dict(dict(state) if exact else timm_state(net, state), strict=True)
     except (RuntimeError, KeyError, ValueError) as exc:
         where = source or "the given state dict"
         raise CheckpointError(f"{where}: not {backbone.title} weights ({type(exc).__name__}: {str(exc)[:300]}). "
                               f"Pass the weights of {backbone.timm_name} (timm) or another backbone.") from None
+    return net
+
+
+def timm_state(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A pretrained state dict as this timm network takes it: timm's own converter for the architecture (other
+    layouts, a ViT's position embedding resampled to the network's image size), the classifier dropped.
+
+    The result is loaded strictly: timm's own loader only warns about keys that do not fit.
+    """
+    import sys
+
+    converter = getattr(sys.modules[type(net).__module__], "checkpoint_filter_fn", None)
+    state = dict(state)
+    if converter is not None:
+        state = converter(state, net)
+    classifier = net.pretrained_cfg.get("classifier") or ()
+    heads = (classifier,) if isinstance(classifier, str) else tuple(classifier)
+    return {k: v for k, v in state.items() if not any(k in (f"{h}.weight", f"{h}.bias") for h in heads)}
 
 
 def _empty(factory: type | object) -> nn.Module:

@@ -42,7 +42,7 @@ def block_inputs(image_size: int, backbone: str = DEFAULT_BACKBONE) -> dict[str,
     (width,) for the head — at this image size (shapes only, on the meta device)."""
     spec = get_backbone(backbone)
     with torch.device("meta"):
-        model = ArtNet(create_backbone(spec, image_size), 2, spec=spec)
+        model = ArtNet(create_backbone(spec, image_size), 2, spec=spec).eval()
         x = torch.zeros(1, image_size, image_size, 3, dtype=torch.uint8)
         shapes, start = {}, None
         for name in (*BLOCK_ORDER[1:], HEAD):
