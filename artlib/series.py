@@ -125,7 +125,7 @@ def export_html(executed: list[Path], out_dir: Path) -> list[Path]:
     return written
 
 
-KEY_FIGURES = ("06_verdicts.png", "06_emotion_accuracy.png", "08_verdicts.png")
+KEY_FIGURES = ("06_verdicts.png", "06_emotion_accuracy.png", "08_verdicts.png", "09_backbone_accuracy.png")
 
 
 def report_index(run_dir: Path, pages: list[Path]) -> str:

@@ -48,6 +48,8 @@ allow_unconverged: bool = False                         # decide comparisons of 
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
+import timm  # noqa: F401 (it builds every backbone but resnet50; imported here, where its notices are ignored)
+
 from artlib import workflow
 from artlib.analysis import backbones as study, plots
 

@@ -106,15 +106,18 @@ def split_balance(manifest: pd.DataFrame, path: str | Path | None = None) -> plt
 
 
 def loss_curves(histories: dict[str, pd.DataFrame], path: str | Path | None = None) -> plt.Figure:
-    """Train and validation loss per epoch (the original's train_val_loss_vis), best epoch marked."""
+    """Train and validation loss per epoch (the original's train_val_loss_vis), best epoch marked; for a linear
+    probe per regularisation strength C (log scale), the lowest validation loss marked."""
     n = len(histories)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.2), squeeze=False)
     for ax, (label, h) in zip(axes[0], histories.items()):
-        ax.plot(h["epoch"], h["train_loss"], "o-", label="train", color="#0072B2")
-        ax.plot(h["epoch"], h["val_loss"], "s-", label="validation", color="#D55E00")
-        best = int(h["epoch"][h["val_loss"].to_numpy().argmin()])
-        ax.axvline(best, color="#999", ls=":", lw=1)
-        ax.set(title=label, xlabel="epoch", ylabel="loss")
+        x, name = (h["C"], "C (inverse L2 strength)") if "C" in h.columns else (h["epoch"], "epoch")
+        ax.plot(x, h["train_loss"], "o-", label="train", color="#0072B2")
+        ax.plot(x, h["val_loss"], "s-", label="validation", color="#D55E00")
+        ax.axvline(x.iloc[int(h["val_loss"].to_numpy().argmin())], color="#999", ls=":", lw=1)
+        if "C" in h.columns:
+            ax.set_xscale("log")
+        ax.set(title=label, xlabel=name, ylabel="loss")
         ax.legend(fontsize=8)
     fig.tight_layout()
     save(fig, path)

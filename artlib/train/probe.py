@@ -15,7 +15,8 @@ stage.
 - Seeds: the fit is convex and deterministic, so with pretrained weights every seed gives the same head (and the
   same predictions); with random weights each seed has its own backbone. Seeds are kept so comparisons pair them.
 
-The history has one row per ``C`` (``epoch`` = its position in the grid) with the validation figures.
+The history has one row per ``C`` (``epoch`` = its position in the grid) with the training loss and the validation
+figures.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torch import nn
 
 from artlib.models.backbone import ArtNet
 from artlib.train.config import MONITORS, TrainConfig
-from artlib.train.loop import LoopResult, validation_row
+from artlib.train.loop import LoopResult, evaluate, validation_row
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,11 @@ def fit_probe(model: ArtNet, source: object, targets: np.ndarray, positions: dic
             warnings.simplefilter("always", ConvergenceWarning)
             fit = LogisticRegression(C=c, max_iter=2000).fit(rows, labels, sample_weight=weights)
         _to_head(model, fit, mean, scale, k)
+        train_loss, _ = evaluate(model, source, positions["train"], targets, criterion, device, precision,
+                                 config.batch_size)
         row = {"epoch": epoch, "C": c, "converged": not any(isinstance(w.message, ConvergenceWarning) for w in caught),
-               **validation_row(model, source, targets, positions["val"], criterion, device, precision,
-                                 config.batch_size)}
+               "train_loss": train_loss, **validation_row(model, source, targets, positions["val"], criterion, device,
+                                                          precision, config.batch_size)}
         history.append(row)
         score = row[config.monitor]
         if best is None or (score < best[0] if mode == "min" else score > best[0]):
