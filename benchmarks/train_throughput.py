@@ -166,6 +166,7 @@ def _children_cpu_seconds() -> float:
 # ---- one row, in a fresh process ----------------------------------------------------------
 def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[str, Any]:
     """Train the row's stage with ``run_stages`` (one stage and seed), the code users run, configured by public options only."""
+    t_import = time.perf_counter()
     import json as _json
 
     import pandas as pd
@@ -174,6 +175,8 @@ def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[s
     from artlib import rundir
     from artlib.train.config import TrainConfig
     from artlib.train.driver import run_stages
+
+    import_seconds = time.perf_counter() - t_import
 
     mark = sampler.mark if sampler is not None else (lambda phase: None)
     pipe = Pipeline(**job["pipeline"])
@@ -190,8 +193,12 @@ def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[s
     mark("test")
     metrics = _json.loads(rundir.stage_file(run_dir, job["stage"], job["seed"], "metrics.json").read_text())
     predictions = pd.read_csv(rundir.stage_file(run_dir, job["stage"], job["seed"], "predictions.csv"))
+    history = pd.read_csv(rundir.stage_file(run_dir, job["stage"], job["seed"], "history.csv"))
     n_train = int(row["n_train"])
-    return {
+    return {**row_timing(metrics, row, wall), "import_seconds": import_seconds,
+            "threads": int(row["threads"]), "layout_used": metrics.get("layout"),
+            "n_task": int(row["n_train"]) + int(row["n_val"]) + int(row["n_test"]) + int(row["skipped_images"]),
+            "final_train_loss": float(history["train_loss"].iloc[-1]),
         "pipeline": pipe.name, "stage": job["stage"], "precision": row["precision"], "layout": pipe.layout,
         "feature_cache": bool(row["feature_cache"]), "images": pipe.images, "draft": pipe.draft,
         "device": row["device"], "torch_threads": torch.get_num_threads(),
@@ -204,8 +211,6 @@ def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[s
         "other_seconds": wall - float(row["cache_seconds"]) - float(row["train_seconds"]),
         "accuracy": row["accuracy"], "f1": row["f1"], "balanced_accuracy": row["balanced_accuracy"],
         "majority_baseline_accuracy": row["majority_baseline_accuracy"], "best_epoch": int(row["best_epoch"]),
-        "final_train_loss": float(pd.read_csv(rundir.stage_file(run_dir, job["stage"], job["seed"],
-                                                                  "history.csv"))["train_loss"].iloc[-1]),
         "predictions": predictions["predicted"].astype(str).tolist(),
         "test_paths": predictions["image_path"].astype(str).tolist(),
         "config_hash": metrics["config_hash"],
@@ -213,12 +218,34 @@ def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[s
     }
 
 
+TIMING_PARTS = ("startup", "model", "image_cache", "feature_cache", "training", "validation", "checkpoint", "test")
+"""The parts of a stage-run's time its metrics.json records (``timing``: ``<part>_seconds``)."""
+
+
+def row_timing(metrics: dict[str, Any], row: dict[str, Any], wall: float) -> dict[str, Any]:
+    """The stage-run's recorded time parts (seconds), the rest of the wall time (``rest``: the driver, results.csv,
+    the loop's set-up) and every part's share of the wall time (``share_<part>``)."""
+    timing = metrics.get("timing", {})
+    parts = {p: float(timing.get(f"{p}_seconds", float("nan"))) for p in TIMING_PARTS}
+    parts["rest"] = wall - sum(v for v in parts.values() if v == v)
+    out: dict[str, Any] = {f"{p}_part_seconds": v for p, v in parts.items()}
+    out.update({f"share_{p}": v / wall for p, v in parts.items()})
+    inside = parts["image_cache"] + parts["feature_cache"] + parts["training"] + parts["validation"]
+    out["share_outside_epochs_and_cache"] = 1.0 - inside / wall
+    return out
+
+
 def _child(conn: Any, job: dict[str, Any]) -> None:
-    """Process entry: run one row with a memory sampler, send back ('ok', result) or ('error', traceback)."""
+    """Process entry: run one row (or one limit) with a memory sampler, send back ('ok', result) or ('error', traceback)."""
     sampler = MemorySampler()
     sampler.start()
     try:
-        result = run_row(job, sampler)
+        if job.get("kind", "row") == "row":
+            result = run_row(job, sampler)
+        else:
+            import limits
+
+            result = getattr(limits, job["kind"])(job)
         result.update(sampler.stop())
         conn.send(("ok", result))
     except BaseException:  # noqa: BLE001 (reported to the parent)
@@ -233,7 +260,8 @@ def run_in_fresh_process(job: dict[str, Any]) -> dict[str, Any]:
     recv, send = ctx.Pipe(duplex=False)
     busy0, ours0, t0 = _cpu_busy_seconds(), _children_cpu_seconds(), time.perf_counter()
     load0 = os.getloadavg()[0]
-    proc = ctx.Process(target=_child, args=(send, job), name=f"bench-{job['stage']}-{job['pipeline']['name']}")
+    label = f"{job['stage']}/{job['pipeline']['name'] if 'pipeline' in job else job['kind']}"
+    proc = ctx.Process(target=_child, args=(send, job), name=f"bench-{label.replace('/', '-')}")
     proc.start()
     send.close()
     try:
@@ -243,7 +271,7 @@ def run_in_fresh_process(job: dict[str, Any]) -> dict[str, Any]:
     proc.join()
     elapsed = time.perf_counter() - t0
     if status != "ok":
-        raise RuntimeError(f"row {job['stage']}/{job['pipeline']['name']} failed:\n{payload}")
+        raise RuntimeError(f"row {label} failed:\n{payload}")
     busy1, ours = _cpu_busy_seconds(), _children_cpu_seconds() - ours0
     payload["process_seconds"] = elapsed
     payload["cpu_seconds"] = ours
@@ -397,6 +425,93 @@ def annotate(rows: list[dict[str, Any]]) -> None:
         r["accuracy_delta_se"] = se
 
 
+# ---- limits and efficiency ----------------------------------------------------------------
+LIMIT_KINDS = ("prefix_limit", "train_step_limit")
+LIMIT_COLUMNS = [("stage", "stage", ""), ("limit", "limit", ""), ("threads", "threads", "d"), ("prec", "precision", ""),
+                 ("layout", "layout", ""), ("batch", "batch_size", "d"), ("img/s", "images_per_s", ".1f"),
+                 ("ms/batch (median)", "median_ms", ".1f"), ("timed calls", "calls", "d"),
+                 ("other CPU", "other_cpu_share", ".0%")]
+EFFICIENCY_COLUMNS = [("stage", "stage", ""), ("pipeline", "pipeline", ""), ("scale", "scale", "g"),
+                      ("epoch img/s", "epoch_images_per_s", ".1f"), ("step limit", "train_step_limit_images_per_s", ".1f"),
+                      ("epoch eff.", "epoch_efficiency", ".0%"), ("cache img/s", "cache_images_per_s", ".1f"),
+                      ("feat. cache img/s", "feature_cache_images_per_s", ".1f"),
+                      ("prefix limit", "prefix_limit_images_per_s", ".1f"), ("cache eff.", "cache_efficiency", ".0%"),
+                      ("feat. cache eff.", "feature_cache_efficiency", ".0%"), ("other CPU", "other_cpu_share", ".0%")]
+SHARE_COLUMNS = [("stage", "stage", ""), ("pipeline", "pipeline", ""), ("scale", "scale", "g"),
+                 ("wall s", "wall_seconds", ".1f"), ("image cache", "share_image_cache", ".1%"),
+                 ("feat. cache", "share_feature_cache", ".1%"), ("training", "share_training", ".1%"),
+                 ("validation", "share_validation", ".1%"), ("checkpoints", "share_checkpoint", ".1%"),
+                 ("model", "share_model", ".1%"), ("start-up", "share_startup", ".1%"), ("test", "share_test", ".1%"),
+                 ("rest", "share_rest", ".1%"), ("outside epochs+cache", "share_outside_epochs_and_cache", ".1%"),
+                 ("imports s", "import_seconds", ".1f")]
+
+
+def limit_job(kind: str, reference: dict[str, Any], layout: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A limit's picklable job, with the thread count, precision and batch sizes of the row it is measured against."""
+    return {"kind": kind, "stage": reference["stage"], "threads": reference["threads"],
+            "precision": reference["precision"], "layout": layout, "image_size": args.image_size,
+            "batch_size": args.batch_size, "inference_batch": args.batch_size,  # artlib.train.inputs.inference_batch on CPU
+            "weights": args.weights, "seed": args.seed, "limit_seconds": args.limit_seconds}
+
+
+def run_limits(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Both eager limits of every stage with an artlib row, each in a fresh process like the rows (CPU only)."""
+    layout = next(p.layout for p in PIPELINES if p.name == "artlib")
+    out = []
+    for reference in [r for r in rows if r["pipeline"] == "artlib"]:
+        if reference["device"] != "cpu":
+            print(f"  {reference['stage']}: limits are measured on CPU only (the row ran on {reference['device']})")
+            continue
+        for kind in LIMIT_KINDS:
+            print(f"  {reference['stage']:15s} {kind:16s} …", end=" ", flush=True)
+            r = run_in_fresh_process(limit_job(kind, reference, layout, args))
+            r["median_ms"] = r["median_seconds"] * 1000
+            print(f"{r['images_per_s']:.1f} img/s ({r['threads']} threads, {r['precision']}, {r['layout']}, batch "
+                  f"{r['batch_size']}, {r['calls']} timed calls), other CPU {_fmt(r['other_cpu_share'], '.0%')}"
+                  f"{' CONTENDED' if r['contended'] else ''}", flush=True)
+            out.append(r)
+    return out
+
+
+def add_efficiency(rows: list[dict[str, Any]], limits: list[dict[str, Any]]) -> None:
+    """Per row: epoch and cache-building img/s; for artlib rows also both as a share of their stage's limits."""
+    for r in rows:
+        r["epoch_images_per_s"] = r["n_train"] * r["epochs_run"] / max(r["training_part_seconds"], 1e-9)
+        cache = r["image_cache_part_seconds"] + r["feature_cache_part_seconds"]
+        r["cache_images_per_s"] = r["n_task"] / cache if cache > 0 else None
+        feature = r["feature_cache_part_seconds"]
+        r["feature_cache_images_per_s"] = r["n_task"] / feature if r["feature_cache"] and feature > 0 else None
+        if r["pipeline"] != "artlib":
+            continue
+        for lim in limits:
+            if lim["stage"] != r["stage"]:
+                continue
+            if lim["limit"] == "train_step":
+                r["train_step_limit_images_per_s"] = lim["images_per_s"]
+                r["epoch_efficiency"] = r["epoch_images_per_s"] / lim["images_per_s"]
+            elif r["cache_images_per_s"] is not None:
+                r["prefix_limit_images_per_s"] = lim["images_per_s"]
+                r["cache_efficiency"] = r["cache_images_per_s"] / lim["images_per_s"]
+                if r["feature_cache_images_per_s"] is not None:
+                    r["feature_cache_efficiency"] = r["feature_cache_images_per_s"] / lim["images_per_s"]
+
+
+def efficiency_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 21's targets: everything outside epochs and cache building <= 5% of wall; cache building >= 85% of the
+    prefix's forward limit (whole cache building: decoding the JPEGs included; the feature cache alone beside it)."""
+    checks = []
+    for r in [r for r in report["rows"] if r["pipeline"] == "artlib"]:
+        checks.append({"target": f"{r['stage']}: outside epochs and cache building <= 5% of wall",
+                       "value": r["share_outside_epochs_and_cache"],
+                       "passed": r["share_outside_epochs_and_cache"] <= 0.05, "contended": r["contended"]})
+        if r.get("cache_efficiency") is not None:
+            checks.append({"target": f"{r['stage']}: cache building >= 85% of the prefix forward limit "
+                                     f"(feature cache alone: {_fmt(r.get('feature_cache_efficiency'), '.0%')})",
+                           "value": r["cache_efficiency"], "passed": r["cache_efficiency"] >= 0.85,
+                           "contended": r["contended"]})
+    return checks
+
+
 def acceptance(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's acceptance targets, each with its measured value and pass/fail."""
     checks = []
@@ -425,7 +540,7 @@ def acceptance(report: dict[str, Any]) -> list[dict[str, Any]]:
             checks.append({"target": f"{stage}: peak RSS at {last['scale']:g}x within 1.25x of {grow[0]['scale']:g}x",
                            "value": last["rss_growth"], "anon_growth": last["anon_growth"],
                            "passed": last["rss_growth"] <= 1.25})
-    return checks
+    return checks + efficiency_checks(report)
 
 
 # ---- main -------------------------------------------------------------------------------
@@ -449,6 +564,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="auto", help="backbone weights (artlib.models.backbone.resolve_weights)")
     p.add_argument("--decode-threads", type=int, default=2, help="threads decoding files in the non-cached rows")
+    p.add_argument("--limit-seconds", type=float, default=5.0,
+                   help="time each eager limit for at least this long (after 2 warm-up batches)")
+    p.add_argument("--no-limits", action="store_true", help="skip the eager limits (train step, prefix forward)")
     p.add_argument("--min-side", type=int, default=980, help="generated JPEGs: longest side >= min-side + 20")
     p.add_argument("--max-side", type=int, default=2000, help="generated JPEGs: longest side <= max-side")
     args = p.parse_args(argv)
@@ -532,6 +650,10 @@ def main(argv: list[str] | None = None) -> int:
         for pipe in pipelines:
             report["rows"].append(run(stage, pipe, 1.0))
     annotate(report["rows"])
+    if not args.no_limits and any(r["pipeline"] == "artlib" for r in report["rows"]):
+        print("eager limits, each in a fresh process with the artlib row's threads, precision, layout and batch size:",
+              flush=True)
+        report["limits"] = run_limits(report["rows"], args)
     artlib_pipe = next(p for p in PIPELINES if p.name == "artlib")
     for stage in args.stages:
         for s in scales:
@@ -548,6 +670,7 @@ def main(argv: list[str] | None = None) -> int:
             r["wall_growth"] = r["wall_seconds"] / grow[0]["wall_seconds"]
             r["rss_growth"] = r["peak_rss_mb"] / grow[0]["peak_rss_mb"]
             r["anon_growth"] = r["peak_anon_mb"] / grow[0]["peak_anon_mb"] if grow[0]["peak_anon_mb"] else None
+    add_efficiency(report["rows"] + report["scaling"], report.get("limits", []))
     report["acceptance"] = acceptance(report)
     env["loadavg_at_end"] = os.getloadavg()
     report["contended"] = any(r["contended"] for r in report["rows"] + report["scaling"])
@@ -557,6 +680,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{device}; train img/s = train images x epochs / training seconds incl. per-epoch validation; "
           f"wall includes model building, cache building and the test pass):")
     print(table(report["rows"], MAIN_COLUMNS))
+    print_efficiency(report)
     if report["scaling"]:
         print()
         print("Scaling (artlib pipeline; RSS = kernel peak VmHWM incl. mapped cache pages; "
@@ -584,6 +708,24 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(report, indent=1, default=str))
     print(f"\nwrote {display_path(out)}")
     return 0
+
+
+def print_efficiency(report: dict[str, Any]) -> None:
+    """The limits, each artlib row's efficiency against them, and every row's wall-time shares."""
+    rows = report["rows"] + [r for r in report["scaling"] if r["scale"] != 1.0]
+    if report.get("limits"):
+        print()
+        print("Eager limits (random inputs of the real shapes; median batch time after 2 warm-up batches): "
+              "train_step = trainable blocks + head forward, backward, Adam; prefix_forward = frozen prefix, no_grad:")
+        print(table(report["limits"], LIMIT_COLUMNS))
+        print()
+        print("Efficiency against the limits (epoch img/s = training images x epochs / training passes' seconds, "
+              "validation excluded; cache img/s = task images / (image + feature cache seconds)):")
+        print(table([r for r in rows if r["pipeline"] == "artlib"], EFFICIENCY_COLUMNS))
+    print()
+    print("Wall-time shares (metrics.json timing; rest = the driver, results.csv and the loop's set-up; imports are "
+          "not in the wall time):")
+    print(table(rows, SHARE_COLUMNS))
 
 
 def _cpu_model() -> str:

@@ -139,5 +139,5 @@ def test_the_same_checkpoint_payload_gives_the_same_bytes(tmp_path: Path) -> Non
                "state_dict": {"w": torch.randn(4, 3), "b": torch.zeros(3)}}
     first = checkpoints.save(tmp_path / "a" / "model.pt", payload, digest=True)
     second = checkpoints.save(tmp_path / "b" / "other.pt", payload, digest=True)
-    assert first == second
+    assert first == second == checkpoints.file_sha256(tmp_path / "a" / "model.pt")  # hashed while written = on disk
     assert (tmp_path / "a" / "model.pt").read_bytes() == (tmp_path / "b" / "other.pt").read_bytes()

@@ -182,9 +182,12 @@ def test_resume_after_failure_gives_the_same_result(run_dir: Path, tmp_path: Pat
     clean = new_run_dir(tiny_prepared, tmp_path / "clean")
     train_one("emotion_conv5", clean, TINY, seed=0, progress=False)
     assert _row(run_dir, "emotion_conv5") == _row(clean, "emotion_conv5")
-    h1 = pd.read_csv(folder / "history.csv").drop(columns="seconds")
-    h2 = pd.read_csv(stage_dir(clean, "emotion_conv5", 0) / "history.csv").drop(columns="seconds")
-    pd.testing.assert_frame_equal(h1, h2)
+    h1, h2 = pd.read_csv(folder / "history.csv"), pd.read_csv(stage_dir(clean, "emotion_conv5", 0) / "history.csv")
+    timing = ["seconds", "val_seconds", "checkpoint_seconds"]
+    assert list(h1.columns) == list(h2.columns) and set(timing) <= set(h1.columns)
+    assert h1["checkpoint_seconds"].isna().tolist() == [True, False, False]  # epoch 1's time went with the process
+    assert (h2["checkpoint_seconds"].to_numpy()[:-1] > 0).all() and h2["checkpoint_seconds"].iloc[-1] == 0
+    pd.testing.assert_frame_equal(h1.drop(columns=timing), h2.drop(columns=timing))
 
 
 def test_same_seed_same_row_and_finished_stage_is_reused(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
@@ -226,6 +229,13 @@ def test_outputs_follow_the_contract(run_dir: Path) -> None:
     assert len(history) == row["epochs_run"] == 3
     assert row["best_epoch"] == int(history["val_loss"].idxmin()) + 1  # monitor val_loss, minimised
     assert row["backbone_weights"] == "random" and row["configuration"] == "1 sequential"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    timing = metrics["timing"]  # where the time went, for whoever wants to know (the benchmark reads it)
+    assert set(timing) == {"startup_seconds", "model_seconds", "image_cache_seconds", "feature_cache_seconds",
+                           "training_seconds", "validation_seconds", "checkpoint_seconds", "test_seconds"}
+    assert all(v >= 0 for v in timing.values()) and metrics["layout"] in ("channels_last", "contiguous")
+    assert timing["training_seconds"] + timing["validation_seconds"] == pytest.approx(row["train_seconds"], abs=0.01)
+    assert timing["checkpoint_seconds"] == pytest.approx(history["checkpoint_seconds"].sum(), abs=1e-3)
 
 
 def test_early_stopping_direction_and_best_epoch(run_dir: Path) -> None:

@@ -38,10 +38,32 @@ def save(path: str | os.PathLike[str], payload: dict[str, Any], digest: bool = F
         with atomic.atomic_path(path, ".pt") as tmp, open(tmp, "wb") as fh:
             # an open file object, not a path: torch then names the zip's records 'archive/…' instead of after the
             # (random) temporary file name, so the same payload gives the same bytes
-            torch.save(payload, fh)
+            writer = _HashingWriter(fh) if digest else fh
+            torch.save(payload, writer)
     finally:
         torch.serialization.set_crc32_options(crc)
-    return file_sha256(path) if digest else None
+    return writer.hexdigest() if isinstance(writer, _HashingWriter) else None
+
+
+class _HashingWriter:
+    """A write-only file object that hashes (sha256) every byte on its way to the file: the digest of what was
+    written, without reading the file back (torch's zip writer writes sequentially, never seeking)."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh, self.sha = fh, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        """Hash, then write."""
+        self.sha.update(data)
+        return self.fh.write(data)
+
+    def flush(self) -> None:
+        """Flush the file."""
+        self.fh.flush()
+
+    def hexdigest(self) -> str:
+        """sha256 of everything written so far."""
+        return self.sha.hexdigest()
 
 
 def verify_zip(path: str | os.PathLike[str]) -> None:

@@ -204,7 +204,8 @@ class StageInputs:
     source: Any
     positions: dict[str, np.ndarray]
     skipped: dict[str, str]
-    seconds: float
+    seconds: float  # building (or opening) the image and feature caches
+    feature_seconds: float = 0.0  # of which the feature cache
 
 
 def _usable(stage: Stage, data: TaskData, images: ImageCache, archive: Path,
@@ -246,17 +247,19 @@ def stage_inputs(model: ArtNet, stage: Stage, data: TaskData, manifest: pd.DataF
     start = model.feature_start()
     if (config.use_feature_cache or stage.probe) and start != "stem":  # a linear probe always fits cached features
         # free space is checked only when the cache must be built: a complete one is reused on any disk
+        t_features = time.perf_counter()
         features = build_feature_cache(model, images.array, data.rows, images.key, cache_dir, device, precision,
                                        config.cache_dtype, batch_size=inference_batch(config, device),
                                        progress=progress, check_space=_check_free_space)
+        feature_seconds = time.perf_counter() - t_features
         model.use_channels_last(features.array.ndim == 4 and _layout(config, int(features.array.shape[1])))
         resident = fits_on_device(features.array.nbytes, device)
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         source = FeatureSource(features.array, features.start, device, resident=resident, dtype=dtype)
     else:
         model.use_channels_last(config.layout != "contiguous")
-        source = ImageSource(images, data.rows, augment=config.augment, seed=seed, device=device)
-    return StageInputs(source, positions, skipped, time.perf_counter() - t0)
+        source, feature_seconds = ImageSource(images, data.rows, augment=config.augment, seed=seed, device=device), 0.0
+    return StageInputs(source, positions, skipped, time.perf_counter() - t0, feature_seconds)
 
 
 def _check_free_space(folder: Path, need: int) -> None:

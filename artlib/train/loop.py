@@ -199,7 +199,8 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
                on_epoch_end: EpochCallback | None = None) -> LoopResult:
     """Train the model's trainable blocks; resume from ``checkpoint_path`` if it holds an earlier epoch.
 
-    ``targets`` are class indices (n,) or target distributions (n, k), as ``criterion`` expects.
+    ``targets`` are class indices (n,) or target distributions (n, k), as ``criterion`` expects. History rows time
+    the epoch (``seconds``: training and validation passes), its validation (``val_seconds``) and its checkpoint.
     """
     model.to(device)
     optimizer = make_adam([p for p in model.parameters() if p.requires_grad], config.lr, config.weight_decay)
@@ -211,9 +212,11 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
         t0 = time.perf_counter()
         train_loss, train_acc = _train_epoch(model, source, targets, epoch_order(train_pos, seed, epoch), epoch,
                                              criterion, optimizer, device, precision, config.batch_size, progress)
+        t_val = time.perf_counter()
         row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                **validation_row(model, source, targets, val_pos, criterion, device, precision, config.batch_size)}
-        row["seconds"] = time.perf_counter() - t0
+        t_end = time.perf_counter()
+        row["seconds"], row["val_seconds"] = t_end - t0, t_end - t_val  # the epoch (training + validation), validation
         state.history.append(row)
         state.train_seconds += row["seconds"]
         current = trainable_state(model, copy=False)  # saved right away, before training changes it again
@@ -224,7 +227,10 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
         if not final:
             # (After the final epoch the stage's results are written next; a crash before that replays
             # that deterministic epoch from this previous checkpoint, so writing one more only costs time.)
+            t_save = time.perf_counter()
             _save_checkpoint(checkpoint_path, meta, epoch, current, optimizer, state, stopped)
+        # outside ``seconds``; reaches the next checkpoint's copy of the history (empty in a row resumed from its own)
+        row["checkpoint_seconds"] = 0.0 if final else time.perf_counter() - t_save
         epochs_bar.set_postfix(train_loss=f"{train_loss:.3f}", val_loss=f"{row['val_loss']:.3f}",
                                val_acc=f"{row['val_accuracy']:.3f}", best=state.best.epoch)
         if on_epoch_end is not None:

@@ -247,10 +247,28 @@ def _test_metrics(stage: Stage, data: TaskData, pos: dict[str, np.ndarray], prob
     return m, baseline
 
 
+def stage_timing(startup: float, model: float, inputs: StageInputs, loop: LoopResult) -> dict[str, float]:
+    """Where a stage-run's time went, in seconds (metrics.json ``timing``; the epochs' parts summed over history.csv)."""
+    def total(column: str) -> float:
+        """A history column's sum (rows without it, e.g. resumed from their own checkpoint, count 0)."""
+        return sum(float(r.get(column) or 0.0) for r in loop.history)
+
+    validation = total("val_seconds")
+    parts = {"startup_seconds": startup, "model_seconds": model,
+             "image_cache_seconds": inputs.seconds - inputs.feature_seconds, "feature_cache_seconds": inputs.feature_seconds,
+             "training_seconds": loop.seconds - validation, "validation_seconds": validation,
+             "checkpoint_seconds": total("checkpoint_seconds")}
+    return {k: round(v, 4) for k, v in parts.items()}
+
+
 def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, inputs: StageInputs, loop: LoopResult,
                         config: TrainConfig, identity: StageIdentity, criterion: nn.Module, run_dir: Path,
-                        threads: int = 0, split_seed: int = 0) -> dict:
-    """Score the best weights on the test split; write predictions, history, model and (last) metrics.json."""
+                        threads: int = 0, split_seed: int = 0, timing: dict[str, float] | None = None) -> dict:
+    """Score the best weights on the test split; write predictions, history, model and (last) metrics.json.
+
+    ``timing`` (see :func:`stage_timing`) is recorded in metrics.json with this call's own time (``test_seconds``).
+    """
+    t0 = time.perf_counter()
     files = rundir.stage_run(run_dir, stage.name, seed, split_seed, config.backbone)
     pos = inputs.positions
     test_loss, probs = evaluate(model, inputs.source, pos["test"], data.fitted, criterion, identity.device,
@@ -272,10 +290,12 @@ def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, 
            "threads": threads,
            "era_prior_baseline_accuracy": m["era_prior_baseline_accuracy"],
            **{k: m[k] for k in EMOTION9_RESULT_COLUMNS if k in m}}
+    layout = "channels_last" if model.memory_format == torch.channels_last else "contiguous"
     atomic.write_json(files.metrics, {
         "result": row, "metrics": m, "test_loss": test_loss, "config_hash": identity.config_hash,
         "model_sha256": sha, "classes": list(stage.classes), "skipped_images": inputs.skipped,
-        "resumed_from_epoch": loop.resumed_from})
+        "resumed_from_epoch": loop.resumed_from, "layout": layout,
+        "timing": {**(timing or {}), "test_seconds": round(time.perf_counter() - t0, 4)}})
     return row
 
 
@@ -325,6 +345,7 @@ def train_stage_run(name: str, run_dir: str | Path, config: TrainConfig = TrainC
 def _train(name: str, run_dir: Path, config: TrainConfig, seed: int, force: bool, progress: bool,
            data_root: str | Path | None, on_epoch_end: EpochCallback | None, threads: int, split_seed: int) -> dict:
     """train_stage_run's work, with the thread count already set."""
+    t_start = time.perf_counter()
     stage = get_stage(name)
     manifest_path = rundir.manifest(run_dir)
     manifest = read_manifest(manifest_path)
@@ -336,7 +357,9 @@ def _train(name: str, run_dir: Path, config: TrainConfig, seed: int, force: bool
         files.checkpoint.unlink(missing_ok=True)  # left by an interrupted --force rerun: never used
         return row
     _prepare_folder(files, stage, seed, config, identity, force, split_seed)
+    t_model = time.perf_counter()
     model = start_model(stage, run_dir, seed, identity, config, split_seed)
+    t_inputs = time.perf_counter()
     inputs = stage_inputs(model, stage, data, manifest, archive, run_dir, config, seed, identity.device,
                           identity.precision, progress)
     criterion = criterion_for(stage, data.labels[inputs.positions["train"]], config, identity.device)
@@ -349,7 +372,8 @@ def _train(name: str, run_dir: Path, config: TrainConfig, seed: int, force: bool
         loop = train_loop(model, inputs.source, data.fitted, inputs.positions["train"], inputs.positions["val"],
                           config, seed, identity.device, identity.precision, criterion, files.checkpoint, meta,
                           progress=progress, on_epoch_end=on_epoch_end)
+    timing = stage_timing(t_model - t_start, t_inputs - t_model, inputs, loop)
     row = evaluate_and_record(model, stage, seed, data, inputs, loop, config, identity, criterion, run_dir, threads,
-                              split_seed)
+                              split_seed, timing)
     files.checkpoint.unlink(missing_ok=True)
     return row

@@ -1,0 +1,160 @@
+"""The eager limits artlib's training rows are measured against, and the pieces compile_trial.py reuses.
+
+* **train-step limit** — one stage's trainable blocks and head: forward, backward and an Adam step
+  (artlib's ``make_adam``) on random tensors of the cached features' shape, dtype and layout, batch
+  ``batch_size``, under artlib's autocast; nothing else (no reading of the cache, no bookkeeping).
+  artlib's epochs cannot beat it.
+* **prefix forward limit** — the frozen prefix (everything below the first trainable block) on random
+  uint8 images of the cached images' shape, ``no_grad``, under artlib's autocast, in the layout cache
+  building runs it in (channels_last, how ``ArtNet.build`` makes the model), batch ``inference_batch``.
+  Cache building (decoding the JPEGs, then this) cannot beat it.
+
+Both use the library's public model API (``ArtNet.build``, ``freeze_all().unfreeze``, ``forward_blocks``,
+``autocast``, ``make_adam``, ``prefers_channels_last``) and set the thread count, precision and layout the
+artlib row recorded, so the only differences from artlib's own numbers are what artlib does around them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from artlib.models.backbone import ArtNet, autocast
+from artlib.models.weights import resolve_weights
+from artlib.stages import get_stage
+from artlib.train.inputs import prefers_channels_last
+from artlib.train.loop import make_adam
+
+Step = Callable[[torch.Tensor, torch.Tensor], Any]
+
+
+def stage_model(stage_name: str, image_size: int, weights: str = "none", seed: int = 0) -> ArtNet:
+    """The stage's starting model as artlib builds it (pretrained or random backbone, fresh head, its blocks trainable)."""
+    stage = get_stage(stage_name)
+    model = ArtNet.build(len(stage.classes), resolve_weights(weights, verbose=False), seed=seed, image_size=image_size)
+    return model.freeze_all().unfreeze(*stage.blocks)
+
+
+def feature_shape(model: ArtNet, image_size: int) -> tuple[int, ...]:
+    """One cached feature's shape as stored (H, W, C: channels-last), from a forward pass of the prefix."""
+    x = torch.zeros(2, image_size, image_size, 3, dtype=torch.uint8)
+    with torch.no_grad():
+        f = model.eval().forward_blocks(x, None, model.feature_start())
+    return tuple(f.permute(0, 2, 3, 1).shape[1:]) if f.dim() == 4 else tuple(f.shape[1:])
+
+
+def uses_channels_last(layout: str, shape: tuple[int, ...]) -> bool:
+    """The trainable blocks' layout artlib picks for ``TrainConfig.layout`` on features of this shape."""
+    if layout == "auto":
+        return len(shape) == 3 and prefers_channels_last(int(shape[0]))
+    return layout == "channels_last" and len(shape) == 3
+
+
+def feature_batches(shape: tuple[int, ...], batch: int, precision: str, count: int = 4,
+                    seed: int = 0) -> list[torch.Tensor]:
+    """Random non-negative feature batches as artlib's FeatureSource hands them over: bf16 under bf16 autocast, else
+    float32; maps as an NCHW view of NHWC storage."""
+    g = torch.Generator().manual_seed(seed)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    out = []
+    for _ in range(count):
+        t = torch.randn(batch, *shape, generator=g).relu_().to(dtype)
+        out.append(t.permute(0, 3, 1, 2) if t.dim() == 4 else t)
+    return out
+
+
+def image_batches(image_size: int, batch: int, count: int = 4, seed: int = 0) -> list[torch.Tensor]:
+    """Random uint8 NHWC image batches, as the image cache hands them to the prefix."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 256, (batch, image_size, image_size, 3), generator=g, dtype=torch.uint8)
+            for _ in range(count)]
+
+
+def train_step(model: ArtNet, precision: str, forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               lr: float = 1e-4) -> Step:
+    """One training step of the trainable blocks and head as artlib's loop takes it (autocast forward, float loss,
+    backward, Adam); ``forward`` replaces ``model.forward_blocks(x, start, None)`` (e.g. a compiled one)."""
+    device, start = torch.device("cpu"), model.feature_start()
+    optimizer = make_adam([p for p in model.parameters() if p.requires_grad], lr, 0.0)
+    criterion = nn.CrossEntropyLoss(weight=torch.ones(model.head.out_features))
+    run = forward or (lambda x: model.forward_blocks(x, start, None))
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Forward, backward, Adam step; returns the loss."""
+        with autocast(device, precision):
+            logits = run(x)
+        loss = criterion(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def prefix_forward(model: ArtNet, precision: str,
+                   forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Callable[[torch.Tensor], Any]:
+    """The frozen prefix's no-grad forward as cache building runs it (eval mode, autocast, float output)."""
+    device, start = torch.device("cpu"), model.feature_start()
+    run = forward or (lambda x: model.forward_blocks(x, None, start))
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        """Prefix features of one batch."""
+        with torch.no_grad(), autocast(device, precision):
+            return run(x).float()
+
+    return call
+
+
+def time_calls(call: Callable[[], Any], warmup: int = 2, min_calls: int = 10, min_seconds: float = 3.0) -> dict[str, Any]:
+    """Seconds per call after ``warmup`` calls: at least ``min_calls`` calls and ``min_seconds``; median and mean."""
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        call()
+    warm = time.perf_counter() - t0
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_calls or time.perf_counter() - start < min_seconds:
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return {"warmup_seconds": warm, "calls": len(times), "median_seconds": times[len(times) // 2],
+            "mean_seconds": sum(times) / len(times)}
+
+
+def train_step_limit(job: dict[str, Any]) -> dict[str, Any]:
+    """The eager train-step limit of ``job['stage']`` in this process: img/s at the artlib row's threads, precision,
+    layout and batch size."""
+    torch.set_num_threads(int(job["threads"]))
+    model = stage_model(job["stage"], job["image_size"], job["weights"], job["seed"])
+    shape = feature_shape(model, job["image_size"])
+    channels_last = uses_channels_last(job["layout"], shape)
+    model.use_channels_last(channels_last).train()
+    xs = feature_batches(shape, job["batch_size"], job["precision"])
+    y = torch.randint(0, model.head.out_features, (job["batch_size"],), generator=torch.Generator().manual_seed(1))
+    step = train_step(model, job["precision"])
+    i = iter(range(1 << 30))
+    timing = time_calls(lambda: step(xs[next(i) % len(xs)], y), min_seconds=job["limit_seconds"])
+    return {"limit": "train_step", "stage": job["stage"], "threads": torch.get_num_threads(),
+            "precision": job["precision"], "layout": "channels_last" if channels_last else "contiguous",
+            "feature_shape": list(shape), "batch_size": job["batch_size"], **timing,
+            "images_per_s": job["batch_size"] / timing["median_seconds"]}
+
+
+def prefix_limit(job: dict[str, Any]) -> dict[str, Any]:
+    """The frozen prefix's eager forward limit of ``job['stage']`` in this process (img/s), as cache building runs it."""
+    torch.set_num_threads(int(job["threads"]))
+    model = stage_model(job["stage"], job["image_size"], job["weights"], job["seed"]).eval()  # built channels_last
+    xs = image_batches(job["image_size"], job["inference_batch"])
+    forward = prefix_forward(model, job["precision"])
+    i = iter(range(1 << 30))
+    timing = time_calls(lambda: forward(xs[next(i) % len(xs)]), min_seconds=job["limit_seconds"])
+    return {"limit": "prefix_forward", "stage": job["stage"], "threads": torch.get_num_threads(),
+            "precision": job["precision"], "layout": "channels_last", "start": model.feature_start(),
+            "batch_size": job["inference_batch"], **timing,
+            "images_per_s": job["inference_batch"] / timing["median_seconds"]}
