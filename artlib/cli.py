@@ -175,7 +175,8 @@ def _print_summary(run_dir: Path) -> None:
             print(rows_of(table, EMOTION)[cols].to_string(index=False))
         if rundir.verdicts(run_dir).is_file():
             verdicts = pd.read_csv(rundir.verdicts(run_dir))
-            print(verdicts[["comparison", "verdict", "reason"]].to_string(index=False))
+            columns = [c for c in ("family", "comparison", "verdict", "reason") if c in verdicts.columns]
+            print(verdicts[columns].to_string(index=False))
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -141,13 +141,15 @@ def report_index(run_dir: Path, pages: list[Path]) -> str:
     verdicts = rundir.verdicts(run_dir)
     if verdicts.is_file():
         table = pd.read_csv(verdicts)
-        parts.append("<h2>Verdicts</h2><table><tr><th>comparison</th><th>kind</th><th>verdict</th><th>reason</th>"
+        parts.append("<h2>Verdicts</h2><table><tr><th>family</th><th>comparison</th><th>kind</th><th>verdict</th>"
+                     "<th>reason</th>"
                      "<th>difference (points)</th><th>interval</th><th>Holm p</th><th>seeds</th></tr>")
         for r in table.itertuples():
             diff = f"{r.difference * 100:+.1f}" if pd.notna(r.difference) else "–"
             ci = f"{r.ci_low * 100:+.1f} to {r.ci_high * 100:+.1f}" if pd.notna(r.ci_low) else "–"
             p = f"{r.p_adjusted:.3g}" if pd.notna(r.p_adjusted) else "–"
-            parts.append(f"<tr><td>{html.escape(str(r.comparison))}</td><td>{html.escape(str(r.kind))}</td>"
+            family = html.escape(str(getattr(r, "family", "")))
+            parts.append(f"<tr><td>{family}</td><td>{html.escape(str(r.comparison))}</td><td>{html.escape(str(r.kind))}</td>"
                          f"<td class='{html.escape(str(r.verdict))}'><b>{html.escape(str(r.verdict))}</b></td>"
                          f"<td>{html.escape(str(r.reason))}</td><td>{diff}</td><td>{ci}</td><td>{p}</td>"
                          f"<td>{r.n_seeds}</td></tr>")

@@ -132,6 +132,8 @@ SEQUENTIAL_VS_SIMULTANEOUS = "sequential vs simultaneous"
 VS_PROBE = "vs linear probe"
 BINARY = "binary"
 NINE_EMOTION = "nine-emotion"
+LINEAR_PROBE = "linear-probe"
+NINE_EMOTION_PROBE = "nine-emotion-probe"
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ class Comparison:
     baseline: str
     kind: str  # ORIGINAL (the study's own), MATCHED (isolates genre), SEQUENTIAL_VS_SIMULTANEOUS, VS_PROBE
     question: str
-    family: str = BINARY  # the Holm family it is judged in (BINARY: notebook 06; NINE_EMOTION: notebook 08)
+    family: str = BINARY  # its Holm family (BINARY: notebook 06; NINE_EMOTION: 08; the probe families: 09)
 
 
 COMPARISONS: tuple[Comparison, ...] = (
@@ -166,15 +168,18 @@ COMPARISONS: tuple[Comparison, ...] = (
                "emotion_conv45_then_emotion_conv45", SEQUENTIAL_VS_SIMULTANEOUS,
                "Without genre, does training conv4 then conv5 beat training both together twice?"),
 )
-"""The study's comparisons (notebook 06); Holm's correction runs over them and any comparison with the probe."""
+"""Every comparison notebook 06 reports; Holm's correction runs over all of them (those that ran)."""
 
 PROBE_COMPARISONS: tuple[Comparison, ...] = (
     Comparison("fine-tuned conv5 vs linear probe", "emotion_conv5", "emotion_probe", VS_PROBE,
-               "Does fine-tuning conv5 on emotion beat a logistic regression on the frozen backbone's features?"),
+               "Does fine-tuning conv5 on emotion beat a logistic regression on the frozen backbone's features?",
+               LINEAR_PROBE),
     Comparison("genre → conv5 vs linear probe", "genre_conv4_then_emotion_conv5", "emotion_probe", VS_PROBE,
-               "Does genre_conv4 → emotion_conv5 beat a logistic regression on the frozen backbone's features?"),
+               "Does genre_conv4 → emotion_conv5 beat a logistic regression on the frozen backbone's features?",
+               LINEAR_PROBE),
 )
-"""Comparisons against the linear probe, in the binary family once the probe has run (notebook 09)."""
+"""Comparisons against the linear probe (notebook 09): their own Holm family, so the study's binary family keeps its
+fixed seven whatever else has run."""
 
 EMOTION9_COMPARISONS: tuple[Comparison, ...] = (
     Comparison("nine emotions: genre → conv5 vs matched control", "genre_conv4_then_emotion9_conv5",
@@ -198,14 +203,14 @@ emotion has more than half of the votes (ArtEmis's metric)."""
 EMOTION9_PROBE_COMPARISONS: tuple[Comparison, ...] = (
     Comparison("nine emotions: fine-tuned conv5 vs linear probe", "emotion9_conv5", "emotion9_probe", VS_PROBE,
                "On the nine-emotion task, does fine-tuning conv5 beat a logistic regression on frozen features?",
-               NINE_EMOTION),
+               NINE_EMOTION_PROBE),
     Comparison("nine emotions: genre → conv5 vs linear probe", "genre_conv4_then_emotion9_conv5", "emotion9_probe",
-               VS_PROBE, "On the nine-emotion task, does genre_conv4 → conv5 beat a linear probe?", NINE_EMOTION),
+               VS_PROBE, "On the nine-emotion task, does genre_conv4 → conv5 beat a linear probe?", NINE_EMOTION_PROBE),
 )
-"""The nine-emotion family's comparisons with the linear probe, judged once the probe has run."""
+"""The nine-emotion comparisons with the linear probe: their own Holm family, like the binary ones."""
 
-FAMILIES: dict[str, tuple[Comparison, ...]] = {BINARY: COMPARISONS + PROBE_COMPARISONS,
-                                               NINE_EMOTION: EMOTION9_COMPARISONS + EMOTION9_PROBE_COMPARISONS}
-FAMILY_TASK = {BINARY: "emotion", NINE_EMOTION: "emotion9"}
+FAMILIES: dict[str, tuple[Comparison, ...]] = {BINARY: COMPARISONS, NINE_EMOTION: EMOTION9_COMPARISONS,
+                                               LINEAR_PROBE: PROBE_COMPARISONS, NINE_EMOTION_PROBE: EMOTION9_PROBE_COMPARISONS}
+FAMILY_TASK = {BINARY: "emotion", NINE_EMOTION: "emotion9", LINEAR_PROBE: "emotion", NINE_EMOTION_PROBE: "emotion9"}
 """Every Holm family by name: Holm controls the family-wise error within each; verdicts.csv rows are unique per
 (family, comparison)."""

@@ -94,16 +94,16 @@ table.round(3)
 # %% [markdown]
 # ## Verdicts per backbone
 #
-# Each backbone's comparisons are judged in its own family — every binary comparison trained on it (for resnet50
-# also configurations 2 and 3), Holm within the family — with the same rule as notebook 06. Shown here: the two
-# questions above.
+# Each backbone's comparisons are judged in its own families, with the same rule as notebook 06: the study's
+# binary comparisons (for resnet50 also configurations 2 and 3, as in notebook 06) and the comparisons with the
+# linear probe, Holm within each family. Shown here: the two questions above.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 verdicts, conclusions = study.verdicts(session.run_dir, backbones, alpha, allow_unconverged)
-for backbone, text in conclusions.items():
-    print(f"--- {backbone} ---\n{text}\n")
-verdicts[["backbone", "comparison", "verdict", "reason", "difference", "ci_low", "ci_high", "p_adjusted",
+for name, text in conclusions.items():
+    print(f"--- family {name} ---\n{text}\n")
+verdicts[["backbone", "family", "comparison", "verdict", "reason", "difference", "ci_low", "ci_high", "p_adjusted",
           "n_seeds"]].round(4)
 
 # %% [markdown]

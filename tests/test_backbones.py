@@ -178,7 +178,7 @@ def test_the_probe_head_is_scikit_learns_regression_with_standardisation_folded_
 
 def test_the_cli_trains_another_backbone_beside_resnet50_without_touching_it(run_dir: Path) -> None:
     """`train emotion_conv5 emotion_probe --backbone convnext_tiny` adds rows naming it; resnet50's row and model stay;
-    `compare` judges each backbone in its own family."""
+    `compare` judges each backbone in its own families (the probe's apart from the study's)."""
     train_one("emotion_conv5", run_dir, TrainConfig(**{**TINY.__dict__, "epochs": 1}), progress=False)
     model = rundir.stage_run(run_dir, "emotion_conv5", 0).model
     before = model.read_bytes()
@@ -192,8 +192,8 @@ def test_the_cli_trains_another_backbone_beside_resnet50_without_touching_it(run
     assert table.set_index(["stage", "backbone"]).loc[("emotion_probe", "convnext_tiny"), "trained_blocks"] == "head"
     assert main(["compare", "--run-dir", str(run_dir)]) == 0
     verdicts = pd.read_csv(rundir.verdicts(run_dir))
-    assert set(verdicts["family"]) == {"binary", "binary:convnext_tiny"}
-    probe = verdicts.loc[(verdicts["family"] == "binary:convnext_tiny")
+    assert set(verdicts["family"]) == {"binary", "binary:convnext_tiny", "linear-probe:convnext_tiny"}
+    probe = verdicts.loc[(verdicts["family"] == "linear-probe:convnext_tiny")
                          & (verdicts["comparison"] == "fine-tuned conv5 vs linear probe")]
     assert len(probe) == 1 and probe["n_seeds"].iloc[0] == 1
     assert not verdicts.duplicated(["family", "comparison"]).any()
@@ -214,3 +214,37 @@ def test_resnet50_gives_exactly_the_numbers_of_0_2(run_dir: Path) -> None:
             assert row[column] == expected[column], (expected["stage"], column)
         predictions = pd.read_csv(rundir.stage_run(run_dir, expected["stage"], 0).predictions)
         assert predictions.filter(like="p_").round(5).to_numpy()[:5].tolist() == expected["probabilities"]
+
+
+def test_a_probe_head_maps_two_present_classes_of_four_and_keeps_absent_ones_rare() -> None:
+    """Only classes 1 and 3 in training (of 4): the head puts scikit-learn's logit on class 3 against class 1, and
+    the absent classes get a finite, tiny probability (a validation vote for one keeps the loss finite)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from artlib.train.inputs import FeatureSource
+    from artlib.train.probe import C_GRID, fit_probe
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(120, 2048)).astype(np.float32)
+    y = np.where(x[:, 0] > 0, 3, 1).astype(np.int64)
+    positions = {"train": np.arange(80), "val": np.arange(80, 100), "test": np.arange(100, 120)}
+    model = ArtNet.build(4, seed=0).freeze_all()
+    loop = fit_probe(model, FeatureSource(x, HEAD), y, positions, TINY, torch.device("cpu"), "fp32",
+                     torch.nn.CrossEntropyLoss(), None)
+    train = x[positions["train"]].astype(np.float64)
+    mean, scale = train.mean(0), train.std(0)
+    reference = LogisticRegression(C=C_GRID[loop.best_epoch - 1], max_iter=2000).fit((train - mean) / scale,
+                                                                                      y[positions["train"]])
+    with torch.no_grad():
+        probs = torch.softmax(model.forward_blocks(torch.from_numpy(x[positions["test"]]), HEAD, None), 1).numpy()
+    expected = reference.predict_proba((x[positions["test"]] - mean) / scale)
+    present = probs[:, [1, 3]] / probs[:, [1, 3]].sum(1, keepdims=True)
+    assert np.abs(present - expected).max() < 1e-4
+    assert (probs[:, [0, 2]] > 0).all() and (probs[:, [0, 2]] < 1e-5).all()
+
+
+def test_a_probe_fits_cached_features_even_when_training_decodes_files(run_dir: Path) -> None:
+    """images='files' (decode every batch) cannot feed a probe: it still builds the caches it needs and trains."""
+    config = TrainConfig(**{**TINY.__dict__, "images": "files"})
+    row = train_one("emotion_probe", run_dir, config, progress=False)
+    assert row["trained_blocks"] == "head" and bool(row["feature_cache"]) and row["epochs_run"] == 7

@@ -2,8 +2,9 @@
 
 For each backbone the study's configuration 1 (genre on conv4, then emotion on conv5), its matched control
 (emotion on conv4, then conv5) and the linear probe are trained alike; every figure of a backbone comes from that
-backbone's own stage-runs on the same test paintings, and its verdicts are its own Holm family
-(``binary`` for resnet50, ``binary:<backbone>`` for the others).
+backbone's own stage-runs on the same test paintings, and its verdicts are its own Holm families: the study's
+``binary`` comparisons and the ``linear-probe`` ones (``binary:<backbone>``, ``linear-probe:<backbone>`` for a
+backbone other than resnet50).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ BACKBONE_STAGES = ("genre_conv4", "emotion_conv5", "genre_conv4_then_emotion_con
 """What notebook 09 trains per backbone: configuration 1, its matched control and the emotion linear probe."""
 BACKBONE_COMPARISONS = ("genre → conv5 vs matched control", "genre → conv5 vs the study's baseline",
                         "fine-tuned conv5 vs linear probe", "genre → conv5 vs linear probe")
-"""The comparisons notebook 09 shows per backbone (each judged within its backbone's whole binary family)."""
+"""The comparisons notebook 09 shows per backbone (each judged within its backbone's own family)."""
 
 ANCHORS = pd.DataFrame([
     {"model": "CLIP RN50x16 image features, linear probe", "image size": "384 px", "accuracy": 0.694,
@@ -81,15 +82,16 @@ def blocks_table(backbones: list[str], image_size: int = 224) -> pd.DataFrame:
 
 def verdicts(run_dir: str | Path, backbones: list[str], alpha: float = 0.05,
              allow_unconverged: bool = False) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Judge each backbone's binary family (writing its rows of verdicts.csv); the rows of BACKBONE_COMPARISONS with
-    their backbone, and each family's conclusion."""
+    """Judge each backbone's binary and linear-probe families (writing their rows of verdicts.csv); the rows of
+    BACKBONE_COMPARISONS with their backbone, and each family's conclusion."""
     from artlib.analysis.family import family_name, judge_family
-    from artlib.stages import BINARY
+    from artlib.stages import BINARY, LINEAR_PROBE
 
     rows, conclusions = [], {}
     for backbone in backbones:
-        judgement = judge_family(run_dir, family_name(BINARY, backbone), alpha, allow_unconverged=allow_unconverged)
-        table = judgement.table
-        rows.append(table.loc[table["comparison"].isin(BACKBONE_COMPARISONS)].assign(backbone=backbone))
-        conclusions[backbone] = judgement.conclusion
+        for members in (BINARY, LINEAR_PROBE):
+            judgement = judge_family(run_dir, family_name(members, backbone), alpha, allow_unconverged=allow_unconverged)
+            table = judgement.table
+            rows.append(table.loc[table["comparison"].isin(BACKBONE_COMPARISONS)].assign(backbone=backbone))
+            conclusions[judgement.family] = judgement.conclusion
     return pd.concat(rows, ignore_index=True), conclusions

@@ -390,10 +390,11 @@ def table_by_seed(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFra
         low, high = clopper_pearson(correct, int(r.n_test), confidence)
         rows.append({"stage": r.stage, "seed": int(r.seed), "accuracy": float(r.accuracy), "ci_low": low,
                      "ci_high": high, "n_test": int(r.n_test), "best_epoch": getattr(r, "best_epoch", np.nan),
-                     "epochs_run": getattr(r, "epochs_run", np.nan)})
+                     "epochs_run": getattr(r, "epochs_run", np.nan),
+                     "probe": str(getattr(r, "trained_blocks", "")) == "head"})
     frame = pd.DataFrame(rows)
-    if len(frame):
-        frame["still_improving"] = frame["best_epoch"] >= frame["epochs_run"]
+    if len(frame):  # a linear probe has no epochs (its rows count C values): never "still improving"
+        frame["still_improving"] = (frame["best_epoch"] >= frame["epochs_run"]) & ~frame.pop("probe")
     return frame
 
 

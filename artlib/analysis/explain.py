@@ -19,6 +19,9 @@ from artlib.models.backbone import ArtNet
 def gradcam(model: ArtNet, images: np.ndarray, targets: int | list[int] | np.ndarray, block: str = "conv5",
             normalise: bool = True) -> np.ndarray:
     """Grad-CAM heatmaps [N, H, W] for uint8 images [N, H, W, 3] and target class(es), in [0, 1] if normalised."""
+    if model.spec.family != "resnet":
+        raise ValueError(f"Grad-CAM here explains ResNet backbones (a block's output is a feature map); {model.spec.name} "
+                         f"is not one — use a resnet50 or resnet34 stage.")
     model = model.eval()
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(255.0)
     x.requires_grad_(True)  # makes sure a graph reaches the block even if its weights are frozen

@@ -21,7 +21,7 @@ from artlib.rundir import DEFAULT_BACKBONE
 from artlib.analysis.evidence import RunEvidence
 from artlib.analysis.verdicts import (Verdict, conclusion_text, evaluate, families_reported, verdict_table,
                                       write_verdicts)
-from artlib.stages import BINARY, FAMILIES, FAMILY_TASK, VS_PROBE, Comparison
+from artlib.stages import BINARY, FAMILIES, FAMILY_TASK, Comparison
 
 
 @dataclass(frozen=True)
@@ -37,17 +37,13 @@ class Judgement:
 
 
 def comparisons_run(results: pd.DataFrame, family: str) -> tuple[Comparison, ...]:
-    """The family's comparisons to judge: all of the binary family's study comparisons once any binary stage ran
-    (unrun ones say 'not run'), and the others (other families, and comparisons with the linear probe) whose two
-    stages both have results."""
+    """The family's comparisons to judge: all of the binary family once any binary stage ran (unrun ones say
+    'not run'), and of other families those whose two stages both have results."""
     stages = set(results["stage"])
     members = FAMILIES[family]
-    ran = tuple(c for c in members if {c.stage, c.baseline} <= stages)
     if family == BINARY:
-        study = tuple(c for c in members if c.kind != VS_PROBE)
-        return tuple(c for c in members if c in study or c in ran) if any({c.stage, c.baseline} & stages
-                                                                          for c in study) else ran
-    return ran
+        return members if any({c.stage, c.baseline} & stages for c in members) else ()
+    return tuple(c for c in members if {c.stage, c.baseline} <= stages)
 
 
 def family_name(members: str, backbone: str = DEFAULT_BACKBONE) -> str:

@@ -24,9 +24,10 @@ from artlib.tasks import EMOTION, TASKS, Task, rows_of
 
 
 def default_stage(run_dir: Path, task: Task = EMOTION) -> tuple[str, int]:
-    """The finished stage of ``task`` with the best mean test accuracy, and its lowest seed."""
+    """The finished resnet50 stage of ``task`` with the best mean test accuracy, and its lowest seed (predict loads the
+    study's backbone)."""
     res = read_results(run_dir)
-    res = rows_of(res, task) if len(res) else res
+    res = rows_of(res.loc[res["backbone"] == rundir.DEFAULT_BACKBONE], task) if len(res) else res
     if res.empty:
         raise DataError(f"{run_dir}: no finished {task.name} stage (results.csv); train one first (notebooks 03–05).")
     best = res.groupby("stage")["accuracy"].mean().sort_values(ascending=False).index[0]

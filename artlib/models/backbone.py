@@ -64,8 +64,10 @@ class ArtNet(nn.Module):
     def build(cls, num_classes: int, weights: Weights | None = None, seed: int = 0,
               state: dict[str, torch.Tensor] | None = None, backbone: str | None = None,
               image_size: int = 224) -> ArtNet:
-        """A model with the given backbone weights (or a carried ``state``; random init seeded by ``seed``), a fresh
-        head. ``backbone`` defaults to the weights' (resnet50 without weights); ``image_size`` matters for a ViT."""
+        """A model with the given weights (or a carried ``state``; else random init seeded by ``seed``) and a fresh head.
+
+        ``backbone`` defaults to the weights' (resnet50 without weights); ``image_size`` matters for a ViT.
+        """
         spec = get_backbone(backbone or (weights.backbone if weights is not None else DEFAULT_BACKBONE))
         check_image_size(spec, image_size)
         exact = state is not None

@@ -158,7 +158,8 @@ def _from_path(path: Path, spec: str, backbone: BackboneSpec) -> Weights:
         if found is None:
             raise FileNotFoundError(f"weights={spec!r}: no weights for {backbone.name} in this folder. "
                                     + timm_instructions(backbone))
-        return timm_file_weights(backbone, found, f"timm:{backbone.timm_name}")
+        in_cache = any(part.startswith("models--") for part in found.relative_to(path).parts)
+        return timm_file_weights(backbone, found, f"timm:{backbone.timm_name}" if in_cache else f"folder:{path.name}")
     if not path.is_file():
         raise FileNotFoundError(f"weights={spec!r}: no such file. Use one of {WEIGHT_CHOICES} or a path to a "
                                 f".pth/.pt/.bin/.safetensors state dict"
@@ -170,8 +171,7 @@ def _from_path(path: Path, spec: str, backbone: BackboneSpec) -> Weights:
 
 
 def _resolve_resnet50(spec: str, verbose: bool) -> Weights:
-    """resnet50: ``imagenet``/``pretrained`` torchvision's file (cached or downloaded), ``self-supervised`` imgsim's,
-    ``auto`` the first of them available, else random."""
+    """resnet50's weights: torchvision's ImageNet file, imgsim's self-supervised one, or (``auto``) the first found."""
     note = ""
     if spec in ("imagenet", "pretrained", "auto"):
         path = imagenet_cache_path()
@@ -238,9 +238,17 @@ def timm_instructions(backbone: BackboneSpec) -> str:
 
 
 def _hub_reachable(timeout: float = 5.0) -> bool:
-    """Whether huggingface.co answers at all (checked first: the hub client retries for about a minute offline)."""
+    """Whether the Hugging Face endpoint ($HF_ENDPOINT) answers at all, checked first because the hub client retries
+    for about a minute offline; behind an HTTPS proxy the client is left to find out itself."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlparse(constants.ENDPOINT)
     try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout).close()
         return True
     except OSError:
         return False

@@ -235,7 +235,7 @@ def stage_inputs(model: ArtNet, stage: Stage, data: TaskData, manifest: pd.DataF
                  progress: bool = True) -> StageInputs:
     """The decoded-image cache for the task's rows (or the files), then, without augmentation, the feature cache."""
     t0 = time.perf_counter()
-    if config.images == "files":
+    if config.images == "files" and not stage.probe:  # a linear probe always fits cached features
         model.use_channels_last(config.layout == "channels_last")
         source: Any = FileSource(archive, manifest["image_path"].tolist(), data.rows, config.image_size,
                                  threads=config.workers or 2, draft=config.draft)
@@ -254,7 +254,7 @@ def stage_inputs(model: ArtNet, stage: Stage, data: TaskData, manifest: pd.DataF
         feature_seconds = time.perf_counter() - t_features
         model.use_channels_last(features.array.ndim == 4 and _layout(config, int(features.array.shape[1])))
         resident = fits_on_device(features.array.nbytes, device)
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        dtype = torch.bfloat16 if precision == "bf16" and not stage.probe else torch.float32  # a probe's head: fp32
         source = FeatureSource(features.array, features.start, device, resident=resident, dtype=dtype)
     else:
         model.use_channels_last(config.layout != "contiguous")

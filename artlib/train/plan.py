@@ -38,8 +38,10 @@ from artlib.train.probe import C_GRID
 
 
 def block_inputs(image_size: int, backbone: str = DEFAULT_BACKBONE) -> dict[str, tuple[int, ...]]:
-    """The shape of each block's input as the feature cache stores it — (H, W, C) maps, (tokens, width) for a ViT,
-    (width,) for the head — at this image size (shapes only, on the meta device)."""
+    """The shape of each block's input as the feature cache stores it, at this image size (on the meta device).
+
+    (H, W, C) for feature maps, (tokens, width) for a ViT, (width,) for the head.
+    """
     spec = get_backbone(backbone)
     with torch.device("meta"):
         model = ArtNet(create_backbone(spec, image_size), 2, spec=spec).eval()

@@ -27,27 +27,32 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from artlib.models.backbone import ArtNet
 from artlib.train.config import MONITORS, TrainConfig
+from artlib.train.inputs import FeatureSource
 from artlib.train.loop import LoopResult, evaluate, validation_row
 
 log = logging.getLogger(__name__)
 
 C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))
 """Inverse L2 strengths tried, strongest regularisation first (on standardised features)."""
+ABSENT_LOGIT = -14.0
+"""The logit of a class no training painting has (probability about 1e-6 beside a logit of 0): rare, not impossible,
+so a validation vote for it keeps the loss finite."""
 
 
-def _features(source: object, positions: np.ndarray) -> np.ndarray:
+def _features(source: FeatureSource, positions: np.ndarray) -> np.ndarray:
     """The cached pooled features of these task positions as float64 (what scikit-learn fits best on)."""
     return np.asarray(source.array[np.sort(positions)][np.argsort(np.argsort(positions))], dtype=np.float64)
 
 
 def _design(x: np.ndarray, targets: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray,
                                                                                       np.ndarray]:
-    """(rows, labels, sample weights) to fit: hard labels with class weights, or one row per voted emotion weighted by
-    its vote share (soft targets)."""
+    """(rows, labels, sample weights) to fit: class-weighted hard labels, or one row per voted emotion by share."""
     if targets.ndim == 1:
         w = np.ones(len(targets)) if weights is None else weights[targets]
         return x, targets, w
@@ -55,16 +60,14 @@ def _design(x: np.ndarray, targets: np.ndarray, weights: np.ndarray | None) -> t
     return x[painting], emotion, targets[painting, emotion].astype(np.float64)
 
 
-def _to_head(model: ArtNet, fit: object, mean: np.ndarray, scale: np.ndarray, k: int) -> None:
+def _to_head(model: ArtNet, fit: LogisticRegression, mean: np.ndarray, scale: np.ndarray, k: int) -> None:
     """Write a fitted regression into the model's linear head, folding the standardisation into its weights."""
-    coef, intercept = fit.coef_, fit.intercept_
-    full_w, full_b = np.zeros((k, coef.shape[1])), np.zeros(k)
-    if coef.shape[0] == 1 and k == 2:  # binary: sklearn keeps the logit of class 1 against class 0
-        full_w[1], full_b[1] = coef[0], intercept[0]
+    coef, intercept, present = fit.coef_, fit.intercept_, fit.classes_
+    full_w, full_b = np.zeros((k, coef.shape[1])), np.full(k, ABSENT_LOGIT)
+    if coef.shape[0] == 1:  # two classes: scikit-learn keeps the logit of the second against the first
+        full_w[present[1]], full_b[present[1]], full_b[present[0]] = coef[0], intercept[0], 0.0
     else:
-        full_w[fit.classes_], full_b[fit.classes_] = coef, intercept
-        absent = np.setdiff1d(np.arange(k), fit.classes_)
-        full_b[absent] = -1e4  # a class with no training paintings is never predicted
+        full_w[present], full_b[present] = coef, intercept
     w = full_w / scale
     b = full_b - w @ mean
     with torch.no_grad():
@@ -72,13 +75,10 @@ def _to_head(model: ArtNet, fit: object, mean: np.ndarray, scale: np.ndarray, k:
         model.head.bias.copy_(torch.as_tensor(b, dtype=model.head.bias.dtype))
 
 
-def fit_probe(model: ArtNet, source: object, targets: np.ndarray, positions: dict[str, np.ndarray],
+def fit_probe(model: ArtNet, source: FeatureSource, targets: np.ndarray, positions: dict[str, np.ndarray],
               config: TrainConfig, device: torch.device, precision: str, criterion: nn.Module,
               class_weights: np.ndarray | None) -> LoopResult:
     """Fit the logistic-regression head for every C, keep the best on validation; the model's head holds it."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-
     t0 = time.perf_counter()
     x = _features(source, positions["train"])
     mean, scale = x.mean(axis=0), x.std(axis=0)

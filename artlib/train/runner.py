@@ -365,7 +365,8 @@ def _train(name: str, run_dir: Path, config: TrainConfig, seed: int, force: bool
     criterion = criterion_for(stage, data.labels[inputs.positions["train"]], config, identity.device)
     meta = checkpoints.make_meta(kind="checkpoint", stage=name, task=stage.task, classes=list(stage.classes),
                                  seed=seed, config_hash=identity.config_hash)
-    if stage.probe:
+    if stage.probe:  # the head scikit-learn fitted (in float64) is scored in fp32, never under bf16 autocast
+        identity = replace(identity, precision="fp32")
         loop = fit_probe(model, inputs.source, data.fitted, inputs.positions, config, identity.device,
                          identity.precision, criterion, class_weights_for(stage, data, inputs, config))
     else:
