@@ -248,3 +248,22 @@ def test_a_probe_fits_cached_features_even_when_training_decodes_files(run_dir: 
     config = TrainConfig(**{**TINY.__dict__, "images": "files"})
     row = train_one("emotion_probe", run_dir, config, progress=False)
     assert row["trained_blocks"] == "head" and bool(row["feature_cache"]) and row["epochs_run"] == 7
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_feature_cache_holds_exactly_the_prefix_output_rounded_once(tmp_path: Path, precision: str) -> None:
+    """The cache's float16 features are the prefix's output rounded to float16 once (as numpy's astype from float32
+    rounds it), byte for byte, under fp32 and bf16 compute."""
+    from artlib.models.backbone import autocast
+    from artlib.train.features import build_feature_cache
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(40, 32, 32, 3), dtype=np.uint8)
+    rows = np.arange(3, 40)
+    model = ArtNet.build(2, seed=0).freeze_all().unfreeze("conv5").eval()
+    cache = build_feature_cache(model, images, rows, "test", tmp_path, torch.device("cpu"), precision,
+                                batch_size=16, progress=False)
+    with torch.no_grad(), autocast(torch.device("cpu"), precision):
+        f = model.forward_blocks(torch.from_numpy(images[rows]), None, "conv5")
+    expected = f.float().permute(0, 2, 3, 1).numpy().astype(np.float16)
+    assert np.asarray(cache.array).tobytes() == expected.tobytes()
