@@ -262,7 +262,7 @@ def test_the_feature_cache_holds_exactly_the_prefix_output_rounded_once(tmp_path
     rows = np.arange(3, 40)
     model = ArtNet.build(2, seed=0).freeze_all().unfreeze("conv5").eval()
     cache = build_feature_cache(model, images, rows, "test", tmp_path, torch.device("cpu"), precision,
-                                batch_size=16, progress=False)
+                                batch_size=64, progress=False)  # one batch, as the reference below
     with torch.no_grad(), autocast(torch.device("cpu"), precision):
         f = model.forward_blocks(torch.from_numpy(images[rows]), None, "conv5")
     expected = f.float().permute(0, 2, 3, 1).numpy().astype(np.float16)
