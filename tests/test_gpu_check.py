@@ -88,6 +88,23 @@ def test_scale_gives_about_the_paintings_asked() -> None:
     assert gc.parse_demo_count(out) == 2003 and gc.parse_demo_count("nothing") is None
 
 
+def test_the_real_plan_printout_is_read_by_its_header(capsys: pytest.CaptureFixture[str]) -> None:
+    """What artlib's own print_plan prints (a backbone column beside stage and seed) is read by column name."""
+    import pandas as pd
+
+    from artlib.train.plan import print_plan
+
+    table = pd.DataFrame([{"order": 1, "stage": "emotion_probe", "backbone": "clip_vit_b16", "seed": 5, "split_seed": 0,
+                           "after": "", "task": "emotion", "trains": "head", "n_train": 129, "n_val": 30,
+                           "n_test": 26, "cache_from": "head input, prefix pretrained", "cache_bytes": 240000,
+                           "cache_shared": False, "gpu_bytes": 240000, "est_seconds": 3.5}])
+    table.attrs.update(device="cuda", image_bytes=0, free_bytes=10**10)
+    print_plan(table)
+    rows = gc.parse_plan(capsys.readouterr().out)
+    assert [(r["stage"], r["backbone"], r["seed"], r["cache_bytes"], r["est_seconds"]) for r in rows] == [
+        ("emotion_probe", "clip_vit_b16", 5, 240000, 3.5)]
+
+
 def test_the_plan_table_is_read_from_both_ends() -> None:
     """Stage, seed and the right-hand columns are read although 'after' and 'cache_from' hold spaces or nothing."""
     rows = gc.parse_plan(PLAN_OUTPUT)

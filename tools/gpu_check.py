@@ -46,6 +46,9 @@ PAINTINGS_AT_SCALE_1 = 329
 GRID_STAGES_SEEDS = (0, 1, 2)
 PAIR = ("emotion_conv5", "emotion_conv45")  # independent of each other: both start from the pretrained backbone
 ALONE_SEED, PAIR_SEED = 3, 4
+BACKBONE, BACKBONE_SEED = "clip_vit_b16", 5
+BACKBONE_STAGES = ("genre_conv4", "emotion_conv5", "genre_conv4_then_emotion_conv5", "emotion_probe")
+"""Configuration 1 and the linear probe on CLIP's image tower at 224 px (issue 20's GPU measurement)."""
 IMAGE_SIZE = 224
 BUDGET_SECONDS = 480  # the check's target on one H100/H200
 WORK_MARKER = ".gpu-check-work"
@@ -83,22 +86,24 @@ def parse_demo_count(stdout: str) -> int | None:
 
 
 def parse_plan(text: str) -> list[dict[str, Any]]:
-    """The stage-run rows of ``train --plan``'s printed table: stage, seed, split seed, cache and time columns.
+    """The stage-run rows of ``train --plan``'s printed table: stage, backbone, seed, split seed, cache and time.
 
-    Read from both ends of each line, because the ``after`` and ``cache_from`` columns hold spaces or nothing.
+    Read from both ends of each line, by the header's names, because ``after`` and ``cache_from`` hold spaces or nothing.
     """
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.split()[:2] == ["order", "stage"]), None)
     if start is None:
         raise CheckFailed("train --plan printed no table (no line starting 'order stage'); see its log")
     header = lines[start].split()
+    left_columns = header[: header.index("split_seed") + 1]  # order, stage, [backbone,] seed, split_seed: no spaces
     rows = []
     for line in lines[start + 1:]:
         tokens = line.split()
         if not tokens or not tokens[0].isdigit():
             break
-        right = dict(zip(header[-4:], tokens[-4:]))
-        rows.append({"stage": tokens[1], "seed": int(tokens[2]), "split_seed": int(tokens[3]),
+        left, right = dict(zip(left_columns, tokens)), dict(zip(header[-4:], tokens[-4:]))
+        rows.append({"stage": left["stage"], "seed": int(left["seed"]), "split_seed": int(left["split_seed"]),
+                     "backbone": left.get("backbone", "resnet50"),
                      "cache_bytes": int(right["cache_bytes"]), "cache_shared": right["cache_shared"] == "True",
                      "gpu_bytes": int(right["gpu_bytes"]), "est_seconds": float(right["est_seconds"])})
     if not rows:
@@ -115,9 +120,10 @@ def read_results(run_dir: Path) -> dict[tuple[str, int], dict[str, str]]:
         return {(row["stage"], int(float(row["seed"]))): row for row in csv.DictReader(fh)}
 
 
-def read_metrics(run_dir: Path, stage: str, seed: int) -> dict[str, Any]:
+def read_metrics(run_dir: Path, stage: str, seed: int, backbone: str = "resnet50") -> dict[str, Any]:
     """A stage-run's metrics.json, or CheckFailed naming the missing or damaged file."""
-    path = run_dir / "stages" / stage / f"seed_{seed}" / "metrics.json"
+    folder = run_dir / "stages" / stage if backbone == "resnet50" else run_dir / "stages" / stage / backbone
+    path = folder / f"seed_{seed}" / "metrics.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -348,14 +354,15 @@ def train_args(run: Path, what: list[str], seeds: tuple[int, ...], epochs: int, 
 
 
 def collect(phase: str, run: Path, keys: list[tuple[str, int]],
-            planned: dict[tuple[str, int], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+            planned: dict[tuple[str, int], dict[str, Any]] | None = None,
+            backbone: str = "resnet50") -> list[dict[str, Any]]:
     """The records of these stage-runs from results.csv and their metrics.json (CheckFailed when one is missing)."""
     rows = read_results(run)
     records = []
     for stage, seed in keys:
         if (stage, seed) not in rows:
             raise CheckFailed(f"{run / 'results.csv'}: no row for {stage} seed {seed} after {phase}; see its log")
-        records.append(stage_record(phase, rows[(stage, seed)], read_metrics(run, stage, seed),
+        records.append(stage_record(phase, rows[(stage, seed)], read_metrics(run, stage, seed, backbone),
                                     (planned or {}).get((stage, seed))))
     check_accuracies(records)
     return records
@@ -410,6 +417,14 @@ def run_pair(run: Path, epochs: int, logs: Path, deadline: float, phases: dict[s
             "ray_vs_alone": compare_ray(alone, seconds, alone_records, pair_records)}
 
 
+def run_backbone(run: Path, epochs: int, logs: Path, deadline: float, phases: dict[str, Any]) -> dict[str, Any]:
+    """Configuration 1 and the emotion linear probe on CLIP's image tower (random weights: nothing downloaded)."""
+    args = train_args(run, list(BACKBONE_STAGES), (BACKBONE_SEED,), epochs, "--backbone", BACKBONE, "--weights", "none")
+    seconds, _, peak = run_cli("backbone", args, logs, deadline)
+    phases["backbone"] = {"seconds": round(seconds, 2), "gpu_peak_mib_nvidia_smi": peak, "backbone": BACKBONE}
+    return {"records": collect("backbone", run, [(s, BACKBONE_SEED) for s in BACKBONE_STAGES], backbone=BACKBONE)}
+
+
 def notes() -> dict[str, str]:
     """What each derived number means, and what artlib does not record."""
     return {**NOT_RECORDED,
@@ -455,6 +470,7 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     run, written = make_data(args.work_dir, args.paintings, logs, deadline, phases)
     grid = run_grid(run, args.epochs, logs, deadline, phases)
     pair = run_pair(run, args.epochs, logs, deadline, phases)
+    other = run_backbone(run, args.epochs, logs, deadline, phases)
     total = time.perf_counter() - t0
     report: dict[str, Any] = {"environment": environment()}  # after the steps: this process holds no CUDA context during them
     report.update(
@@ -462,8 +478,11 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
                   "image_size": IMAGE_SIZE, "epochs": args.epochs, "patience": args.epochs,
                   "epochs_choice": EPOCHS_CHOICE, "grid": "configuration 1, seeds 0 1 2", "pair": list(PAIR),
                   "alone_seed": ALONE_SEED, "pair_seed": PAIR_SEED, "gpus_per_stage": 0.5, "weights": "self-supervised",
+                  "backbone_phase": {"backbone": BACKBONE, "stages": list(BACKBONE_STAGES), "seed": BACKBONE_SEED,
+                                     "weights": "none (random: nothing downloaded)"},
                   "work_dir": str(args.work_dir)},
-        phases=phases, stage_runs=grid["records"] + pair["records"], plan_vs_measured=grid["plan_vs_measured"],
+        phases=phases, stage_runs=grid["records"] + pair["records"] + other["records"],
+        plan_vs_measured=grid["plan_vs_measured"],
         ray_vs_alone=pair["ray_vs_alone"], total_seconds=round(total, 1), budget_seconds=BUDGET_SECONDS,
         within_budget=total <= BUDGET_SECONDS, notes=notes())
     return report
