@@ -57,9 +57,9 @@ def _metric(y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray, metric: 
     recall over the classes present in ``y_true``; a class only predicted is left out, which is sklearn's rule
     too — its 'y_pred contains classes not in y_true' warning is silenced here, and so is 1.9's warning that a
     single label makes its internal confusion matrix 1×1 (that matrix's shape does not change the mean recall).
-    Against artlib's former numpy formulas every value is bit-identical except balanced accuracy with k ≥ 8 and
-    a class absent from y_true: sklearn averages only the present recalls, numpy summed zeros in, so the
-    float sum is grouped differently — |difference| ≤ 5.6e-17 (about 30% of such k = 9 cases).
+    Against the definitions (artlib's former numpy formulas) accuracy and F1 are equal exactly and balanced accuracy
+    to 1e-15: sklearn averages only the present recalls, the former formula summed zeros in, so the float sum is
+    grouped differently (tests/test_stats.py::test_the_scikit_learn_metrics_equal_their_definitions…).
     """
     if metric == "accuracy":
         return float(accuracy_score(y_true, y_pred, sample_weight=weight))

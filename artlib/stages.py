@@ -106,13 +106,9 @@ CONFIGURATIONS: dict[int, tuple[str, ...]] = {
 def get_stage(name: str, option: str = "stage name") -> Stage:
     """The stage called ``name``; a DataError naming ``option`` and the closest names if there is none."""
     if name not in STAGES:
-        import difflib
+        from artlib.errors import DataError, no_such
 
-        from artlib.errors import DataError
-
-        close = difflib.get_close_matches(str(name), list(STAGES), n=3, cutoff=0.5)
-        hint = f"did you mean {' or '.join(close)}? " if close else ""
-        raise DataError(f"{option} {name!r}: no such stage; {hint}stages are: {', '.join(STAGES)}.")
+        raise DataError(no_such(option, name, "stage", list(STAGES)))
     return STAGES[name]
 
 

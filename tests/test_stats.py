@@ -172,3 +172,33 @@ def test_paired_predictions_refuses_different_paintings_naming_stages() -> None:
     c = _preds(["x.jpg", "y.jpg"], ["positive", "positive"], ["positive", "positive"])
     with pytest.raises(ValueError, match="s1 and s2 disagree"):
         paired_predictions(a, c, "s1", "s2")
+
+
+def _definitions(y: np.ndarray, p: np.ndarray, k: int) -> dict[str, float]:
+    """The metrics from their definitions (the former numpy formulas), independent of scikit-learn."""
+    conf = np.zeros((k, k), dtype=np.int64)
+    np.add.at(conf, (y, p), 1)
+    tp, true, pred = np.diag(conf).astype(float), conf.sum(1).astype(float), conf.sum(0).astype(float)
+    present = true > 0
+    f1 = np.divide(2 * tp, true + pred, out=np.zeros(k), where=(true + pred) > 0)
+    return {"accuracy": tp.sum() / len(y), "balanced_accuracy": float(np.mean(tp[present] / true[present])),
+            "f1": float(f1[1]) if k == 2 else float(f1.mean())}
+
+
+def test_the_scikit_learn_metrics_equal_their_definitions_on_random_and_edge_cases() -> None:
+    """Accuracy and F1 exactly, balanced accuracy to 1e-15 (summation order), on 600 random cases with k = 2, 4, 9,
+    skewed classes, classes missing from the predictions or the truth, and single-class truths."""
+    rng = np.random.default_rng(5)
+    for case in range(600):
+        k = (2, 4, 9)[case % 3]
+        n = int(rng.integers(1, 60))
+        weights = rng.dirichlet(np.ones(k) * (0.3 if case % 2 else 3))
+        y, p = rng.choice(k, n, p=weights), rng.choice(k, n, p=rng.dirichlet(np.ones(k)))
+        if case % 10 == 0:
+            y[:] = y[0]  # a single class in the truth
+        expected = _definitions(y, p, k)
+        conf = np.zeros((k, k), dtype=np.int64)
+        np.add.at(conf, (y, p), 1)
+        assert float(from_confusion(conf, "accuracy", k)) == expected["accuracy"]
+        assert float(f1_for_task(y, p, k)) == expected["f1"]
+        assert abs(float(from_confusion(conf, "balanced_accuracy", k)) - expected["balanced_accuracy"]) <= 1e-15

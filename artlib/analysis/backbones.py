@@ -89,8 +89,10 @@ def verdicts(run_dir: str | Path, backbones: list[str], alpha: float = 0.05,
 
     rows, conclusions = [], {}
     for backbone in backbones:
+        summary = summary_table(load_results(run_dir, backbone), run_dir)  # once for both families
         for members in (BINARY, LINEAR_PROBE):
-            judgement = judge_family(run_dir, family_name(members, backbone), alpha, allow_unconverged=allow_unconverged)
+            judgement = judge_family(run_dir, family_name(members, backbone), alpha, allow_unconverged=allow_unconverged,
+                                     summary=summary)
             table = judgement.table
             rows.append(table.loc[table["comparison"].isin(BACKBONE_COMPARISONS)].assign(backbone=backbone))
             conclusions[judgement.family] = judgement.conclusion

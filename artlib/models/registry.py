@@ -25,9 +25,9 @@ This module is plain data (no torch), so option parsing and the run layout can n
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
+from artlib.errors import no_such
 from artlib.rundir import DEFAULT_BACKBONE as DEFAULT_BACKBONE  # the study's: a results row without one used it
 
 BLOCK_ORDER = ("stem", "conv2", "conv3", "conv4", "conv5")
@@ -99,7 +99,5 @@ BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in (
 def get_backbone(name: str, option: str = "backbone") -> BackboneSpec:
     """The backbone called ``name``; a ValueError naming ``option``, the close names and every choice otherwise."""
     if name not in BACKBONES:
-        close = difflib.get_close_matches(str(name), list(BACKBONES), n=2, cutoff=0.5)
-        hint = f"did you mean {' or '.join(close)}? " if close else ""
-        raise ValueError(f"{option} {name!r}: no such backbone; {hint}backbones are: {', '.join(BACKBONES)}.")
+        raise ValueError(no_such(option, name, "backbone", list(BACKBONES)))
     return BACKBONES[name]
