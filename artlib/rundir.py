@@ -6,6 +6,7 @@
       comparison.csv  verdicts.csv                             (notebook 06)
       stages/<stage>/seed_<n>/                                 (one folder per stage-run, split seed 0)
           config.json  checkpoint.pt  model.pt  metrics.json  predictions.csv  history.csv
+          checkpoint-slot<i>.safetensors                       (while training: the record's weights, i in 0‥2)
       stages/<stage>/split_<k>/seed_<n>/                       (the same for split seed k ≥ 1)
       stages/<stage>/<backbone>/[split_<k>/]seed_<n>/          (a backbone other than the study's resnet50)
       cache/        figures/        notebooks/        report/
@@ -128,6 +129,12 @@ def stage_file(run_dir: PathLike, stage: str, seed: int, name: str, split_seed: 
     return getattr(stage_run(run_dir, stage, seed, split_seed, backbone), name.split(".")[0])
 
 
+def checkpoint_slot(checkpoint: Path, slot: int) -> Path:
+    """A checkpoint slot beside the record ``checkpoint``: checkpoint-slot<i>.safetensors (weights and Adam state of
+    one epoch; see artlib.train.resume)."""
+    return checkpoint.with_name(f"{checkpoint.stem}-slot{int(slot)}.safetensors")
+
+
 @dataclass(frozen=True)
 class StageRunFiles:
     """Where one stage-run's files live (its folder from :func:`stage_dir`)."""
@@ -141,7 +148,8 @@ class StageRunFiles:
 
     @property
     def checkpoint(self) -> Path:
-        """checkpoint.pt: the last finished epoch (resume from it); removed once the stage-run finished."""
+        """checkpoint.pt: the last finished epoch's record (resume from it; it names the slots holding the weights);
+        removed once the stage-run finished."""
         return self.folder / "checkpoint.pt"
 
     @property

@@ -195,7 +195,7 @@ def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[s
     predictions = pd.read_csv(rundir.stage_file(run_dir, job["stage"], job["seed"], "predictions.csv"))
     history = pd.read_csv(rundir.stage_file(run_dir, job["stage"], job["seed"], "history.csv"))
     n_train = int(row["n_train"])
-    return {**row_timing(metrics, row, wall), "import_seconds": import_seconds,
+    return {**row_timing(metrics, row, wall, history), "import_seconds": import_seconds,
             "threads": int(row["threads"]), "layout_used": metrics.get("layout"),
             "n_task": int(row["n_train"]) + int(row["n_val"]) + int(row["n_test"]) + int(row["skipped_images"]),
             "final_train_loss": float(history["train_loss"].iloc[-1]),
@@ -222,13 +222,39 @@ TIMING_PARTS = ("startup", "model", "image_cache", "feature_cache", "training", 
 """The parts of a stage-run's time its metrics.json records (``timing``: ``<part>_seconds``)."""
 
 
-def row_timing(metrics: dict[str, Any], row: dict[str, Any], wall: float) -> dict[str, Any]:
+def checkpoint_overlap(history: pd.DataFrame) -> float:
+    """Seconds the per-epoch checkpoint writes added to the validation passes they ran beside.
+
+    artlib writes an epoch's state while that epoch's validation runs (artlib.train.resume); on a machine whose
+    cores validation already uses, the write slows it. Validation passes are all the same size, so the slowdown is
+    the validation seconds of the epochs that wrote a checkpoint minus as many times the median of those that did
+    not (the last epoch); clamped at 0. This is the checkpoint's cost, not validation's.
+    """
+    if "val_seconds" not in history or "checkpoint_seconds" not in history:
+        return 0.0
+    wrote = history["checkpoint_seconds"].fillna(0.0) > 0
+    if not wrote.any() or wrote.all():
+        return 0.0
+    alone = float(history.loc[~wrote, "val_seconds"].median())
+    return max(0.0, float(history.loc[wrote, "val_seconds"].sum()) - alone * int(wrote.sum()))
+
+
+def row_timing(metrics: dict[str, Any], row: dict[str, Any], wall: float,
+               history: pd.DataFrame | None = None) -> dict[str, Any]:
     """The stage-run's recorded time parts (seconds), the rest of the wall time (``rest``: the driver, results.csv,
-    the loop's set-up) and every part's share of the wall time (``share_<part>``)."""
+    the loop's set-up) and every part's share of the wall time (``share_<part>``).
+
+    The validation slowdown the overlapping checkpoint writes caused (:func:`checkpoint_overlap`) is moved from
+    validation to checkpoints, and recorded as ``checkpoint_overlap_seconds``.
+    """
     timing = metrics.get("timing", {})
     parts = {p: float(timing.get(f"{p}_seconds", float("nan"))) for p in TIMING_PARTS}
+    overlap = checkpoint_overlap(history) if history is not None else 0.0
+    parts["validation"] -= overlap
+    parts["checkpoint"] += overlap
     parts["rest"] = wall - sum(v for v in parts.values() if v == v)
     out: dict[str, Any] = {f"{p}_part_seconds": v for p, v in parts.items()}
+    out["checkpoint_overlap_seconds"] = overlap
     out.update({f"share_{p}": v / wall for p, v in parts.items()})
     inside = parts["image_cache"] + parts["feature_cache"] + parts["training"] + parts["validation"]
     out["share_outside_epochs_and_cache"] = 1.0 - inside / wall
@@ -440,7 +466,7 @@ EFFICIENCY_COLUMNS = [("stage", "stage", ""), ("pipeline", "pipeline", ""), ("sc
 SHARE_COLUMNS = [("stage", "stage", ""), ("pipeline", "pipeline", ""), ("scale", "scale", "g"),
                  ("wall s", "wall_seconds", ".1f"), ("image cache", "share_image_cache", ".1%"),
                  ("feat. cache", "share_feature_cache", ".1%"), ("training", "share_training", ".1%"),
-                 ("validation", "share_validation", ".1%"), ("checkpoints", "share_checkpoint", ".1%"),
+                 ("validation", "share_validation", ".1%"), ("checkpoints*", "share_checkpoint", ".1%"),
                  ("model", "share_model", ".1%"), ("start-up", "share_startup", ".1%"), ("test", "share_test", ".1%"),
                  ("rest", "share_rest", ".1%"), ("outside epochs+cache", "share_outside_epochs_and_cache", ".1%"),
                  ("imports s", "import_seconds", ".1f")]
@@ -724,7 +750,8 @@ def print_efficiency(report: dict[str, Any]) -> None:
         print(table([r for r in rows if r["pipeline"] == "artlib"], EFFICIENCY_COLUMNS))
     print()
     print("Wall-time shares (metrics.json timing; rest = the driver, results.csv and the loop's set-up; imports are "
-          "not in the wall time):")
+          "not in the wall time; checkpoints* = waiting for them after validation plus the slowdown their writes "
+          "caused in the validation passes they overlapped, which is taken out of validation):")
     print(table(rows, SHARE_COLUMNS))
 
 

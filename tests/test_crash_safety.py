@@ -235,15 +235,18 @@ def torchvision_resnet50_state() -> dict[str, torch.Tensor]:
     return torchvision.models.resnet50().state_dict()
 
 
-@pytest.mark.parametrize("damage", ["truncated", "flipped-bytes", "garbage", "code", "other-stage"])
+@pytest.mark.parametrize("damage", ["truncated", "flipped-bytes", "garbage", "code", "other-stage", "slot-changed",
+                                    "slot-missing"])
 def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[Path, Path], tmp_path: Path,
                                                               clean_run: Path, damage: str,
                                                               capsys: pytest.CaptureFixture) -> None:
-    """An unusable checkpoint.pt is reported and ignored; the stage trains from epoch 1 to the clean run's result."""
+    """An unusable checkpoint.pt, or a changed or missing slot file it points to, is reported and ignored; the stage
+    trains from epoch 1 to the clean run's result."""
     run_dir = new_run_dir(tiny_data[1], tmp_path / "run")
     folder = stage_dir(run_dir, "emotion_conv5", 0)
     marker = tmp_path / "code-ran"
-    if damage in ("truncated", "flipped-bytes", "other-stage"):
+    slot = folder / "checkpoint-slot0.safetensors"  # epoch 1's weights and Adam state
+    if damage in ("truncated", "flipped-bytes", "other-stage", "slot-changed", "slot-missing"):
         with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):
             train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False, on_epoch_end=crash_after(1))
         ck = folder / "checkpoint.pt"
@@ -251,6 +254,12 @@ def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[P
             ck.write_bytes(ck.read_bytes()[: ck.stat().st_size // 2])
         elif damage == "flipped-bytes":  # e.g. a disk error: torch.load alone would resume from wrong weights
             _flip_bytes_inside_largest_record(ck)
+        elif damage == "slot-changed":  # safetensors has no checksum: the record's CRC32 of the slot catches it
+            with open(slot, "r+b") as fh:
+                fh.seek(slot.stat().st_size // 2)
+                fh.write(b"garbage")
+        elif damage == "slot-missing":
+            slot.unlink()
         else:  # a valid checkpoint, but of another stage (copied by hand into the wrong folder)
             payload = torch.load(ck, weights_only=True)
             payload["meta"]["stage"] = "emotion_conv4"
@@ -267,9 +276,11 @@ def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[P
     expected = {"truncated": "cannot be loaded safely", "garbage": "cannot be loaded safely",
                 "flipped-bytes": "damaged: the bytes of record",
                 "code": "cannot be loaded safely (UnpicklingError",
-                "other-stage": "is a checkpoint for stage='emotion_conv4', but stage='emotion_conv5' was expected"}
-    assert (f"ignoring checkpoint checkpoint.pt (training from epoch 1 instead): {folder / 'checkpoint.pt'}: "
-            f"{expected[damage]}") in out
+                "other-stage": "is a checkpoint for stage='emotion_conv4', but stage='emotion_conv5' was expected",
+                "slot-changed": f"{slot}: damaged: its bytes changed after they were written",
+                "slot-missing": f"{slot}: missing (the checkpoint refers to it)"}
+    where = "" if damage.startswith("slot") else f"{folder / 'checkpoint.pt'}: "  # the slot messages name the slot
+    assert f"ignoring checkpoint checkpoint.pt (training from epoch 1 instead): {where}{expected[damage]}" in out
     assert "resuming" not in out
     assert json.loads((folder / "metrics.json").read_text())["resumed_from_epoch"] == 0
     assert result_row(run_dir, "emotion_conv5") == result_row(clean_run, "emotion_conv5")

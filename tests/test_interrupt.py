@@ -1,9 +1,9 @@
-"""Issue #6, interruptions: a stage killed with SIGKILL (mid-epoch or mid-cache) resumes to the uninterrupted result;
-a failing notebook stops the series, keeping its partly executed copy.
+"""Issue #6, interruptions: a stage killed with SIGKILL (mid-epoch, mid-checkpoint or mid-cache) resumes to the
+uninterrupted result; a failing notebook stops the series, keeping its partly executed copy.
 
-The killed stage runs in a subprocess. Its only change is a sleep (in validation, or per feature batch)
-that widens the window in which the parent kills it, so the kill lands where intended on a slow or busy
-machine; the numbers it computes are untouched.
+The killed stage runs in a subprocess. Its only change is a sleep (in validation, per feature batch, or per write
+into epoch 2's checkpoint slot) that widens the window in which the parent kills it, so the kill lands where
+intended on a slow or busy machine; the numbers it computes are untouched.
 """
 
 from __future__ import annotations
@@ -48,7 +48,16 @@ import artlib.train.features, artlib.train.loop
 from artlib.train.driver import run_stages
 from artlib.train.config import TrainConfig
 
-if sys.argv[2] == "epoch":
+if sys.argv[2] == "slot":
+    import os
+    import artlib.models.tensorfile
+    write_all = artlib.models.tensorfile._write_all
+    def slow_write_all(fd, data):
+        if os.readlink(f"/proc/self/fd/{{fd}}").endswith("slot1.safetensors"):
+            time.sleep({sleep} / 100)  # epoch 2's slot is written slowly: the parent kills in the middle of it
+        write_all(fd, data)
+    artlib.models.tensorfile._write_all = slow_write_all
+elif sys.argv[2] == "epoch":
     evaluate = artlib.train.loop.evaluate
     def slow_evaluate(*args, **kwargs):
         time.sleep({sleep})  # every epoch lasts a while: the parent kills during epoch 2
@@ -154,6 +163,25 @@ def test_sigkill_mid_epoch_resumes_to_the_same_result(prepared: Path, clean: Pat
     pd.testing.assert_frame_equal(history(run_dir), history(clean))
     assert len(read_results(run_dir)) == 1
     assert not (folder / "checkpoint.pt").exists() and not stale.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="the child finds the slot's file name in /proc")
+def test_sigkill_while_an_epochs_state_is_written_loses_only_that_epoch(prepared: Path, clean: Path,
+                                                                        tmp_path: Path) -> None:
+    """Killed while epoch 2's slot is half written (during its validation), the rerun resumes from epoch 1: the
+    record and the slot it names were not touched, and the result matches the clean run."""
+    run_dir = new_run_dir(prepared, tmp_path / "run")
+    folder = stage_dir(run_dir, STAGE, 0)
+    slot1 = folder / "checkpoint-slot1.safetensors"
+    kill_when(run_dir, "slot", lambda: slot1.is_file() and slot1.stat().st_size > 1 << 20, tmp_path, sleep=1.0)
+    record = checkpoints.load(folder / "checkpoint.pt")
+    assert record["epoch"] == 1 and record["state"]["slot"] == 0
+    assert slot1.stat().st_size < record["state"]["bytes"]  # cut short
+    train_one(STAGE, run_dir, CONFIG, seed=0, progress=False)
+    assert json.loads((folder / "metrics.json").read_text())["resumed_from_epoch"] == 1
+    assert final_row(run_dir) == final_row(clean)
+    pd.testing.assert_frame_equal(history(run_dir), history(clean))
+    assert not list(folder.glob("checkpoint*"))
 
 
 def test_sigkill_while_caching_features_rebuilds_and_gives_the_same_result(prepared: Path, clean: Path,

@@ -306,6 +306,27 @@ def test_state_dict_file_with_prefixes_loads(tmp_path: Path) -> None:
         resolve_weights(str(tmp_path / "bad.pth"), verbose=False)
 
 
+def test_a_changed_weights_file_gets_a_new_digest_and_an_unchanged_one_is_not_hashed_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest (part of every config hash) follows the file's content, in one process and across processes; the
+    digest of a file whose size, mtime, inode and device are unchanged is read from the user's cache folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "w.pth"
+    torch.save(ArtNet.build(2, seed=4).backbone.state_dict(), path)
+    first = resolve_weights(str(path), verbose=False)
+    memo = json.loads(backbone_weights.digest_memo_path().read_text())
+    assert list(memo.values()) == [first.digest]
+    monkeypatch.setattr(backbone_weights, "_RESOLVED", {})  # a new process: the digest comes from the memo, not the bytes
+    monkeypatch.setattr(backbone_weights.hashlib, "blake2b", None)
+    assert resolve_weights(str(path), verbose=False) == first
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    torch.save(ArtNet.build(2, seed=5).backbone.state_dict(), path)  # same size, new bytes (and mtime)
+    second = resolve_weights(str(path), verbose=False)  # same process, same option: resolved again
+    assert second.digest != first.digest
+    monkeypatch.setattr(backbone_weights, "_RESOLVED", {})
+    assert resolve_weights(str(path), verbose=False).digest == second.digest  # and in a new process
+
 
 def test_resident_feature_source_matches_memory_mapped(run_dir: Path) -> None:
     """Gathering batches from a device-resident copy of the cache gives the same inputs as the memmap."""

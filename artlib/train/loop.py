@@ -3,8 +3,9 @@
 Correct where the original was not: per-class weights, early stopping in the right
 direction for the monitored metric, test metrics from the best epoch's weights, seeded data
 order. A checkpoint (trainable weights, optimizer, epoch, history, RNG state, best weights so
-far) is written atomically after every epoch, so a killed run loses only the epoch in progress
-and resumes to exactly the same result.
+far) is durable after every epoch before the next one starts, so a killed run loses only the epoch in
+progress and resumes to exactly the same result; its weights are written while validation runs
+(:mod:`artlib.train.resume`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import torch
 from torch import nn
 
 from artlib import metrics
-from artlib.models import checkpoints
 from artlib.models.backbone import ArtNet, autocast
+from artlib.train import resume
 from artlib.train.config import MONITORS, TrainConfig
 from artlib.log import progress as progress_bar
 
@@ -62,27 +63,6 @@ def batches(order: np.ndarray, batch_size: int, drop_single: bool = True) -> Ite
         yield chunk
 
 
-def trainable_state(model: ArtNet, copy: bool = True) -> dict[str, torch.Tensor]:
-    """Weights and buffers of the trainable blocks and the head (what training changes); copies unless told not to."""
-    keys = model.trainable_keys()
-    state = {k: v.detach() for k, v in model.state_dict().items() if k in keys}
-    return {k: v.cpu().clone() for k, v in state.items()} if copy else state
-
-
-def _rng_state() -> dict[str, Any]:
-    """Python, numpy and torch RNG states in a weights_only-loadable form."""
-    np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "numpy_pos": int(np_state[2]), "python": list(random.getstate()[1])}
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`_rng_state` saved."""
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
-    random.setstate((3, tuple(state["python"]), None))
-
-
 @dataclass
 class LoopResult:
     """What the loop hands back: the best weights are loaded into the model already."""
@@ -113,50 +93,6 @@ def evaluate(model: ArtNet, source: Source, positions: np.ndarray, labels: np.nd
     model.train(was)
     k = model.head.out_features
     return (total / max(n, 1), np.concatenate(probs) if probs else np.zeros((0, k), np.float32))
-
-
-@dataclass
-class _Best:
-    """The best epoch so far, its monitored score and its trainable weights."""
-
-    epoch: int = 0
-    score: float | None = None
-    state: dict[str, torch.Tensor] | None = None
-
-    def improves(self, score: float, mode: str) -> bool:
-        """Whether ``score`` beats the best one in the monitored direction."""
-        return self.score is None or (score < self.score if mode == "min" else score > self.score)
-
-
-@dataclass
-class _Progress:
-    """Where a (possibly resumed) loop stands."""
-
-    history: list[dict[str, float]]
-    best: _Best
-    start_epoch: int = 1
-    train_seconds: float = 0.0
-
-
-def _resume(checkpoint_path: Path, meta: dict[str, Any], model: ArtNet, optimizer: torch.optim.Optimizer,
-            epochs: int) -> _Progress:
-    """The state of an earlier run of this stage from its checkpoint, or a fresh start (loudly, if damaged)."""
-    fresh = _Progress(history=[], best=_Best())
-    if not checkpoint_path.is_file():
-        return fresh
-    try:
-        ck = checkpoints.load(checkpoint_path, expect={k: meta[k] for k in ("kind", "config_hash", "task", "stage")})
-    except Exception as exc:  # noqa: BLE001 (damaged or stale: start over, loudly)
-        log.warning("ignoring checkpoint %s (training from epoch 1 instead): %s", checkpoint_path.name, exc)
-        return fresh
-    model.load_state_dict({**model.state_dict(), **ck["trainable_state"]})
-    optimizer.load_state_dict(ck["optimizer"])
-    best_state = ck.get("best_state") if ck.get("best_state") is not None else ck["trainable_state"]
-    _set_rng_state(ck["rng"])
-    start = epochs + 1 if ck.get("stopped") else int(ck["epoch"]) + 1
-    log.info("resuming from epoch %d of %d (%s)", start - 1, epochs, checkpoint_path)
-    return _Progress(list(ck["history"]), _Best(ck["best_epoch"], ck["best_score"], best_state), start,
-                     float(ck.get("train_seconds", 0.0)))
 
 
 def _train_epoch(model: ArtNet, source: Source, targets: np.ndarray, order: np.ndarray, epoch: int,
@@ -204,7 +140,7 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
     """
     model.to(device)
     optimizer = make_adam([p for p in model.parameters() if p.requires_grad], config.lr, config.weight_decay)
-    state = _resume(checkpoint_path, meta, model, optimizer, config.epochs)
+    state = resume.load(checkpoint_path, meta, model, optimizer, config.epochs)
     resumed_from = state.start_epoch - 1
     epochs_bar = progress_bar(range(state.start_epoch, config.epochs + 1), desc=meta.get("stage", "training"), unit="epoch",
                       enabled=progress, initial=resumed_from, total=config.epochs)
@@ -213,24 +149,28 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
         train_loss, train_acc = _train_epoch(model, source, targets, epoch_order(train_pos, seed, epoch), epoch,
                                              criterion, optimizer, device, precision, config.batch_size, progress)
         t_val = time.perf_counter()
+        # The epoch's state is written while validation runs (which changes none of it). After the last epoch the
+        # results are written next, and a crash before that replays it from the previous checkpoint: no slot.
+        writer = resume.SlotWriter(checkpoint_path, state.busy_slots(), model, optimizer) \
+            if epoch < config.epochs else None
         row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                **validation_row(model, source, targets, val_pos, criterion, device, precision, config.batch_size)}
         t_end = time.perf_counter()
         row["seconds"], row["val_seconds"] = t_end - t0, t_end - t_val  # the epoch (training + validation), validation
         state.history.append(row)
         state.train_seconds += row["seconds"]
-        current = trainable_state(model, copy=False)  # saved right away, before training changes it again
         if state.best.improves(row[config.monitor], MONITORS[config.monitor]):
-            state.best = _Best(epoch, row[config.monitor], {k: v.clone() for k, v in current.items()})
+            state.best = resume.Best(epoch, row[config.monitor], resume.trainable_state(model))
         stopped = config.patience is not None and epoch - state.best.epoch >= config.patience
         final = stopped or epoch == config.epochs
-        if not final:
-            # (After the final epoch the stage's results are written next; a crash before that replays
-            # that deterministic epoch from this previous checkpoint, so writing one more only costs time.)
-            t_save = time.perf_counter()
-            _save_checkpoint(checkpoint_path, meta, epoch, current, optimizer, state, stopped)
-        # outside ``seconds``; reaches the next checkpoint's copy of the history (empty in a row resumed from its own)
-        row["checkpoint_seconds"] = 0.0 if final else time.perf_counter() - t_save
+        if writer is not None:  # the slot must be durable before the record, the record before the next epoch
+            state.current = writer.wait()
+            state.best.slot = state.current if state.best.epoch == epoch else state.best.slot
+            if not final:
+                resume.save_record(checkpoint_path, meta, epoch, optimizer, state, stopped)
+        # the wait for the slot, then the record: outside ``seconds``; reaches the next checkpoint's copy of the
+        # history (empty in a row resumed from its own)
+        row["checkpoint_seconds"] = 0.0 if writer is None else time.perf_counter() - t_end
         epochs_bar.set_postfix(train_loss=f"{train_loss:.3f}", val_loss=f"{row['val_loss']:.3f}",
                                val_acc=f"{row['val_accuracy']:.3f}", best=state.best.epoch)
         if on_epoch_end is not None:
@@ -242,17 +182,6 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
         model.load_state_dict({**model.state_dict(), **state.best.state})
     return LoopResult(history=state.history, best_epoch=int(state.best.epoch), epochs_run=len(state.history),
                       seconds=state.train_seconds, resumed_from=resumed_from)
-
-
-def _save_checkpoint(path: Path, meta: dict[str, Any], epoch: int, current: dict[str, torch.Tensor],
-                     optimizer: torch.optim.Optimizer, state: _Progress, stopped: bool) -> None:
-    """Write the resumable state after an epoch (the best weights separately only when not the current ones)."""
-    best = state.best
-    checkpoints.save(path, {
-        "meta": meta, "epoch": epoch, "trainable_state": current, "optimizer": optimizer.state_dict(),
-        "history": list(state.history), "best_epoch": best.epoch, "best_score": best.score,
-        "best_state": None if best.epoch == epoch else best.state,
-        "rng": _rng_state(), "train_seconds": state.train_seconds, "stopped": stopped})
 
 
 def make_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:

@@ -36,6 +36,7 @@ from artlib.train.config import TrainConfig
 from artlib.train.inputs import FeatureSource, StageInputs, TaskData, stage_inputs, task_data
 from artlib.train.losses import SoftTargetKL
 from artlib.train.loop import EpochCallback, LoopResult, evaluate, set_seeds, train_loop
+from artlib.train import resume
 from artlib.train.probe import fit_probe
 from artlib.train.threads import cpu_share
 
@@ -313,7 +314,7 @@ def _prepare_folder(files: rundir.StageRunFiles, stage: Stage, seed: int, config
                     force: bool, split_seed: int = 0) -> None:
     """Make the stage-run's folder writable and fresh: stale temporary files gone, config.json written."""
     if force:
-        files.checkpoint.unlink(missing_ok=True)
+        resume.remove(files.checkpoint)
     atomic.check_writable(files.folder, "write", "choose another run_dir")  # before any work; creates the folder
     for stale in files.folder.glob(".*.tmp*"):
         stale.unlink(missing_ok=True)  # a temporary file of a run killed while saving (checkpoints are ~100s of MB)
@@ -354,7 +355,7 @@ def _train(name: str, run_dir: Path, config: TrainConfig, seed: int, force: bool
     identity = stage_identity(stage, run_dir, config, seed, data, progress, split_seed)
     files = rundir.stage_run(run_dir, name, seed, split_seed, config.backbone)
     if not force and (row := finished_row(run_dir, name, seed, identity, split_seed, config.backbone)) is not None:
-        files.checkpoint.unlink(missing_ok=True)  # left by an interrupted --force rerun: never used
+        resume.remove(files.checkpoint)  # left by an interrupted --force rerun: never used
         return row
     _prepare_folder(files, stage, seed, config, identity, force, split_seed)
     t_model = time.perf_counter()
@@ -376,5 +377,5 @@ def _train(name: str, run_dir: Path, config: TrainConfig, seed: int, force: bool
     timing = stage_timing(t_model - t_start, t_inputs - t_model, inputs, loop)
     row = evaluate_and_record(model, stage, seed, data, inputs, loop, config, identity, criterion, run_dir, threads,
                               split_seed, timing)
-    files.checkpoint.unlink(missing_ok=True)
+    resume.remove(files.checkpoint)
     return row

@@ -1,0 +1,178 @@
+"""Resuming a stage-run: an epoch's state written to a free slot while validation runs, then a small record.
+
+After every epoch but the last, two files make the checkpoint:
+
+* a **slot** (``checkpoint-slot<i>.safetensors``, i in 0‥2): the trainable weights and Adam's state as they
+  are after the epoch's training pass. Validation does not change them, so a background thread writes them
+  (:mod:`artlib.models.tensorfile`: in place, fsynced, GIL released) while the validation pass runs.
+* the **record** (``checkpoint.pt``, atomic, fsynced, written once the slot is durable): the epoch, history,
+  best epoch and score, RNG states, Adam's hyper-parameters, and which slots hold the current and the best
+  epoch's state with their sizes and CRC32s.
+
+The record names at most two slots; the next epoch writes into the third, so what the last durable record
+points to is never overwritten. A run killed at any moment resumes from the last record, which is complete
+before the next epoch starts, and ends exactly as an uninterrupted run (tests/test_interrupt.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from artlib import rundir
+from artlib.models import checkpoints, tensorfile
+from artlib.models.backbone import ArtNet
+
+log = logging.getLogger(__name__)
+SLOTS = 3  # the record names at most two (current and best): one is always free for the next epoch
+
+
+@dataclass
+class Best:
+    """The best epoch so far, its monitored score, its trainable weights and the slot holding them on disk."""
+
+    epoch: int = 0
+    score: float | None = None
+    state: dict[str, torch.Tensor] | None = None
+    slot: dict[str, int] | None = None
+
+    def improves(self, score: float, mode: str) -> bool:
+        """Whether ``score`` beats the best one in the monitored direction."""
+        return self.score is None or (score < self.score if mode == "min" else score > self.score)
+
+
+@dataclass
+class Progress:
+    """Where a (possibly resumed) loop stands, and the slot holding its last epoch's state."""
+
+    history: list[dict[str, float]]
+    best: Best = field(default_factory=Best)
+    start_epoch: int = 1
+    train_seconds: float = 0.0
+    current: dict[str, int] | None = None
+
+    def busy_slots(self) -> set[int]:
+        """The slots the last record points to (never overwritten before the next record)."""
+        return {s["slot"] for s in (self.current, self.best.slot) if s is not None}
+
+
+def trainable_state(model: ArtNet, copy: bool = True) -> dict[str, torch.Tensor]:
+    """Weights and buffers of the trainable blocks and the head (what training changes); copies unless told not to."""
+    keys = model.trainable_keys()
+    state = {k: v.detach() for k, v in model.state_dict().items() if k in keys}
+    return {k: v.cpu().clone() for k, v in state.items()} if copy else state
+
+
+def remove(checkpoint: Path) -> None:
+    """Delete a stage-run's checkpoint: the record first (without it the slots are never read), then the slots."""
+    checkpoint.unlink(missing_ok=True)
+    for slot in range(SLOTS):
+        rundir.checkpoint_slot(checkpoint, slot).unlink(missing_ok=True)
+
+
+class SlotWriter:
+    """Writes the model's trainable state and the optimizer's state into a free slot, in a background thread."""
+
+    def __init__(self, checkpoint: Path, busy: set[int], model: ArtNet, optimizer: torch.optim.Optimizer) -> None:
+        """Start writing now (call right after the training pass; nothing may change the tensors until wait())."""
+        self.slot = min(set(range(SLOTS)) - busy)
+        tensors = {f"model.{k}": v for k, v in trainable_state(model, copy=False).items()}
+        for index, values in optimizer.state_dict()["state"].items():
+            tensors.update({f"optim.{index}.{name}": v for name, v in values.items() if torch.is_tensor(v)})
+        if any(t.device.type != "cpu" for t in tensors.values()):  # a GPU's tensors: copied here, written there
+            tensors = {k: v.detach().cpu() for k, v in tensors.items()}
+        self._path, self._tensors = rundir.checkpoint_slot(checkpoint, self.slot), tensors
+        self._result: tensorfile.Written | BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="artlib-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        """The thread: write, keeping the outcome (or the error) for wait()."""
+        try:
+            self._result = tensorfile.write(self._path, self._tensors)
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread by wait())
+            self._result = exc
+
+    def wait(self) -> dict[str, int]:
+        """Block until the slot is durable; its slot number, size and CRC32 (re-raises the thread's error)."""
+        self._thread.join()
+        result = self._result
+        if isinstance(result, BaseException):
+            raise result
+        assert result is not None
+        return {"slot": self.slot, "bytes": result.nbytes, "crc32": result.crc32}
+
+
+def save_record(path: Path, meta: dict[str, Any], epoch: int, optimizer: torch.optim.Optimizer, state: Progress,
+                stopped: bool) -> None:
+    """Atomically write the epoch's record (its slot must be durable already)."""
+    best = state.best
+    checkpoints.save(path, {
+        "meta": meta, "epoch": epoch, "state": state.current, "best_slot": best.slot,
+        "param_groups": optimizer.state_dict()["param_groups"], "history": list(state.history),
+        "best_epoch": best.epoch, "best_score": best.score, "rng": _rng_state(),
+        "train_seconds": state.train_seconds, "stopped": stopped})
+
+
+def load(path: Path, meta: dict[str, Any], model: ArtNet, optimizer: torch.optim.Optimizer, epochs: int) -> Progress:
+    """The state of an earlier run of this stage from its checkpoint, or a fresh start (loudly, if damaged)."""
+    if not path.is_file():
+        return Progress(history=[])
+    try:
+        ck = checkpoints.load(path, expect={k: meta[k] for k in ("kind", "config_hash", "task", "stage")})
+        current, best_state = _read_states(path, ck)
+    except Exception as exc:  # noqa: BLE001 (damaged or stale: start over, loudly)
+        log.warning("ignoring checkpoint %s (training from epoch 1 instead): %s", path.name, exc)
+        return Progress(history=[])
+    model.load_state_dict({**model.state_dict(), **current["model"]})
+    optimizer.load_state_dict(current["optimizer"])
+    _set_rng_state(ck["rng"])
+    start = epochs + 1 if ck.get("stopped") else int(ck["epoch"]) + 1
+    log.info("resuming from epoch %d of %d (%s)", start - 1, epochs, path)
+    best = Best(ck["best_epoch"], ck["best_score"], best_state, ck.get("best_slot"))
+    return Progress(list(ck["history"]), best, start, float(ck.get("train_seconds", 0.0)), ck.get("state"))
+
+
+def _read_states(path: Path, ck: dict[str, Any]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The current epoch's model and optimizer state and the best epoch's weights, from the slots the record names
+    (or from the record itself, as artlib ≤ 0.3 wrote it)."""
+    if "state" not in ck:  # one file held everything
+        current = {"model": ck["trainable_state"], "optimizer": ck["optimizer"]}
+        return current, ck["best_state"] if ck.get("best_state") is not None else ck["trainable_state"]
+    slots = {ck["state"]["slot"]: ck["state"], **({ck["best_slot"]["slot"]: ck["best_slot"]} if ck["best_slot"] else {})}
+    read = {i: tensorfile.read(rundir.checkpoint_slot(path, i), s["crc32"], s["bytes"]) for i, s in slots.items()}
+    tensors = read[ck["state"]["slot"]]
+    optim: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            optim.setdefault(int(index), {})[name] = value
+    current = {"model": _model_part(tensors), "optimizer": {"state": optim, "param_groups": ck["param_groups"]}}
+    best = read[ck["best_slot"]["slot"]] if ck["best_slot"] else tensors
+    return current, _model_part(best)
+
+
+def _model_part(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's entries of a slot, under their state-dict names."""
+    return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+
+
+def _rng_state() -> dict[str, Any]:
+    """Python, numpy and torch RNG states in a weights_only-loadable form."""
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "numpy_pos": int(np_state[2]), "python": list(random.getstate()[1])}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`_rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    random.setstate((3, tuple(state["python"]), None))

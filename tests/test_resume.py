@@ -1,0 +1,91 @@
+"""The per-epoch checkpoint: slots written in place with their CRC32, rotated so the last record's slots survive.
+
+The stage-level resume tests (SIGKILL mid-epoch, a crash after an epoch, damaged files) are in test_interrupt.py,
+test_training.py and test_crash_safety.py; these check the layout itself, including a best epoch older than the
+current one, which the short stage runs there may not reach.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from artlib.errors import CheckpointError
+from artlib.models import checkpoints, tensorfile
+from artlib.models.backbone import ArtNet
+from artlib.train import resume
+from artlib.train.loop import make_adam
+
+META = checkpoints.make_meta(kind="checkpoint", config_hash="h", task="emotion", stage="emotion_conv5")
+
+
+def test_a_tensor_file_gives_back_the_same_bytes_dtypes_and_layouts(tmp_path: Path) -> None:
+    """Every stored dtype, a 0-d tensor and a channels-last weight come back bit-identical, in the same layout;
+    rewriting a file in place with less data cuts it to the new size."""
+    g = torch.Generator().manual_seed(0)
+    tensors = {"w": torch.randn(8, 3, 3, 3, generator=g).to(memory_format=torch.channels_last),
+               "b": torch.randn(5, generator=g).to(torch.bfloat16), "h": torch.randn(4, generator=g).half(),
+               "step": torch.tensor(7.0), "n": torch.tensor(3, dtype=torch.int64), "mask": torch.tensor([True, False]),
+               "u": torch.arange(6, dtype=torch.uint8).reshape(2, 3)}
+    path = tmp_path / "t.safetensors"
+    big = tensorfile.write(path, {**tensors, "extra": torch.zeros(10_000)})
+    written = tensorfile.write(path, tensors)
+    assert written.nbytes == path.stat().st_size < big.nbytes
+    back = tensorfile.read(path, written.crc32, written.nbytes)
+    assert set(back) == set(tensors)
+    for name, t in tensors.items():
+        assert back[name].dtype == t.dtype and back[name].shape == t.shape and back[name].stride() == t.stride()
+        assert torch.equal(back[name], t)  # no NaN or -0.0 among them: equal values are equal bytes
+    with pytest.raises(CheckpointError, match="damaged: its bytes changed"):
+        tensorfile.read(path, written.crc32 ^ 1, written.nbytes)
+
+
+def _model_and_adam() -> tuple[ArtNet, torch.optim.Optimizer]:
+    """A random ResNet50 with conv5 trainable (channels-last 4-D weights) and its Adam."""
+    model = ArtNet.build(2, None, seed=0, image_size=32).freeze_all().unfreeze("conv5")
+    return model, make_adam([p for p in model.parameters() if p.requires_grad], 1e-3, 0.0)
+
+
+def _epoch(model: ArtNet, optimizer: torch.optim.Optimizer, epoch: int) -> None:
+    """A stand-in for a training pass: one Adam step on gradients made from the epoch number."""
+    g = torch.Generator().manual_seed(epoch)
+    for p in model.parameters():
+        if p.requires_grad:
+            p.grad = torch.randn(p.shape, generator=g)
+    optimizer.step()
+
+
+def test_slots_rotate_so_the_records_slots_survive_and_resume_gives_both_states(tmp_path: Path) -> None:
+    """Best epochs 1, 1, 1, 4, 4, 6: each epoch writes a slot the last record does not name (three at most), and
+    loading any record gives exactly that epoch's weights and Adam state and the best epoch's weights."""
+    path = tmp_path / "checkpoint.pt"
+    model, optimizer = _model_and_adam()
+    state, seen, used = resume.Progress(history=[]), {}, set()
+    for epoch, best in enumerate([1, 1, 1, 4, 4, 6], start=1):
+        _epoch(model, optimizer, epoch)
+        busy = state.busy_slots()
+        writer = resume.SlotWriter(path, busy, model, optimizer)
+        assert writer.slot not in busy and len(busy) <= 2
+        used.add(writer.slot)
+        seen[epoch] = (resume.trainable_state(model), {i: {k: v.clone() for k, v in s.items()}
+                                                        for i, s in optimizer.state_dict()["state"].items()})
+        if best == epoch:
+            state.best = resume.Best(epoch, -float(epoch), seen[epoch][0])
+        state.history.append({"epoch": epoch})
+        state.current = writer.wait()
+        state.best.slot = state.current if best == epoch else state.best.slot
+        resume.save_record(path, META, epoch, optimizer, state, stopped=False)
+
+        fresh, fresh_adam = _model_and_adam()
+        loaded = resume.load(path, META, fresh, fresh_adam, epochs=10)
+        assert loaded.start_epoch == epoch + 1 and loaded.best.epoch == best
+        got = resume.trainable_state(fresh)
+        assert all(torch.equal(got[k], v) and got[k].stride() == v.stride() for k, v in seen[epoch][0].items())
+        assert all(torch.equal(loaded.best.state[k], v) for k, v in seen[best][0].items())
+        adam = fresh_adam.state_dict()["state"]
+        assert all(torch.equal(adam[i][n], v) for i, s in seen[epoch][1].items() for n, v in s.items())
+    assert used == {0, 1, 2}  # the old best (epoch 1) kept a slot while epochs 2 and 3 took turns in the others
+    resume.remove(path)
+    assert list(tmp_path.iterdir()) == []
