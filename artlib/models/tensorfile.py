@@ -86,7 +86,7 @@ def write(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) -> Wri
     head, parts = _layout(tensors)
     path = Path(path)
     crc, size = zlib.crc32(head), len(head)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)  # Windows: no newline mangling
     try:
         _write_all(fd, memoryview(head))
         for raw in parts:
