@@ -16,16 +16,19 @@ artlib row recorded, so the only differences from artlib's own numbers are what 
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from artlib.models.backbone import ArtNet, autocast
 from artlib.models.weights import resolve_weights
 from artlib.stages import get_stage
+from artlib.train.features import build_feature_cache
 from artlib.train.inputs import prefers_channels_last
 from artlib.train.loop import make_adam
 
@@ -158,3 +161,40 @@ def prefix_limit(job: dict[str, Any]) -> dict[str, Any]:
             "precision": job["precision"], "layout": "channels_last", "start": model.feature_start(),
             "batch_size": job["inference_batch"], **timing,
             "images_per_s": job["inference_batch"] / timing["median_seconds"]}
+
+
+def paired_cache(job: dict[str, Any]) -> dict[str, Any]:
+    """artlib's feature-cache building against the prefix limit on the same images, alternating in one process.
+
+    Rows and limits run in separate processes minutes apart, and this machine's speed drifts by 10–25% between runs;
+    here the public ``build_feature_cache`` (key, file, fp16 conversion, memory-mapped writes: everything) and the
+    bare prefix forward over the same ``job['n_images']`` random images in the same batches take turns, ``rounds``
+    times (artlib first in odd rounds: the first round is cold, as in a fresh stage-run). Each round's efficiency is
+    limit seconds / artlib seconds; the result is their median, with the cold round's beside it.
+    """
+    torch.set_num_threads(int(job["threads"]))
+    model = stage_model(job["stage"], job["image_size"], job["weights"], job["seed"]).eval()
+    n, size, batch = int(job["n_images"]), int(job["image_size"]), int(job["inference_batch"])
+    images = np.random.default_rng(job["seed"]).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    tensors = [torch.from_numpy(images[lo: lo + batch]) for lo in range(0, n, batch)]
+    forward, cpu = prefix_forward(model, job["precision"]), torch.device("cpu")
+    rounds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(int(job.get("rounds", 5))):
+            seconds: dict[str, float] = {}
+            for part in (("artlib", "limit") if k % 2 == 0 else ("limit", "artlib")):
+                t0 = time.perf_counter()
+                if part == "limit":
+                    for x in tensors:
+                        forward(x)
+                else:
+                    build_feature_cache(model, images, np.arange(n), f"paired-{k}", tmp, cpu, job["precision"],
+                                        "float16", batch, progress=False)
+                seconds[part] = time.perf_counter() - t0
+            rounds.append({**seconds, "efficiency": seconds["limit"] / seconds["artlib"]})
+    artlib = float(np.median([r["artlib"] for r in rounds]))
+    return {"limit": "paired_cache", "stage": job["stage"], "threads": torch.get_num_threads(),
+            "precision": job["precision"], "layout": "channels_last", "batch_size": batch, "calls": len(rounds),
+            "rounds": rounds, "efficiency": float(np.median([r["efficiency"] for r in rounds])),
+            "efficiency_cold": rounds[0]["efficiency"], "images_per_s": n / artlib,
+            "median_seconds": artlib / len(tensors)}
