@@ -42,6 +42,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
             os.fsync(fh.fileno())
         os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600; give what open() would have given
         os.replace(tmp_path, path)
+        _fsync_folder(path.parent)  # the rename itself survives a power cut
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -51,6 +52,18 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
             raise DataError(f"{path}: could not be written ({exc.strerror or exc}); nothing was changed. Free some "
                             f"space or choose another folder.") from None
         raise
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries to disk (POSIX; elsewhere, or where the file system refuses, a no-op)."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 MARKER_PREFIX = ".artlib-"

@@ -232,16 +232,20 @@ def checkpoint_overlap(history: pd.DataFrame) -> float:
 
     artlib writes an epoch's state while that epoch's validation runs (artlib.train.resume); on a machine whose
     cores validation already uses, the write slows it. Validation passes are all the same size, so the slowdown is
-    the validation seconds of the epochs that wrote a checkpoint minus as many times the median of those that did
-    not (the last epoch); clamped at 0. This is the checkpoint's cost, not validation's.
+    (the median validation seconds of the epochs that wrote a checkpoint, the run's first epoch left out as it is
+    cold, minus the median of those that did not: the last epoch) times the number of epochs that wrote one;
+    clamped at 0. Rows without a recorded checkpoint time (resumed from their own checkpoint) are left out. This is
+    the checkpoint's cost, not validation's; with one epoch alone as the baseline it carries that epoch's noise.
     """
     if "val_seconds" not in history or "checkpoint_seconds" not in history:
         return 0.0
-    wrote = history["checkpoint_seconds"].fillna(0.0) > 0
-    if not wrote.any() or wrote.all():
+    known = history[history["checkpoint_seconds"].notna()]
+    wrote = known["checkpoint_seconds"] > 0
+    warm = known[wrote].iloc[1:] if int(wrote.sum()) > 1 else known[wrote]
+    if warm.empty or wrote.all():
         return 0.0
-    alone = float(history.loc[~wrote, "val_seconds"].median())
-    return max(0.0, float(history.loc[wrote, "val_seconds"].sum()) - alone * int(wrote.sum()))
+    alone = float(known.loc[~wrote, "val_seconds"].median())
+    return max(0.0, float(warm["val_seconds"].median()) - alone) * int(wrote.sum())
 
 
 def row_timing(metrics: dict[str, Any], row: dict[str, Any], wall: float,
@@ -485,11 +489,12 @@ def limit_job(kind: str, reference: dict[str, Any], layout: str, args: argparse.
             "precision": reference["precision"], "layout": layout, "image_size": args.image_size,
             "batch_size": args.batch_size, "inference_batch": args.batch_size,  # artlib.train.inputs.inference_batch on CPU
             "weights": args.weights, "seed": args.seed, "limit_seconds": args.limit_seconds,
-            "n_images": reference["n_task"]}
+            "n_images": reference["n_task"], "tmp_dir": str(resolve_path(args.bench_dir) / "tmp")}
 
 
 def run_limits(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Both eager limits of every stage with an artlib row, each in a fresh process like the rows (CPU only)."""
+    """The eager limits of every stage with an artlib row and the paired cache comparison, each in a fresh process
+    like the rows (CPU only)."""
     layout = next(p.layout for p in PIPELINES if p.name == "artlib")
     out = []
     for reference in [r for r in rows if r["pipeline"] == "artlib"]:
@@ -548,7 +553,8 @@ def summarize_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]
     out = []
     for stage in dict.fromkeys(r["stage"] for rows in rounds for r in rows):
         rows = [r for rnd in rounds for r in rnd if r["stage"] == stage]
-        summary: dict[str, Any] = {"stage": stage, "pipeline": "artlib", "rounds": len(rows)}
+        summary: dict[str, Any] = {"stage": stage, "pipeline": "artlib", "rounds": len(rows),
+                                   "contended": any(bool(r.get("contended")) for r in rows)}
         for key in ROUND_KEYS:
             values = sorted(float(r[key]) for r in rows if r.get(key) is not None)
             if values:

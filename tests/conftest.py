@@ -226,6 +226,18 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def private_digest_memo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Weights digests the tests compute are remembered in a folder of this session, not in the user's cache."""
+    from artlib.models import weights
+
+    patch = pytest.MonkeyPatch()
+    memo = tmp_path_factory.mktemp("digests") / "weights-digests.json"
+    patch.setattr(weights, "digest_memo_path", lambda: memo)
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def own_cores_and_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """This test process counts only its own stage-runs, on its own core under pytest-xdist.
 

@@ -236,7 +236,7 @@ def torchvision_resnet50_state() -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped-bytes", "garbage", "code", "other-stage", "slot-changed",
-                                    "slot-missing"])
+                                    "slot-missing", "earlier-artlib"])
 def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[Path, Path], tmp_path: Path,
                                                               clean_run: Path, damage: str,
                                                               capsys: pytest.CaptureFixture) -> None:
@@ -246,7 +246,7 @@ def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[P
     folder = stage_dir(run_dir, "emotion_conv5", 0)
     marker = tmp_path / "code-ran"
     slot = folder / "checkpoint-slot0.safetensors"  # epoch 1's weights and Adam state
-    if damage in ("truncated", "flipped-bytes", "other-stage", "slot-changed", "slot-missing"):
+    if damage in ("truncated", "flipped-bytes", "other-stage", "slot-changed", "slot-missing", "earlier-artlib"):
         with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):
             train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False, on_epoch_end=crash_after(1))
         ck = folder / "checkpoint.pt"
@@ -260,6 +260,11 @@ def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[P
                 fh.write(b"garbage")
         elif damage == "slot-missing":
             slot.unlink()
+        elif damage == "earlier-artlib":  # one file held everything before the slots: refused, not half-resumed
+            payload = torch.load(ck, weights_only=True)
+            payload["trainable_state"], payload["optimizer"] = {}, {}
+            del payload["state"], payload["best_slot"]
+            checkpoints.save(ck, payload)
         else:  # a valid checkpoint, but of another stage (copied by hand into the wrong folder)
             payload = torch.load(ck, weights_only=True)
             payload["meta"]["stage"] = "emotion_conv4"
@@ -278,7 +283,8 @@ def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[P
                 "code": "cannot be loaded safely (UnpicklingError",
                 "other-stage": "is a checkpoint for stage='emotion_conv4', but stage='emotion_conv5' was expected",
                 "slot-changed": f"{slot}: damaged: its bytes changed after they were written",
-                "slot-missing": f"{slot}: missing (the checkpoint refers to it)"}
+                "slot-missing": f"{slot}: missing (the checkpoint refers to it)",
+                "earlier-artlib": "written by an earlier artlib (one file, no slots); it is not resumed"}
     where = "" if damage.startswith("slot") else f"{folder / 'checkpoint.pt'}: "  # the slot messages name the slot
     assert f"ignoring checkpoint checkpoint.pt (training from epoch 1 instead): {where}{expected[damage]}" in out
     assert "resuming" not in out

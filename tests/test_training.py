@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +192,28 @@ def test_resume_after_failure_gives_the_same_result(run_dir: Path, tmp_path: Pat
     pd.testing.assert_frame_equal(h1.drop(columns=timing), h2.drop(columns=timing))
 
 
+def test_a_best_epoch_older_than_the_last_survives_two_interruptions(run_dir: Path, tmp_path: Path,
+                                                                    tiny_prepared: Path) -> None:
+    """Monitoring val_accuracy, epoch 1 stays the best while epochs 2 and 3 train: the record after epoch 3 names
+    two slots (epoch 3's and epoch 1's), epoch 4 writes into the third. Crashed after epoch 3, resumed, crashed after
+    epoch 4, resumed again: the results (test metrics of the best epoch's weights) equal an uninterrupted run's."""
+    cfg = TrainConfig(**{**TINY.__dict__, "epochs": 5, "monitor": "val_accuracy"})
+    folder = stage_dir(run_dir, "emotion_conv5", 0)
+    with pytest.raises(RuntimeError, match="simulated failure after epoch 3"):
+        train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False, on_epoch_end=crash_after(3))
+    record = checkpoints.load(folder / "checkpoint.pt")
+    assert record["best_epoch"] < 3 and record["best_slot"]["slot"] != record["state"]["slot"]  # the case to test
+    with pytest.raises(RuntimeError, match="simulated failure after epoch 4"):
+        train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False, on_epoch_end=crash_after(4))
+    assert checkpoints.load(folder / "checkpoint.pt")["epoch"] == 4
+    train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False)
+    assert json.loads((folder / "metrics.json").read_text())["resumed_from_epoch"] == 4
+    clean = new_run_dir(tiny_prepared, tmp_path / "clean")
+    train_one("emotion_conv5", clean, cfg, seed=0, progress=False)
+    assert _row(run_dir, "emotion_conv5") == _row(clean, "emotion_conv5")
+    assert not list(folder.glob("checkpoint*"))
+
+
 def test_same_seed_same_row_and_finished_stage_is_reused(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
     """Same seed ⇒ identical results row; rerunning does not retrain or duplicate; force retrains identically."""
     train_one("emotion_conv4", run_dir, TINY, seed=5, progress=False)
@@ -309,22 +333,24 @@ def test_state_dict_file_with_prefixes_loads(tmp_path: Path) -> None:
 def test_a_changed_weights_file_gets_a_new_digest_and_an_unchanged_one_is_not_hashed_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The digest (part of every config hash) follows the file's content, in one process and across processes; the
-    digest of a file whose size, mtime, inode and device are unchanged is read from the user's cache folder."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    digest of a file whose size, times, inode and device are unchanged is read from the user's cache folder."""
+    monkeypatch.setattr(backbone_weights, "digest_memo_path", lambda: tmp_path / "cache" / "weights-digests.json")
     path = tmp_path / "w.pth"
     torch.save(ArtNet.build(2, seed=4).backbone.state_dict(), path)
+    os.utime(path, (time.time() - 3600, time.time() - 3600))  # written an hour ago: its digest is remembered
     first = resolve_weights(str(path), verbose=False)
     memo = json.loads(backbone_weights.digest_memo_path().read_text())
     assert list(memo.values()) == [first.digest]
-    monkeypatch.setattr(backbone_weights, "_RESOLVED", {})  # a new process: the digest comes from the memo, not the bytes
-    monkeypatch.setattr(backbone_weights.hashlib, "blake2b", None)
-    assert resolve_weights(str(path), verbose=False) == first
-    monkeypatch.undo()
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    torch.save(ArtNet.build(2, seed=5).backbone.state_dict(), path)  # same size, new bytes (and mtime)
+    for name in ("_RESOLVED", "_DIGESTS"):  # a new process: the digest comes from the memo, not from the bytes
+        monkeypatch.setattr(backbone_weights, name, {})
+    with monkeypatch.context() as m:
+        m.setattr(backbone_weights.hashlib, "blake2b", None)
+        assert resolve_weights(str(path), verbose=False) == first
+    torch.save(ArtNet.build(2, seed=5).backbone.state_dict(), path)  # same size, new bytes (and times)
     second = resolve_weights(str(path), verbose=False)  # same process, same option: resolved again
     assert second.digest != first.digest
-    monkeypatch.setattr(backbone_weights, "_RESOLVED", {})
+    for name in ("_RESOLVED", "_DIGESTS"):
+        monkeypatch.setattr(backbone_weights, name, {})
     assert resolve_weights(str(path), verbose=False).digest == second.digest  # and in a new process
 
 

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,25 +87,29 @@ def _file_digest(path: str | os.PathLike[str]) -> str:
     """A short content hash of a weights file (cache keys change when the file does).
 
     Hashing takes 0.1 s per 100 MB, in every process that trains: the digest is remembered in the user's cache
-    folder per file state (path, size, modification time in ns, inode, device), as git remembers file hashes; a
-    file changed in any of these is hashed again.
+    folder per file state (path, size, modification and change times in ns, inode, device), as git remembers file
+    hashes; a file changed in any of these is hashed again, and one modified in the last 2 s is not remembered (a
+    second change within the file system's time resolution could keep its modification time).
     """
     path = Path(path).resolve()
     stat = path.stat()
-    state = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}|{stat.st_dev}"
+    state = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_ino}|{stat.st_dev}"
+    if state in _DIGESTS:
+        return _DIGESTS[state]
     known = _known_digests()
-    if state in known:
-        return known[state]
-    h = hashlib.blake2b(digest_size=8)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
-    try:  # best effort: a read-only home only costs the hashing next time
-        atomic.write_json(digest_memo_path(), {**known, state: digest})
-    except (OSError, DataError) as exc:
-        log.debug("could not remember the digest of %s: %s", path, exc)
-    return digest
+    if state not in known:
+        h = hashlib.blake2b(digest_size=8)
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+        known[state] = h.hexdigest()
+        if time.time() - stat.st_mtime > 2.0:
+            _remember(known)
+    _DIGESTS[state] = known[state]
+    return known[state]
+
+
+_DIGESTS: dict[str, str] = {}  # this process's digests per file state (also when the cache folder is read-only)
 
 
 def digest_memo_path() -> Path:
@@ -113,12 +118,20 @@ def digest_memo_path() -> Path:
 
 
 def _known_digests() -> dict[str, str]:
-    """The remembered digests (empty when the file is absent or unreadable)."""
+    """The remembered digests (empty when the file is absent or unreadable, or there is no home folder)."""
     try:
         known = json.loads(digest_memo_path().read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):
         return {}
     return {k: v for k, v in known.items() if isinstance(v, str)} if isinstance(known, dict) else {}
+
+
+def _remember(known: dict[str, str]) -> None:
+    """Write the digests of files that still exist (best effort: without a writable cache folder, hash next time)."""
+    try:
+        atomic.write_json(digest_memo_path(), {k: v for k, v in known.items() if os.path.exists(k.split("|")[0])})
+    except (OSError, DataError, RuntimeError) as exc:
+        log.debug("could not remember weights digests: %s", exc)
 
 
 # ---- torchvision's ResNet50 (the study's) -------------------------------------------------

@@ -10,7 +10,6 @@ progress and resumes to exactly the same result; its weights are written while v
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,6 @@ from artlib.train import resume
 from artlib.train.config import MONITORS, TrainConfig
 from artlib.log import progress as progress_bar
 
-log = logging.getLogger(__name__)
 EpochCallback = Callable[[int, dict[str, float]], None]
 """Called after each epoch (and its checkpoint) with the epoch number and its history row."""
 
@@ -153,21 +151,22 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
         # results are written next, and a crash before that replays it from the previous checkpoint: no slot.
         writer = resume.SlotWriter(checkpoint_path, state.busy_slots(), model, optimizer) \
             if epoch < config.epochs else None
-        row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
-               **validation_row(model, source, targets, val_pos, criterion, device, precision, config.batch_size)}
-        t_end = time.perf_counter()
-        row["seconds"], row["val_seconds"] = t_end - t0, t_end - t_val  # the epoch (training + validation), validation
-        state.history.append(row)
-        state.train_seconds += row["seconds"]
-        if state.best.improves(row[config.monitor], MONITORS[config.monitor]):
-            state.best = resume.Best(epoch, row[config.monitor], resume.trainable_state(model))
-        stopped = config.patience is not None and epoch - state.best.epoch >= config.patience
-        final = stopped or epoch == config.epochs
-        if writer is not None:  # the slot must be durable before the record, the record before the next epoch
-            state.current = writer.wait()
-            state.best.slot = state.current if state.best.epoch == epoch else state.best.slot
-            if not final:
-                resume.save_record(checkpoint_path, meta, epoch, optimizer, state, stopped)
+        with resume.joined(writer):  # an error or interrupt before wait() stops nothing but waits for the thread
+            row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
+                   **validation_row(model, source, targets, val_pos, criterion, device, precision, config.batch_size)}
+            t_end = time.perf_counter()
+            row["seconds"], row["val_seconds"] = t_end - t0, t_end - t_val  # the epoch (training + validation)
+            state.history.append(row)
+            state.train_seconds += row["seconds"]
+            if state.best.improves(row[config.monitor], MONITORS[config.monitor]):
+                state.best = resume.Best(epoch, row[config.monitor], resume.trainable_state(model))
+            stopped = config.patience is not None and epoch - state.best.epoch >= config.patience
+            final = stopped or epoch == config.epochs
+            if writer is not None:  # the slot must be durable before the record, the record before the next epoch
+                state.current = writer.wait()
+                state.best.slot = state.current if state.best.epoch == epoch else state.best.slot
+                if not final:
+                    resume.save_record(checkpoint_path, meta, epoch, optimizer, state, stopped)
         # the wait for the slot, then the record: outside ``seconds``; reaches the next checkpoint's copy of the
         # history (empty in a row resumed from its own)
         row["checkpoint_seconds"] = 0.0 if writer is None else time.perf_counter() - t_end

@@ -16,9 +16,11 @@ before the next epoch starts, and ends exactly as an uninterrupted run (tests/te
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 
 from artlib import rundir
+from artlib.errors import CheckpointError
 from artlib.models import checkpoints, tensorfile
 from artlib.models.backbone import ArtNet
 
@@ -85,7 +88,11 @@ class SlotWriter:
         self.slot = min(set(range(SLOTS)) - busy)
         tensors = {f"model.{k}": v for k, v in trainable_state(model, copy=False).items()}
         for index, values in optimizer.state_dict()["state"].items():
-            tensors.update({f"optim.{index}.{name}": v for name, v in values.items() if torch.is_tensor(v)})
+            for name, value in values.items():
+                if not torch.is_tensor(value):  # (Adam keeps tensors only; another optimizer's state would be lost)
+                    raise TypeError(f"optimizer state {index}.{name} is a {type(value).__name__}, not a tensor")
+                tensors[f"optim.{index}.{name}"] = value
+        tensorfile.check_storable(tensors)  # here, not in the thread: a bad dtype fails before validation runs
         if any(t.device.type != "cpu" for t in tensors.values()):  # a GPU's tensors: copied here, written there
             tensors = {k: v.detach().cpu() for k, v in tensors.items()}
         self._path, self._tensors = rundir.checkpoint_slot(checkpoint, self.slot), tensors
@@ -100,6 +107,10 @@ class SlotWriter:
         except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread by wait())
             self._result = exc
 
+    def join_quietly(self) -> None:
+        """Wait for the thread, whatever it ends with."""
+        self._thread.join()
+
     def wait(self) -> dict[str, int]:
         """Block until the slot is durable; its slot number, size and CRC32 (re-raises the thread's error)."""
         self._thread.join()
@@ -108,6 +119,18 @@ class SlotWriter:
             raise result
         assert result is not None
         return {"slot": self.slot, "bytes": result.nbytes, "crc32": result.crc32}
+
+
+@contextlib.contextmanager
+def joined(writer: SlotWriter | None) -> Iterator[None]:
+    """On an error or interrupt in the block, wait for ``writer``'s thread before passing it on (its own error is
+    dropped), so no thread is left writing a slot from live tensors while the caller, e.g. a notebook, goes on."""
+    try:
+        yield
+    except BaseException:
+        if writer is not None:
+            writer.join_quietly()
+        raise
 
 
 def save_record(path: Path, meta: dict[str, Any], epoch: int, optimizer: torch.optim.Optimizer, state: Progress,
@@ -141,11 +164,11 @@ def load(path: Path, meta: dict[str, Any], model: ArtNet, optimizer: torch.optim
 
 
 def _read_states(path: Path, ck: dict[str, Any]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The current epoch's model and optimizer state and the best epoch's weights, from the slots the record names
-    (or from the record itself, as artlib ≤ 0.3 wrote it)."""
-    if "state" not in ck:  # one file held everything
-        current = {"model": ck["trainable_state"], "optimizer": ck["optimizer"]}
-        return current, ck["best_state"] if ck.get("best_state") is not None else ck["trainable_state"]
+    """The current epoch's model and optimizer state and the best epoch's weights, from the slots the record names."""
+    if "state" not in ck:
+        raise CheckpointError(f"{path}: written by an earlier artlib (one file, no slots); it is not resumed.")
+    if not ck.get("best_slot") and ck["best_epoch"] != ck["epoch"]:
+        raise CheckpointError(f"{path}: names no slot for its best epoch {ck['best_epoch']}.")
     slots = {ck["state"]["slot"]: ck["state"], **({ck["best_slot"]["slot"]: ck["best_slot"]} if ck["best_slot"] else {})}
     read = {i: tensorfile.read(rundir.checkpoint_slot(path, i), s["crc32"], s["bytes"]) for i, s in slots.items()}
     tensors = read[ck["state"]["slot"]]
