@@ -157,8 +157,13 @@ def collect_rows(run_dir: Path) -> pd.DataFrame:
     rows = []
     for run in rundir.finished_runs(run_dir):
         try:
-            rows.append({**json.loads(run.metrics.read_text())["result"], "split_seed": run.split_seed,
-                         "backbone": run.backbone})
+            result = json.loads(run.metrics.read_text())["result"]
+            own = (result["stage"], int(result["seed"]), result.get("backbone") or DEFAULT_BACKBONE)
         except (OSError, ValueError, KeyError, TypeError):
             continue
+        if own != (run.stage, run.seed, run.backbone):  # e.g. a copy kept in a folder of one's own
+            log.warning("%s: holds the results of %s (seed %s, %s), not of the folder it is in; left out of "
+                        "results.csv", run.metrics, *own)
+            continue
+        rows.append({**result, "split_seed": run.split_seed, "backbone": run.backbone})
     return with_split_seed(pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(RESULT_COLUMNS)))

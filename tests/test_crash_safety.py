@@ -391,6 +391,21 @@ def test_damaged_results_are_set_aside_and_rebuilt(tmp_path: Path, damage: bytes
     assert f"kept it as {aside[0].name} and rebuilt it from the stage folders" in out
 
 
+def test_a_copy_of_a_stage_run_in_a_folder_of_its_own_is_not_taken_for_another_backbone(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Rebuilding results.csv, a stage-run folder copied to stages/<stage>/backup/ is left out (loudly), not read as
+    the results of a backbone called 'backup'."""
+    rows = [_fake_stage(tmp_path, "emotion_conv5", 0, 0.6), _fake_stage(tmp_path, "emotion_conv5", 1, 0.65)]
+    results.upsert(tmp_path, rows)
+    shutil.copytree(stage_dir(tmp_path, "emotion_conv5", 0), stage_dir(tmp_path, "emotion_conv5", 0).parent / "backup"
+                    / "seed_0")
+    (tmp_path / "results.csv").write_bytes(b"garbage\n")  # damaged: rebuilt from the stage folders
+    table = results.read_results(tmp_path)
+    assert list(zip(table["stage"], table["seed"], table["backbone"])) == [("emotion_conv5", 0, "resnet50"),
+                                                                        ("emotion_conv5", 1, "resnet50")]
+    assert "holds the results of emotion_conv5 (seed 0, resnet50), not of the folder it is in" in capsys.readouterr().out
+
+
 def test_rerun_of_a_finished_stage_restores_its_lost_row(clean_run: Path, tmp_path: Path) -> None:
     """Deleting results.csv loses nothing: rerunning a finished stage puts its row back, unchanged, once."""
     run_dir = tmp_path / "run"
