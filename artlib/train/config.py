@@ -23,9 +23,6 @@ LAYOUTS = ("auto", "channels_last", "contiguous")
 _HASHED_WHEN_CHANGED = {"images": "cache", "draft": True, "layout": "auto", "min_annotations": 5,
                         "backbone": DEFAULT_BACKBONE}
 _NOT_RESULTS = ("device", "workers", "feature_cache")
-PROBE_IGNORES = ("epochs", "lr", "weight_decay", "patience", "augment")
-"""Settings a linear probe does not use (scikit-learn fits its head on cached, unaugmented features): they stay out
-of a probe's identity, so changing them for the fine-tuned stages does not fit the probes again."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from artlib.models.backbone import ArtNet, pick_device, pick_precision
 from artlib.models.weights import Weights, resolve_weights
 from artlib.models.stored import load_stage_model
 from artlib.stages import Stage, get_stage
-from artlib.train.config import PROBE_IGNORES, TrainConfig
+from artlib.train.config import TrainConfig
 from artlib.train.inputs import FeatureSource, StageInputs, TaskData, stage_inputs, task_data
 from artlib.train.losses import SoftTargetKL
 from artlib.train.loop import EpochCallback, LoopResult, evaluate, set_seeds, train_loop
@@ -117,8 +117,6 @@ def stage_identity(stage: Stage, run_dir: Path, config: TrainConfig, seed: int, 
         origin = {"stage": stage.init_from, "config_hash": source["config_hash"], "model_sha256": source["model_sha256"]}
         label = source["result"]["backbone_weights"]
     settings = config.result_fields() | {"precision": precision} | ({"split_seed": split_seed} if split_seed else {})
-    if stage.probe:
-        settings = {k: v for k, v in settings.items() if k not in PROBE_IGNORES}
     config_hash = _digest(asdict(stage), seed, settings, origin, _digest(data.identity_rows()))
     return StageIdentity(config_hash, origin, label, weights, device, precision)
 
