@@ -170,7 +170,8 @@ def paired_cache(job: dict[str, Any]) -> dict[str, Any]:
     Rows and limits run in separate processes minutes apart, and this machine's speed drifts by 10–25% between runs;
     here the public ``build_feature_cache`` (key, file, fp16 conversion, memory-mapped writes: everything) and the
     bare prefix forward over the same ``job['n_images']`` random images in the same batches take turns, ``rounds``
-    times (artlib first in odd rounds: the first round is cold, as in a fresh stage-run). Each round's efficiency is
+    times (6: artlib first in every other round, so each order counts alike; the first round is cold, as in a fresh
+    stage-run). Each round's efficiency is
     limit seconds / artlib seconds; the result is their median, with the cold round's beside it.
     """
     torch.set_num_threads(int(job["threads"]))
@@ -182,7 +183,7 @@ def paired_cache(job: dict[str, Any]) -> dict[str, Any]:
     rounds = []
     Path(job["tmp_dir"]).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=job["tmp_dir"]) as tmp:  # the disk the run directories are on, not /tmp
-        for k in range(int(job.get("rounds", 5))):
+        for k in range(int(job.get("rounds", 6))):
             seconds: dict[str, float] = {}
             for part in (("artlib", "limit") if k % 2 == 0 else ("limit", "artlib")):
                 t0 = time.perf_counter()

@@ -587,6 +587,15 @@ def print_rounds(summary: list[dict[str, Any]]) -> None:
     print("\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells))
 
 
+def mark_limit_contention(rows: list[dict[str, Any]], limits: list[dict[str, Any]]) -> None:
+    """An artlib row's efficiencies are only as clean as its limits: a contended limit (or paired) process marks the
+    row contended too (``limits_contended``)."""
+    for r in rows:
+        if r["pipeline"] == "artlib":
+            r["limits_contended"] = any(lim.get("contended") for lim in limits if lim["stage"] == r["stage"])
+            r["contended"] = bool(r["contended"] or r["limits_contended"])
+
+
 def efficiency_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Issue 21's targets: everything outside epochs and cache building <= 5% of wall; cache building >= 85% of the
     prefix's forward limit (whole cache building: decoding the JPEGs included; the feature cache alone beside it)."""
@@ -771,6 +780,7 @@ def main(argv: list[str] | None = None) -> int:
             r["rss_growth"] = r["peak_rss_mb"] / grow[0]["peak_rss_mb"]
             r["anon_growth"] = r["peak_anon_mb"] / grow[0]["peak_anon_mb"] if grow[0]["peak_anon_mb"] else None
     add_efficiency(report["rows"] + report["scaling"], report.get("limits", []))
+    mark_limit_contention(report["rows"], report.get("limits", []))
     if args.repeats > 1 and report.get("limits"):
         rounds = [[r for r in report["rows"] if r["pipeline"] == "artlib"]]
         for k in range(2, args.repeats + 1):
@@ -778,6 +788,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = [run(stage, artlib_pipe, 1.0) for stage in args.stages]
             limits = run_limits(rows, args)
             add_efficiency(rows, limits)
+            mark_limit_contention(rows, limits)
             rounds.append(rows)
         report["rounds"] = [[{k: r.get(k) for k in ("stage", *ROUND_KEYS, "contended")} for r in rnd] for rnd in rounds]
         report["rounds_summary"] = summarize_rounds(rounds)

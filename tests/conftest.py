@@ -227,12 +227,10 @@ def one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="session", autouse=True)
 def private_digest_memo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Weights digests the tests compute are remembered in a folder of this session, not in the user's cache."""
-    from artlib.models import weights
-
+    """Weights digests the tests (and the processes they start) compute are remembered in a folder of this session,
+    not in the user's cache."""
     patch = pytest.MonkeyPatch()
-    memo = tmp_path_factory.mktemp("digests") / "weights-digests.json"
-    patch.setattr(weights, "digest_memo_path", lambda: memo)
+    patch.setenv("ARTLIB_CACHE_DIR", str(tmp_path_factory.mktemp("artlib-cache")))
     yield
     patch.undo()
 

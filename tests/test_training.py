@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from artlib.models.stored import load_stage_model
 from artlib.rundir import stage_dir
 from artlib.stages import CONFIGURATIONS, STAGES
 from artlib.train.config import TrainConfig
+from artlib.train.grid import GridFailure
 
 from conftest import TINY, crash_after, new_run_dir
 
@@ -214,6 +217,66 @@ def test_a_best_epoch_older_than_the_last_survives_two_interruptions(run_dir: Pa
     assert not list(folder.glob("checkpoint*"))
 
 
+def test_a_failed_slot_write_names_the_file_and_the_last_epoch_still_resumes(
+        run_dir: Path, tmp_path: Path, tiny_prepared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills up while epoch 2's slot is written: the stage stops with the slot's name and what to do, no
+    writer thread is left, and the rerun resumes from epoch 1 to the uninterrupted result."""
+    from artlib.models import tensorfile
+
+    write_all = tensorfile._write_all
+
+    def full_disk(fd: int, data: memoryview) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("slot1.safetensors"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write_all(fd, data)
+
+    monkeypatch.setattr(tensorfile, "_write_all", full_disk)
+    folder = stage_dir(run_dir, "emotion_conv5", 0)
+    with pytest.raises(GridFailure) as info:
+        train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    assert f"{folder / 'checkpoint-slot1.safetensors'}: could not be written (No space left on device); the " \
+           f"previous epoch's checkpoint is unchanged. Free some space" in str(info.value)
+    assert not [t for t in threading.enumerate() if t.name == "artlib-checkpoint"]
+    assert checkpoints.load(folder / "checkpoint.pt")["epoch"] == 1
+    monkeypatch.undo()
+    train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    assert json.loads((folder / "metrics.json").read_text())["resumed_from_epoch"] == 1
+    clean = new_run_dir(tiny_prepared, tmp_path / "clean")
+    train_one("emotion_conv5", clean, TINY, seed=0, progress=False)
+    assert _row(run_dir, "emotion_conv5") == _row(clean, "emotion_conv5")
+
+
+def test_an_error_during_validation_waits_for_the_slot_writer(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation fails while epoch 1's slot is still being written (slowly): the error passes on only once the
+    writer's thread has ended, so nothing keeps writing from the live weights afterwards."""
+    import artlib.train.loop
+    from artlib.models import tensorfile
+
+    write_all, finished = tensorfile._write_all, []
+
+    def slow(fd: int, data: memoryview) -> None:
+        time.sleep(0.002)
+        write_all(fd, data)
+
+    def failing(*args: object, **kwargs: object) -> dict:
+        raise RuntimeError("validation failed")
+
+    def record_end(path: object, tensors: dict) -> object:
+        result = write(path, tensors)
+        finished.append(time.perf_counter())
+        return result
+
+    write = tensorfile.write
+    monkeypatch.setattr(tensorfile, "_write_all", slow)
+    monkeypatch.setattr(tensorfile, "write", record_end)
+    monkeypatch.setattr(artlib.train.loop, "validation_row", failing)
+    with pytest.raises(GridFailure, match="validation failed"):
+        train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
+    raised = time.perf_counter()
+    assert finished and finished[0] <= raised  # the slot was complete before the error reached the caller
+    assert not [t for t in threading.enumerate() if t.name == "artlib-checkpoint"]
+
+
 def test_same_seed_same_row_and_finished_stage_is_reused(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
     """Same seed ⇒ identical results row; rerunning does not retrain or duplicate; force retrains identically."""
     train_one("emotion_conv4", run_dir, TINY, seed=5, progress=False)
@@ -334,10 +397,10 @@ def test_a_changed_weights_file_gets_a_new_digest_and_an_unchanged_one_is_not_ha
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The digest (part of every config hash) follows the file's content, in one process and across processes; the
     digest of a file whose size, times, inode and device are unchanged is read from the user's cache folder."""
-    monkeypatch.setattr(backbone_weights, "digest_memo_path", lambda: tmp_path / "cache" / "weights-digests.json")
+    monkeypatch.setenv("ARTLIB_CACHE_DIR", str(tmp_path / "cache"))
     path = tmp_path / "w.pth"
     torch.save(ArtNet.build(2, seed=4).backbone.state_dict(), path)
-    os.utime(path, (time.time() - 3600, time.time() - 3600))  # written an hour ago: its digest is remembered
+    time.sleep(2.1)  # a file changed in the last 2 s is not remembered (a second change could keep its times)
     first = resolve_weights(str(path), verbose=False)
     memo = json.loads(backbone_weights.digest_memo_path().read_text())
     assert list(memo.values()) == [first.digest]

@@ -13,6 +13,7 @@ metadata, so they come back in the same layout with the same bytes.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -107,8 +108,10 @@ def write(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) -> Wri
         finally:
             os.close(fd)
     except OSError as exc:  # e.g. a full disk: name the file and what to do (the last record stays valid)
+        fix = ("Free some space or choose another run_dir" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+               else "Check that the folder is writable, or choose another run_dir")
         raise DataError(f"{path}: could not be written ({exc.strerror or exc}); the previous epoch's checkpoint is "
-                        f"unchanged. Free some space or choose another run_dir, then rerun to resume.") from None
+                        f"unchanged. {fix}, then rerun to resume.") from None
     return Written(path, size, crc)
 
 

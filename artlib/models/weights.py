@@ -88,8 +88,8 @@ def _file_digest(path: str | os.PathLike[str]) -> str:
 
     Hashing takes 0.1 s per 100 MB, in every process that trains: the digest is remembered in the user's cache
     folder per file state (path, size, modification and change times in ns, inode, device), as git remembers file
-    hashes; a file changed in any of these is hashed again, and one modified in the last 2 s is not remembered (a
-    second change within the file system's time resolution could keep its modification time).
+    hashes; a file changed in any of these is hashed again, and one changed in the last 2 s is not remembered (a
+    second change within the file system's time resolution could keep its times).
     """
     path = Path(path).resolve()
     stat = path.stat()
@@ -102,8 +102,9 @@ def _file_digest(path: str | os.PathLike[str]) -> str:
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 22), b""):
                 h.update(chunk)
+        known = {k: v for k, v in known.items() if not k.startswith(f"{path}|")}  # this file's older states
         known[state] = h.hexdigest()
-        if time.time() - stat.st_mtime > 2.0:
+        if time.time() - max(stat.st_mtime, stat.st_ctime) > 2.0:
             _remember(known)
     _DIGESTS[state] = known[state]
     return known[state]
@@ -113,8 +114,10 @@ _DIGESTS: dict[str, str] = {}  # this process's digests per file state (also whe
 
 
 def digest_memo_path() -> Path:
-    """Where weights files' digests are remembered: $XDG_CACHE_HOME/artlib (default ~/.cache/artlib)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "artlib" / "weights-digests.json"
+    """Where weights files' digests are remembered: $ARTLIB_CACHE_DIR, else $XDG_CACHE_HOME/artlib (default
+    ~/.cache/artlib)."""
+    folder = os.environ.get("ARTLIB_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "artlib"
+    return Path(folder) / "weights-digests.json"
 
 
 def _known_digests() -> dict[str, str]:
@@ -129,7 +132,7 @@ def _known_digests() -> dict[str, str]:
 def _remember(known: dict[str, str]) -> None:
     """Write the digests of files that still exist (best effort: without a writable cache folder, hash next time)."""
     try:
-        atomic.write_json(digest_memo_path(), {k: v for k, v in known.items() if os.path.exists(k.split("|")[0])})
+        atomic.write_json(digest_memo_path(), {k: v for k, v in known.items() if os.path.exists(k.rsplit("|", 5)[0])})
     except (OSError, DataError, RuntimeError) as exc:
         log.debug("could not remember weights digests: %s", exc)
 
@@ -184,8 +187,11 @@ def resolve_weights(spec: str = "auto", verbose: bool = True, backbone: str = DE
 
 
 def _unchanged(weights: Weights) -> bool:
-    """False when the weights' file is now another file than the one resolved (random weights: always True)."""
-    return not os.path.isfile(weights.source) or _file_digest(weights.source) == weights.digest
+    """False when the weights' file is gone or is now another file than the one resolved (random weights, a folder:
+    True)."""
+    if weights.source in ("random", "memory") or os.path.isdir(weights.source):
+        return True
+    return os.path.isfile(weights.source) and _file_digest(weights.source) == weights.digest
 
 
 def _resolve(spec: str, verbose: bool, backbone: BackboneSpec) -> Weights:

@@ -149,9 +149,8 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
         t_val = time.perf_counter()
         # The epoch's state is written while validation runs (which changes none of it). After the last epoch the
         # results are written next, and a crash before that replays it from the previous checkpoint: no slot.
-        writer = resume.SlotWriter(checkpoint_path, state.busy_slots(), model, optimizer) \
-            if epoch < config.epochs else None
-        with resume.joined(writer):  # an error or interrupt before wait() stops nothing but waits for the thread
+        with resume.joined() as slot:  # on an error or interrupt, the thread is waited for before it passes on
+            writer = slot.start(checkpoint_path, state.busy_slots(), model, optimizer) if epoch < config.epochs else None
             row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                    **validation_row(model, source, targets, val_pos, criterion, device, precision, config.batch_size)}
             t_end = time.perf_counter()

@@ -106,10 +106,16 @@ class SlotWriter:
             self._result = tensorfile.write(self._path, self._tensors)
         except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread by wait())
             self._result = exc
+        finally:
+            self._tensors = {}  # (on a GPU these are CPU copies: free them now, not with the next epoch's writer)
 
     def join_quietly(self) -> None:
-        """Wait for the thread, whatever it ends with."""
-        self._thread.join()
+        """Wait for the thread, whatever it ends with, even through further interrupts."""
+        while self._thread.is_alive():
+            try:
+                self._thread.join()
+            except KeyboardInterrupt:
+                continue
 
     def wait(self) -> dict[str, int]:
         """Block until the slot is durable; its slot number, size and CRC32 (re-raises the thread's error)."""
@@ -121,15 +127,30 @@ class SlotWriter:
         return {"slot": self.slot, "bytes": result.nbytes, "crc32": result.crc32}
 
 
+class _Holder:
+    """The writer started inside a :func:`joined` block (if any)."""
+
+    def __init__(self) -> None:
+        """No writer yet."""
+        self.writer: SlotWriter | None = None
+
+    def start(self, checkpoint: Path, busy: set[int], model: ArtNet, optimizer: torch.optim.Optimizer) -> SlotWriter:
+        """Start a :class:`SlotWriter` and keep it, so the block's exit can wait for it."""
+        self.writer = SlotWriter(checkpoint, busy, model, optimizer)
+        return self.writer
+
+
 @contextlib.contextmanager
-def joined(writer: SlotWriter | None) -> Iterator[None]:
-    """On an error or interrupt in the block, wait for ``writer``'s thread before passing it on (its own error is
-    dropped), so no thread is left writing a slot from live tensors while the caller, e.g. a notebook, goes on."""
+def joined() -> Iterator[_Holder]:
+    """A block in which a slot writer may be started: on an error or interrupt in it, the writer's thread is waited
+    for (a second Ctrl-C included) before the error passes on, its own error dropped, so no thread is left writing a
+    slot from live tensors while the caller, e.g. a notebook, goes on."""
+    holder = _Holder()
     try:
-        yield
+        yield holder
     except BaseException:
-        if writer is not None:
-            writer.join_quietly()
+        if holder.writer is not None:
+            holder.writer.join_quietly()
         raise
 
 
