@@ -10,6 +10,7 @@ progress and resumes to exactly the same result; its weights are written while v
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -149,8 +150,9 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
         t_val = time.perf_counter()
         # The epoch's state is written while validation runs (which changes none of it). After the last epoch the
         # results are written next, and a crash before that replays it from the previous checkpoint: no slot.
-        with resume.joined() as slot:  # on an error or interrupt, the thread is waited for before it passes on
-            writer = slot.start(checkpoint_path, state.busy_slots(), model, optimizer) if epoch < config.epochs else None
+        writer = resume.SlotWriter(checkpoint_path, state.busy_slots(), model, optimizer) \
+            if epoch < config.epochs else None
+        with writer or contextlib.nullcontext():  # on an error or interrupt, the writer is waited for before it passes on
             row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                    **validation_row(model, source, targets, val_pos, criterion, device, precision, config.batch_size)}
             t_end = time.perf_counter()

@@ -16,11 +16,9 @@ before the next epoch starts, and ends exactly as an uninterrupted run (tests/te
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +107,16 @@ class SlotWriter:
         finally:
             self._tensors = {}  # (on a GPU these are CPU copies: free them now, not with the next epoch's writer)
 
+    def __enter__(self) -> SlotWriter:
+        """The writer, for a ``with`` block whose exit on an error waits for it."""
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        """On an error or interrupt in the block, wait for the thread (its own error dropped) before it passes on, so
+        no thread is left writing a slot from live tensors while the caller, e.g. a notebook, goes on."""
+        if kind is not None:
+            self.join_quietly()
+
     def join_quietly(self) -> None:
         """Wait for the thread, whatever it ends with, even through further interrupts."""
         while self._thread.is_alive():
@@ -125,33 +133,6 @@ class SlotWriter:
             raise result
         assert result is not None
         return {"slot": self.slot, "bytes": result.nbytes, "crc32": result.crc32}
-
-
-class _Holder:
-    """The writer started inside a :func:`joined` block (if any)."""
-
-    def __init__(self) -> None:
-        """No writer yet."""
-        self.writer: SlotWriter | None = None
-
-    def start(self, checkpoint: Path, busy: set[int], model: ArtNet, optimizer: torch.optim.Optimizer) -> SlotWriter:
-        """Start a :class:`SlotWriter` and keep it, so the block's exit can wait for it."""
-        self.writer = SlotWriter(checkpoint, busy, model, optimizer)
-        return self.writer
-
-
-@contextlib.contextmanager
-def joined() -> Iterator[_Holder]:
-    """A block in which a slot writer may be started: on an error or interrupt in it, the writer's thread is waited
-    for (a second Ctrl-C included) before the error passes on, its own error dropped, so no thread is left writing a
-    slot from live tensors while the caller, e.g. a notebook, goes on."""
-    holder = _Holder()
-    try:
-        yield holder
-    except BaseException:
-        if holder.writer is not None:
-            holder.writer.join_quietly()
-        raise
 
 
 def save_record(path: Path, meta: dict[str, Any], epoch: int, optimizer: torch.optim.Optimizer, state: Progress,
