@@ -136,6 +136,13 @@ def atomic_dir(path: str | os.PathLike[str], kind: str, option: str,
             shutil.rmtree(old, ignore_errors=True)
 
 
+def write_at(fd: int, data: memoryview, offset: int) -> None:
+    """os.pwrite until every byte is written at ``offset`` (one call may write fewer than asked)."""
+    done = 0
+    while done < data.nbytes:
+        done += os.pwrite(fd, data[done:], offset + done)
+
+
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Atomically write ``data`` to ``path``."""
     with atomic_path(path) as tmp:

@@ -230,12 +230,13 @@ TIMING_PARTS = ("startup", "model", "image_cache", "feature_cache", "training", 
 def checkpoint_overlap(history: pd.DataFrame) -> float:
     """Seconds the per-epoch checkpoint writes added to the validation passes they ran beside.
 
-    artlib writes an epoch's state while that epoch's validation runs (artlib.train.resume); on a machine whose
-    cores validation already uses, the write slows it. Validation passes are all the same size, so the slowdown is
-    (the median validation seconds of the epochs that wrote a checkpoint, the run's first epoch left out as it is
-    cold, minus the median of those that did not: the last epoch) times the number of epochs that wrote one;
-    clamped at 0. Rows without a recorded checkpoint time (resumed from their own checkpoint) are left out. This is
-    the checkpoint's cost, not validation's; with one epoch alone as the baseline it carries that epoch's noise.
+    artlib writes an epoch's state before that epoch's validation and waits for the disk while validation runs
+    (artlib.train.resume); the kernel's write-back may slow validation. Validation passes are all the same size,
+    so the slowdown is (the median validation seconds of the epochs that wrote a checkpoint, the run's first
+    epoch left out as it is cold, minus the median of those that did not: the last epoch) times the number of
+    epochs that wrote one; clamped at 0. Rows without a recorded checkpoint time (resumed from their own
+    checkpoint) are left out. This is the checkpoint's cost, not validation's; with one epoch alone as the
+    baseline it carries that epoch's noise.
     """
     if "val_seconds" not in history or "checkpoint_seconds" not in history:
         return 0.0
@@ -850,8 +851,8 @@ def print_efficiency(report: dict[str, Any]) -> None:
         print(table([r for r in rows if r["pipeline"] == "artlib"], EFFICIENCY_COLUMNS))
     print()
     print("Wall-time shares (metrics.json timing; rest = the driver, results.csv and the loop's set-up; imports are "
-          "not in the wall time; checkpoints* = waiting for them after validation plus the slowdown their writes "
-          "caused in the validation passes they overlapped, which is taken out of validation):")
+          "not in the wall time; checkpoints* = writing them, waiting for the disk after validation, plus the slowdown "
+          "the disk wait caused in the validation passes it overlapped, which is taken out of validation):")
     print(table(rows, SHARE_COLUMNS))
 
 

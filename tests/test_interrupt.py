@@ -50,13 +50,12 @@ from artlib.train.config import TrainConfig
 
 if sys.argv[2] == "slot":
     import os
-    import artlib.models.tensorfile
-    write_all = artlib.models.tensorfile._write_all
-    def slow_write_all(fd, data):
+    pwrite = os.pwrite
+    def slow_pwrite(fd, data, offset):
         if os.readlink(f"/proc/self/fd/{{fd}}").endswith("slot1.safetensors"):
-            time.sleep({sleep} / 100)  # epoch 2's slot is written slowly: the parent kills in the middle of it
-        write_all(fd, data)
-    artlib.models.tensorfile._write_all = slow_write_all
+            time.sleep({sleep} / 20)  # epoch 2's slot is written slowly: the parent kills in the middle of it
+        return pwrite(fd, data, offset)
+    os.pwrite = slow_pwrite
 elif sys.argv[2] == "epoch":
     evaluate = artlib.train.loop.evaluate
     def slow_evaluate(*args, **kwargs):

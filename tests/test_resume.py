@@ -7,8 +7,10 @@ current one, which the short stage runs there may not reach.
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -40,6 +42,31 @@ def test_a_tensor_file_gives_back_the_same_bytes_dtypes_and_layouts(tmp_path: Pa
         assert torch.equal(back[name], t)  # no NaN or -0.0 among them: equal values are equal bytes
     with pytest.raises(CheckpointError, match="damaged: its bytes changed"):
         tensorfile.read(path, written.crc32 ^ 1, written.nbytes)
+
+
+def test_crc32_combine_equals_zlibs_crc32_of_the_joined_bytes() -> None:
+    """The hand-written CRC32 combination (zlib's crc32_combine, not exposed by Python) against zlib.crc32 of the
+    whole, for empty, one-byte and multi-megabyte parts cut anywhere."""
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 7, 4096, 3_000_001):
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        for cut in sorted({0, n, int(rng.integers(0, n + 1)), n // 2}):
+            assert tensorfile.crc32_combine(zlib.crc32(data[:cut]), zlib.crc32(data[cut:]), n - cut) == zlib.crc32(data)
+
+
+def test_a_file_written_in_two_halves_records_the_crc32_of_all_its_bytes(tmp_path: Path) -> None:
+    """start_write writes the halves of a file from two threads: the CRC32 it records is zlib's over the file's bytes,
+    which give the tensors back (one tensor alone, several on either side of the cut, one big and one small)."""
+    g = torch.Generator().manual_seed(1)
+    for tensors in ({"one": torch.randn(300_000, generator=g)},
+                    {f"t{i}": torch.randn(int(n), generator=g) for i, n in enumerate((5, 2_000_000, 3, 1_500_000, 9))},
+                    {"big": torch.randn(5_000_000, generator=g), "small": torch.zeros(2)}):
+        path = tmp_path / "t.safetensors"
+        written = tensorfile.start_write(path, tensors).sync()
+        data = path.read_bytes()
+        assert (written.nbytes, written.crc32) == (len(data), zlib.crc32(data))
+        back = tensorfile.read(path, written.crc32, written.nbytes)
+        assert back.keys() == tensors.keys() and all(torch.equal(v, tensors[k]) for k, v in back.items())
 
 
 def _model_and_adam() -> tuple[ArtNet, torch.optim.Optimizer]:

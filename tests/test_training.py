@@ -221,22 +221,20 @@ def test_a_failed_slot_write_names_the_file_and_the_last_epoch_still_resumes(
         run_dir: Path, tmp_path: Path, tiny_prepared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The disk fills up while epoch 2's slot is written: the stage stops with the slot's name and what to do, no
     writer thread is left, and the rerun resumes from epoch 1 to the uninterrupted result."""
-    from artlib.models import tensorfile
+    pwrite = os.pwrite
 
-    write_all = tensorfile._write_all
-
-    def full_disk(fd: int, data: memoryview) -> None:
+    def full_disk(fd: int, data: memoryview, offset: int) -> int:
         if os.readlink(f"/proc/self/fd/{fd}").endswith("slot1.safetensors"):
             raise OSError(errno.ENOSPC, "No space left on device")
-        write_all(fd, data)
+        return pwrite(fd, data, offset)
 
-    monkeypatch.setattr(tensorfile, "_write_all", full_disk)
+    monkeypatch.setattr(os, "pwrite", full_disk)
     folder = stage_dir(run_dir, "emotion_conv5", 0)
     with pytest.raises(GridFailure) as info:
         train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
     assert f"{folder / 'checkpoint-slot1.safetensors'}: could not be written (No space left on device); the " \
            f"previous epoch's checkpoint is unchanged. Free some space" in str(info.value)
-    assert not [t for t in threading.enumerate() if t.name == "artlib-checkpoint"]
+    assert not [t for t in threading.enumerate() if t.name in ("artlib-checkpoint", "artlib-tensorfile")]
     assert checkpoints.load(folder / "checkpoint.pt")["epoch"] == 1
     monkeypatch.undo()
     train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
@@ -247,33 +245,29 @@ def test_a_failed_slot_write_names_the_file_and_the_last_epoch_still_resumes(
 
 
 def test_an_error_during_validation_waits_for_the_slot_writer(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Validation fails while epoch 1's slot is still being written (slowly): the error passes on only once the
-    writer's thread has ended, so nothing keeps writing from the live weights afterwards."""
+    """Validation fails while epoch 1's slot is still on its way to the disk (a slow fsync): the error passes on
+    only once the writer's thread has ended, so no thread is left holding the slot's file afterwards."""
     import artlib.train.loop
-    from artlib.models import tensorfile
 
-    write_all, finished = tensorfile._write_all, []
+    fsync, finished = os.fsync, []
 
-    def slow(fd: int, data: memoryview) -> None:
-        time.sleep(0.002)
-        write_all(fd, data)
+    def slow_fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".safetensors"):
+            time.sleep(0.3)
+            fsync(fd)
+            finished.append(time.perf_counter())
+        else:
+            fsync(fd)
 
     def failing(*args: object, **kwargs: object) -> dict:
         raise RuntimeError("validation failed")
 
-    def record_end(path: object, tensors: dict) -> object:
-        result = write(path, tensors)
-        finished.append(time.perf_counter())
-        return result
-
-    write = tensorfile.write
-    monkeypatch.setattr(tensorfile, "_write_all", slow)
-    monkeypatch.setattr(tensorfile, "write", record_end)
+    monkeypatch.setattr(os, "fsync", slow_fsync)
     monkeypatch.setattr(artlib.train.loop, "validation_row", failing)
     with pytest.raises(GridFailure, match="validation failed"):
         train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
     raised = time.perf_counter()
-    assert finished and finished[0] <= raised  # the slot was complete before the error reached the caller
+    assert finished and finished[0] <= raised  # the slot was durable before the error reached the caller
     assert not [t for t in threading.enumerate() if t.name == "artlib-checkpoint"]
 
 

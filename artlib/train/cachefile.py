@@ -2,8 +2,9 @@
 
 A cache file is trusted only when its sidecar exists, names the same key and says ``complete``;
 the sidecar is written (atomically) after the array it vouches for is flushed. Arrays are built in
-a temporary file beside the target and renamed into place, so a killed build leaves a temporary
-file (removed by the next build) and never a half-written cache.
+a temporary file beside the target (through a memory map, or row by row with :class:`RowWriter`), fsynced
+and renamed into place, so a killed build leaves a temporary file (removed by the next build) and never a
+half-written cache.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,40 @@ from artlib import atomic
 def cache_bytes(shape: tuple[int, ...], dtype: np.dtype | type | str) -> int:
     """The bytes a cache array of this shape and dtype takes as a .npy file (header included): the one formula
     the caches' free-space checks and the plan share."""
-    dtype = np.dtype(dtype)
+    return len(_npy_header(shape, dtype)) + int(np.prod(shape)) * np.dtype(dtype).itemsize
+
+
+def _npy_header(shape: tuple[int, ...], dtype: np.dtype | type | str) -> bytes:
+    """The .npy header (format 1.0, C order) of an array of this shape and dtype."""
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": dtype.str, "fortran_order": False,
+    np.lib.format.write_array_header_1_0(header, {"descr": np.dtype(dtype).str, "fortran_order": False,
                                                   "shape": tuple(int(v) for v in shape)})
-    return len(header.getvalue()) + int(np.prod(shape)) * dtype.itemsize
+    return header.getvalue()
+
+
+class RowWriter:
+    """Writes a new cache array's rows through ``os.pwrite``, asking the kernel to start writing each batch to the
+    disk at once (Linux), so the fsync at the end finds little left to wait for.
+
+    Measured against the memory map it replaced for the feature cache (2 cores, 438 images at 112 px, 10 rounds
+    alternating with the bare prefix forward): no page faults in the forward's way, and no 88 MB flush at the end.
+    """
+
+    def __init__(self, fd: int, shape: tuple[int, ...], dtype: np.dtype, start: int) -> None:
+        """Rows of ``shape[1:]`` and ``dtype``; row 0 at byte ``start`` of the open file ``fd``."""
+        self.fd, self.shape, self.dtype, self.start = fd, shape, dtype, start
+        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+
+    def write(self, lo: int, rows: np.ndarray) -> None:
+        """Store ``rows`` as rows lo … lo + len(rows) − 1."""
+        if rows.shape[1:] != self.shape[1:] or rows.dtype != self.dtype or not 0 <= lo <= self.shape[0] - len(rows):
+            raise ValueError(f"rows {lo}…{lo + len(rows) - 1} of {rows.dtype} {rows.shape[1:]} do not fit a cache of "
+                             f"{self.dtype} {self.shape}")
+        data = memoryview(np.ascontiguousarray(rows)).cast("B")
+        offset = self.start + lo * self.row_bytes
+        atomic.write_at(self.fd, data, offset)
+        if hasattr(os, "posix_fadvise"):  # start the write-back now (pages still being written are kept)
+            os.posix_fadvise(self.fd, offset, data.nbytes, os.POSIX_FADV_DONTNEED)
 
 
 class CacheFile:
@@ -76,6 +107,21 @@ class CacheFile:
             yield array
             array.flush()
             del array
+
+    @contextlib.contextmanager
+    def create_rows(self, shape: tuple[int, ...], dtype: np.dtype | type) -> Iterator[RowWriter]:
+        """Yield a writer for a new array of ``shape``, to be filled row by row; on success it is fsynced and renamed
+        onto ``path`` (like :meth:`create`, without a memory map)."""
+        self.remove_stale()
+        header = _npy_header(shape, dtype)
+        with atomic.atomic_path(self.path, ".npy") as tmp:
+            fd = os.open(tmp, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+            try:
+                atomic.write_at(fd, memoryview(header), 0)
+                os.ftruncate(fd, cache_bytes(shape, dtype))
+                yield RowWriter(fd, shape, np.dtype(dtype), len(header))
+            finally:
+                os.close(fd)
 
     def write_meta(self, **fields: Any) -> None:
         """Write the sidecar (key, complete, and the caller's fields) atomically, after the array is flushed."""

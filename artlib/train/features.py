@@ -2,8 +2,8 @@
 
 Without augmentation, every block below the first trainable one is a fixed function of the
 image, so its output is computed once (under ``torch.no_grad``, never ``inference_mode``:
-those tensors could not enter autograd), stored memory-mapped on disk (fp16 by default) and
-training runs only the trainable blocks on it. The key covers the prefix weights (and
+those tensors could not enter autograd), written to disk batch by batch (fp16 by default), read back
+memory-mapped, and training runs only the trainable blocks on it. The key covers the prefix weights (and
 normalisation), the image cache, the rows and the storage dtype.
 """
 
@@ -103,12 +103,12 @@ def _compute_into(file: CacheFile, model: ArtNet, images: np.ndarray, rows: np.n
         shape = (len(rows), *first.shape[1:])
         if check_space is not None:
             check_space(file.path.parent, cache_bytes(shape, first.dtype))
-        with file.create(shape, dtype) as out:
-            out[: len(first)] = first
+        with file.create_rows(shape, dtype) as out:
+            out.write(0, first)
             bar.update(len(first))
             for lo in range(batch_size, len(rows), batch_size):
                 idx = rows[lo: lo + batch_size]
-                out[lo: lo + len(idx)] = _prefix_batch(model, images, idx, start, device, precision, dtype)
+                out.write(lo, _prefix_batch(model, images, idx, start, device, precision, dtype))
                 bar.update(len(idx))
     bar.close()
     return shape

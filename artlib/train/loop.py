@@ -147,16 +147,19 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
         t0 = time.perf_counter()
         train_loss, train_acc = _train_epoch(model, source, targets, epoch_order(train_pos, seed, epoch), epoch,
                                              criterion, optimizer, device, precision, config.batch_size, progress)
-        t_val = time.perf_counter()
-        # The epoch's state is written while validation runs (which changes none of it). After the last epoch the
-        # results are written next, and a crash before that replays it from the previous checkpoint: no slot.
+        t_trained = time.perf_counter()
+        # The epoch's state is written now (validation changes none of it) and reaches the disk while validation
+        # runs. After the last epoch the results are written next, and a crash before that replays it from the
+        # previous checkpoint: no slot.
         writer = resume.SlotWriter(checkpoint_path, state.busy_slots(), model, optimizer) \
             if epoch < config.epochs else None
+        t_val = time.perf_counter()
         with writer or contextlib.nullcontext():  # on an error or interrupt, the writer is waited for before it passes on
             row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                    **validation_row(model, source, targets, val_pos, criterion, device, precision, config.batch_size)}
             t_end = time.perf_counter()
-            row["seconds"], row["val_seconds"] = t_end - t0, t_end - t_val  # the epoch (training + validation)
+            # the epoch: its training and validation passes (the slot's writing is the checkpoint's)
+            row["seconds"], row["val_seconds"] = (t_trained - t0) + (t_end - t_val), t_end - t_val
             state.history.append(row)
             state.train_seconds += row["seconds"]
             if state.best.improves(row[config.monitor], MONITORS[config.monitor]):
@@ -168,9 +171,9 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
                 state.best.slot = state.current if state.best.epoch == epoch else state.best.slot
                 if not final:
                     resume.save_record(checkpoint_path, meta, epoch, optimizer, state, stopped)
-        # the wait for the slot, then the record: outside ``seconds``; reaches the next checkpoint's copy of the
-        # history (empty in a row resumed from its own)
-        row["checkpoint_seconds"] = 0.0 if writer is None else time.perf_counter() - t_end
+        # writing the slot, waiting for the disk, then the record: outside ``seconds``; reaches the next checkpoint's
+        # copy of the history (empty in a row resumed from its own)
+        row["checkpoint_seconds"] = 0.0 if writer is None else (t_val - t_trained) + time.perf_counter() - t_end
         epochs_bar.set_postfix(train_loss=f"{train_loss:.3f}", val_loss=f"{row['val_loss']:.3f}",
                                val_acc=f"{row['val_accuracy']:.3f}", best=state.best.epoch)
         if on_epoch_end is not None:
