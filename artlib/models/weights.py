@@ -27,7 +27,6 @@ import logging
 import os
 import socket
 import time
-import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -367,8 +366,7 @@ def read_state_file(path: str | os.PathLike[str]) -> OrderedDict[str, torch.Tens
             state = load_file(str(path))
         else:
             verify_zip(path)
-            # a zip file is memory-mapped (copy-on-write): the tensors are read once, by the copy into the model
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001
