@@ -7,6 +7,7 @@ half-written one, even after a power cut or SIGKILL.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -137,10 +138,18 @@ def atomic_dir(path: str | os.PathLike[str], kind: str, option: str,
 
 
 def write_at(fd: int, data: memoryview, offset: int) -> None:
-    """os.pwrite until every byte is written at ``offset`` (one call may write fewer than asked)."""
+    """Write every byte of ``data`` at ``offset`` (os.pwrite, which may write fewer than asked; where it does not
+    exist, Windows, lseek and write: then one thread per descriptor)."""
     done = 0
     while done < data.nbytes:
-        done += os.pwrite(fd, data[done:], offset + done)
+        if hasattr(os, "pwrite"):
+            n = os.pwrite(fd, data[done:], offset + done)
+        else:
+            os.lseek(fd, offset + done, os.SEEK_SET)
+            n = os.write(fd, data[done:])
+        if n <= 0:  # (never expected: a write that makes no progress would otherwise loop forever)
+            raise OSError(errno.EIO, "the write made no progress")
+        done += n
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -168,7 +168,7 @@ def paired_cache(job: dict[str, Any]) -> dict[str, Any]:
     """artlib's feature-cache building against the prefix limit on the same images, alternating in one process.
 
     Rows and limits run in separate processes minutes apart, and this machine's speed drifts by 10–25% between runs;
-    here the public ``build_feature_cache`` (key, file, fp16 conversion, memory-mapped writes: everything) and the
+    here the public ``build_feature_cache`` (key, file, fp16 conversion, writes and fsync: everything) and the
     bare prefix forward over the same ``job['n_images']`` random images in the same batches take turns, ``rounds``
     times (6: artlib first in every other round, so each order counts alike; the first round is cold, as in a fresh
     stage-run). Each round's efficiency is

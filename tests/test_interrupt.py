@@ -167,8 +167,8 @@ def test_sigkill_mid_epoch_resumes_to_the_same_result(prepared: Path, clean: Pat
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="the child finds the slot's file name in /proc")
 def test_sigkill_while_an_epochs_state_is_written_loses_only_that_epoch(prepared: Path, clean: Path,
                                                                         tmp_path: Path) -> None:
-    """Killed while epoch 2's slot is half written (during its validation), the rerun resumes from epoch 1: the
-    record and the slot it names were not touched, and the result matches the clean run."""
+    """Killed while epoch 2's slot is half written (right after its training pass), the rerun resumes from epoch 1:
+    the record and the slot it names were not touched, and the result matches the clean run."""
     run_dir = new_run_dir(prepared, tmp_path / "run")
     folder = stage_dir(run_dir, STAGE, 0)
     slot1 = folder / "checkpoint-slot1.safetensors"
@@ -176,6 +176,8 @@ def test_sigkill_while_an_epochs_state_is_written_loses_only_that_epoch(prepared
     record = checkpoints.load(folder / "checkpoint.pt")
     assert record["epoch"] == 1 and record["state"]["slot"] == 0
     assert slot1.stat().st_size < record["state"]["bytes"]  # cut short
+    with slot1.open("rb") as fh:
+        assert fh.read(8) == bytes(8)  # and without its header, which is written last
     train_one(STAGE, run_dir, CONFIG, seed=0, progress=False)
     assert json.loads((folder / "metrics.json").read_text())["resumed_from_epoch"] == 1
     assert final_row(run_dir) == final_row(clean)

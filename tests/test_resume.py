@@ -7,6 +7,10 @@ current one, which the short stage runs there may not reach.
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import threading
 import zlib
 from pathlib import Path
 
@@ -14,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from artlib.errors import CheckpointError
+from artlib.errors import CheckpointError, DataError
 from artlib.models import checkpoints, tensorfile
 from artlib.models.backbone import ArtNet
 from artlib.train import resume
@@ -67,6 +71,30 @@ def test_a_file_written_in_two_halves_records_the_crc32_of_all_its_bytes(tmp_pat
         assert (written.nbytes, written.crc32) == (len(data), zlib.crc32(data))
         back = tensorfile.read(path, written.crc32, written.nbytes)
         assert back.keys() == tensors.keys() and all(torch.equal(v, tensors[k]) for k, v in back.items())
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts this process's open files in /proc")
+@pytest.mark.parametrize("failing", ["first half (this thread)", "second half (its own thread)"])
+def test_a_full_disk_in_either_half_names_the_file_and_leaves_no_thread_or_open_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    """The disk fills up while one half of a slot is written, in this thread or in the second half's own: start_write
+    raises a DataError naming the file, and neither a writing thread nor a file descriptor of it is left."""
+    g = torch.Generator().manual_seed(2)
+    tensors = {f"t{i}": torch.randn(500_000, generator=g) for i in range(4)}  # 8 MB: two tensors in each half
+    path, here, pwrite = tmp_path / "slot.safetensors", threading.current_thread(), os.pwrite
+
+    def full_disk(fd: int, data: memoryview, offset: int) -> int:
+        if (threading.current_thread() is here) == failing.startswith("first"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return pwrite(fd, data, offset)
+
+    open_before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "pwrite", full_disk)
+    with pytest.raises(DataError, match=re.escape(f"{path}: could not be written (No space left on device)")):
+        tensorfile.start_write(path, tensors)
+    monkeypatch.undo()
+    assert not [t for t in threading.enumerate() if t.name == "artlib-tensorfile"]
+    assert len(os.listdir("/proc/self/fd")) == open_before
 
 
 def _model_and_adam() -> tuple[ArtNet, torch.optim.Optimizer]:

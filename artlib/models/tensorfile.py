@@ -33,7 +33,7 @@ from artlib.errors import CheckpointError, DataError
 DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
           torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
           torch.bool: "BOOL"}
-CHUNK = 1 << 24  # bytes per os.write call
+CHUNK = 1 << 24  # bytes per write call
 NHWC_KEY = "artlib.nhwc"  # metadata: the tensors stored as their channels-last memory
 
 
@@ -111,22 +111,9 @@ def start_write(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) 
     except OSError as exc:
         raise _write_error(path, exc) from None
     try:
-        halves = _halves(parts, len(head))
-        other: list[int | BaseException] = []
-        thread = threading.Thread(target=_write_range_into, args=(fd, halves[1], other), name="artlib-tensorfile")
-        thread.start()
-        try:
-            first = _write_range(fd, halves[0])
-        finally:
-            _join_through_interrupts(thread)  # never close the file while the other half is still being written
-        if isinstance(other[0], BaseException):
-            raise other[0]
-        atomic.write_at(fd, memoryview(head), 0)
+        crc = _write_halves(fd, head, parts)
         size = len(head) + sum(raw.nbytes for raw in parts)
         os.ftruncate(fd, size)  # an older, longer file (other settings) must not keep a tail
-        second_bytes = sum(raw.nbytes for _, raw in halves[1])
-        crc = crc32_combine(crc32_combine(zlib.crc32(head), first, size - len(head) - second_bytes),
-                            other[0], second_bytes)
     except OSError as exc:  # e.g. a full disk: name the file and what to do (the last record stays valid)
         os.close(fd)
         raise _write_error(path, exc) from None
@@ -136,24 +123,65 @@ def start_write(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) 
     return Unsynced(path, fd, size, crc)
 
 
-@dataclass(frozen=True)
+def _write_halves(fd: int, head: bytes, parts: list[memoryview]) -> int:
+    """Write the tensors' bytes, the second half in a thread of its own (where ``os.pwrite`` exists), then the header
+    (last: a file cut short has none); the CRC32 of the whole file."""
+    first_half, second_half = _halves(parts, len(head))
+    if hasattr(os, "pwrite"):
+        other: list[int | BaseException] = []
+        # The thread writes through a descriptor of its own, which it closes: whatever happens here (even Ctrl-C
+        # while it starts), closing ``fd`` can never leave it writing into another file that reused the number.
+        thread = threading.Thread(target=_write_range_into, args=(os.dup(fd), second_half, other),
+                                  name="artlib-tensorfile")
+        thread.start()
+        try:
+            first = _write_range(fd, first_half)
+        finally:
+            _join_through_interrupts(thread)
+        if isinstance(other[0], BaseException):
+            raise other[0]
+        second = other[0]
+    else:  # (Windows: one thread, positioned writes through lseek)
+        first, second = _write_range(fd, first_half), _write_range(fd, second_half)
+    atomic.write_at(fd, memoryview(head), 0)
+    second_bytes = sum(raw.nbytes for _, raw in second_half)
+    first_bytes = sum(raw.nbytes for _, raw in first_half)
+    return crc32_combine(crc32_combine(zlib.crc32(head), first, first_bytes), second, second_bytes)
+
+
 class Unsynced:
     """A file :func:`start_write` wrote, still open, whose bytes may not be on the disk yet."""
 
-    path: Path
-    fd: int
-    nbytes: int
-    crc32: int
+    def __init__(self, path: Path, fd: int, nbytes: int, crc32: int) -> None:
+        """The open file ``fd`` at ``path``, with the size and CRC32 of what was written."""
+        self.path, self.nbytes, self.crc32 = path, nbytes, crc32
+        self._fd, self._lock = fd, threading.Lock()
+
+    def _take(self) -> int:
+        """The descriptor, once (-1 after it was synced or closed: never closed twice)."""
+        with self._lock:
+            fd, self._fd = self._fd, -1
+        return fd
 
     def sync(self) -> Written:
         """Wait until the file is on the disk (fsync), close it; its size and CRC32."""
+        fd = self._take()
+        if fd < 0:
+            raise RuntimeError(f"{self.path}: synced or closed already")
         try:
-            os.fsync(self.fd)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise _write_error(self.path, exc) from None
-        finally:
-            os.close(self.fd)
         return Written(self.path, self.nbytes, self.crc32)
+
+    def close(self) -> None:
+        """Give the file up without waiting for the disk (no record may name it); a no-op after :meth:`sync`."""
+        fd = self._take()
+        if fd >= 0:
+            os.close(fd)
 
 
 def _write_error(path: Path, exc: OSError) -> DataError:
@@ -191,11 +219,14 @@ def _write_range(fd: int, placed: Range) -> int:
 
 
 def _write_range_into(fd: int, placed: Range, out: list[int | BaseException]) -> None:
-    """:func:`_write_range` in a thread: its CRC32 or its error goes into ``out``."""
+    """:func:`_write_range` in a thread, through its own descriptor ``fd`` (closed here): its CRC32 or its error goes
+    into ``out``."""
     try:
         out.append(_write_range(fd, placed))
     except BaseException as exc:  # noqa: BLE001 (re-raised by the thread that started this one)
         out.append(exc)
+    finally:
+        os.close(fd)
 
 
 def _join_through_interrupts(thread: threading.Thread) -> None:

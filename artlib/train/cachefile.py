@@ -55,11 +55,14 @@ class RowWriter:
         if rows.shape[1:] != self.shape[1:] or rows.dtype != self.dtype or not 0 <= lo <= self.shape[0] - len(rows):
             raise ValueError(f"rows {lo}…{lo + len(rows) - 1} of {rows.dtype} {rows.shape[1:]} do not fit a cache of "
                              f"{self.dtype} {self.shape}")
-        data = memoryview(np.ascontiguousarray(rows)).cast("B")
+        if rows.size == 0:
+            return
+        data = memoryview(np.ascontiguousarray(rows).reshape(-1).view(np.uint8))
         offset = self.start + lo * self.row_bytes
         atomic.write_at(self.fd, data, offset)
         if hasattr(os, "posix_fadvise"):  # start the write-back now (pages still being written are kept)
-            os.posix_fadvise(self.fd, offset, data.nbytes, os.POSIX_FADV_DONTNEED)
+            with contextlib.suppress(OSError):  # a hint only
+                os.posix_fadvise(self.fd, offset, data.nbytes, os.POSIX_FADV_DONTNEED)
 
 
 class CacheFile:
@@ -120,6 +123,7 @@ class CacheFile:
                 atomic.write_at(fd, memoryview(header), 0)
                 os.ftruncate(fd, cache_bytes(shape, dtype))
                 yield RowWriter(fd, shape, np.dtype(dtype), len(header))
+                os.fsync(fd)  # through this descriptor, so errors of the early write-back are seen here
             finally:
                 os.close(fd)
 

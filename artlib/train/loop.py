@@ -4,8 +4,8 @@ Correct where the original was not: per-class weights, early stopping in the rig
 direction for the monitored metric, test metrics from the best epoch's weights, seeded data
 order. A checkpoint (trainable weights, optimizer, epoch, history, RNG state, best weights so
 far) is durable after every epoch before the next one starts, so a killed run loses only the epoch in
-progress and resumes to exactly the same result; its weights are written while validation runs
-(:mod:`artlib.train.resume`).
+progress and resumes to exactly the same result; its weights are written before validation and reach the disk
+while it runs (:mod:`artlib.train.resume`).
 """
 
 from __future__ import annotations

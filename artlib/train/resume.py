@@ -1,4 +1,4 @@
-"""Resuming a stage-run: an epoch's state written to a free slot while validation runs, then a small record.
+"""Resuming a stage-run: an epoch's state written to a free slot, on disk while validation runs, then a small record.
 
 After every epoch but the last, two files make the checkpoint:
 
@@ -100,7 +100,11 @@ class SlotWriter:
         unsynced = tensorfile.start_write(rundir.checkpoint_slot(checkpoint, self.slot), tensors)
         self._result: tensorfile.Written | BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(unsynced,), name="artlib-checkpoint", daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:  # e.g. Ctrl-C right here: the file is given up (once, whoever comes first), never leaked
+            unsynced.close()
+            raise
 
     def _run(self, unsynced: tensorfile.Unsynced) -> None:
         """The thread: wait for the disk, keeping the outcome (or the error) for wait()."""
@@ -115,7 +119,7 @@ class SlotWriter:
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         """On an error or interrupt in the block, wait for the thread (its own error dropped) before it passes on, so
-        no thread is left writing a slot from live tensors while the caller, e.g. a notebook, goes on."""
+        no thread is left holding the slot's file while the caller, e.g. a notebook, goes on."""
         if kind is not None:
             self.join_quietly()
 
