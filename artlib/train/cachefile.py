@@ -41,8 +41,9 @@ class RowWriter:
     """Writes a new cache array's rows through ``os.pwrite``, asking the kernel to start writing each batch to the
     disk at once (Linux), so the fsync at the end finds little left to wait for.
 
-    Measured against the memory map it replaced for the feature cache (2 cores, 438 images at 112 px, 10 rounds
-    alternating with the bare prefix forward): no page faults in the forward's way, and no 88 MB flush at the end.
+    Against the memory map it replaced for the feature cache (2 cores, 438 images at 112 px, 12 rounds alternating
+    with the bare prefix forward), it raised building from 79.0% to 83.1% of the forward's speed (conv4+conv5) and
+    from 93.4% to 95.5% (conv5): no page faults between the batches, no 88 MB flush waited for at the end.
     """
 
     def __init__(self, fd: int, shape: tuple[int, ...], dtype: np.dtype, start: int) -> None:
