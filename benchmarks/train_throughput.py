@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from artlib.paths import display_path, resolve_path
+from artlib.paths import display_path, repo_root, resolve_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -269,6 +269,21 @@ def row_timing(metrics: dict[str, Any], row: dict[str, Any], wall: float,
     inside = parts["image_cache"] + parts["feature_cache"] + parts["training"] + parts["validation"]
     out["share_outside_epochs_and_cache"] = 1.0 - inside / wall
     return out
+
+
+def _commit() -> str:
+    """The repository's commit, with "+changes" when the working tree differs from it (which code was measured)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        """One git command's output in the repository root ("" when git is unavailable)."""
+        try:
+            return subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    head = git("rev-parse", "HEAD").strip()
+    return f"{head}+changes" if head and git("status", "--porcelain", "--untracked-files=no").strip() else head or "?"
 
 
 def _child(conn: Any, job: dict[str, Any]) -> None:
@@ -705,6 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     env["torch"] = torch.__version__
+    env["artlib_commit"] = _commit()
     settings = {k: v for k, v in vars(args).items()}
     print(f"device {device}, auto precision {auto_precision}, {env['cpus']} CPUs ({env['cpu_model']}), "
           f"load average {env['loadavg_at_start'][0]:.2f}", flush=True)

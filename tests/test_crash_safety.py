@@ -136,6 +136,43 @@ def test_damaged_feature_cache_is_rebuilt(tiny_data: tuple[Path, Path], tmp_path
     np.testing.assert_array_equal(np.array(again.array), reference)
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the written file's name in /proc")
+def test_a_full_disk_while_features_are_written_names_the_cache_and_leaves_nothing_trusted(
+        tiny_data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills up at the third batch of a feature cache: the error names the cache and what to do, no cache
+    file or temporary file is left, and the next build (disk freed) gives the features an undisturbed build gives."""
+    root, prepared = tiny_data
+    paths = read_manifest(prepared / "manifest.csv")["image_path"].tolist()
+    images = build_image_cache(root / "archive", paths, 32, tmp_path / "images", workers=1, progress=False)
+    model = ArtNet.build(2, None, seed=1).freeze_all().unfreeze("conv5")
+
+    def features(where: Path) -> FeatureCache:
+        """Build (or reuse) the fp16 feature cache of 20 rows in ``where``."""
+        return build_feature_cache(model, images.array, np.arange(20), images.key, where, torch.device("cpu"), "fp32",
+                                   "float16", batch_size=4, progress=False)
+
+    pwrite, batches = os.pwrite, []
+
+    def full_disk(fd: int, data: memoryview, offset: int) -> int:
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(".features_"):
+            batches.append(offset)
+            if len(batches) == 4:  # the header, then the rows of batches 1 and 2 went through
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", full_disk)
+    with pytest.raises(DataError) as info:
+        features(tmp_path / "cache")
+    monkeypatch.undo()
+    target = next(iter(str(info.value).split(":")))
+    assert target.startswith(str(tmp_path / "cache" / "features_conv5_")) and target.endswith(".npy")
+    assert str(info.value).endswith("could not be written (No space left on device); nothing was changed. Free some "
+                                    "space or choose another folder.")
+    assert not [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")]
+    np.testing.assert_array_equal(np.array(features(tmp_path / "cache").array),
+                                  np.array(features(tmp_path / "undisturbed").array))
+
+
 # --- checkpoints -------------------------------------------------------------------------------
 
 class _Plant:

@@ -253,7 +253,7 @@ def test_an_error_during_validation_waits_for_the_slot_writer(run_dir: Path, mon
 
     def slow_fsync(fd: int) -> None:
         if os.readlink(f"/proc/self/fd/{fd}").endswith(".safetensors"):
-            time.sleep(0.3)
+            time.sleep(1.0)
             fsync(fd)
             finished.append(time.perf_counter())
         else:

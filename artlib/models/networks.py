@@ -37,7 +37,7 @@ def create_backbone(backbone: BackboneSpec, image_size: int | None, state: dict[
         if state is None:
             net = torchvision.models.resnet50()
         else:
-            net = copy.deepcopy(meta_resnet50()).to_empty(device="cpu")  # allocated, not initialised
+            net = copy.deepcopy(_meta_resnet50()).to_empty(device="cpu")  # allocated, not initialised
             net.fc = nn.Identity()
             net.load_state_dict(state, strict=True)
         net.fc = nn.Identity()
@@ -74,12 +74,17 @@ def timm_state(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torc
     return {k: v for k, v in state.items() if not any(k in (f"{h}.weight", f"{h}.bias") for h in heads)}
 
 
+def resnet50_shapes() -> dict[str, tuple[int, ...]]:
+    """Every state-dict entry of torchvision's ResNet50 with its shape (a fresh dict: the caller may change it)."""
+    return {k: tuple(v.shape) for k, v in _meta_resnet50().state_dict().items()}
+
+
 @functools.cache
-def meta_resnet50() -> nn.Module:
+def _meta_resnet50() -> nn.Module:
     """torchvision's ResNet50 on the meta device: names and shapes only, no memory, no random initialisation.
 
-    Built once per process (0.03 s warm, 0.07 s cold: its initialisers run through torch's Python decompositions)
-    and copied for every model that loads a state dict, and for checking a weights file's keys.
+    Built once per process (0.03-0.07 s: its initialisers run through torch's Python decompositions) and copied for
+    every model that loads a state dict; never handed out itself (changing it would change every later copy).
     """
     with torch.device("meta"):
         return torchvision.models.resnet50()

@@ -2,12 +2,14 @@
 
 The resume state of an epoch (trainable weights and Adam's moments, ~180 MB for conv5) is written after
 every epoch. :func:`start_write` hands each tensor's bytes straight from its memory to the file with
-``os.pwrite``, two threads each taking half of the file with its own ``zlib.crc32`` (both release the GIL,
-so the two cores share the copy and the CRC); :meth:`Unsynced.sync` then waits for the disk (fsync), which
-the caller does in a thread while the validation pass computes. The halves' CRCs are combined into the
-file's (:func:`crc32_combine`). The file is overwritten in place (no new file, no freed blocks) and is plain
-safetensors (no pickle: :func:`read` parses it with ``safetensors.torch.load``, from the very bytes whose
-CRC32 it checked against the one the caller kept: safetensors itself has no checksum).
+``os.pwrite`` from two threads, each taking half of the file with its own ``zlib.crc32`` (both release the
+GIL; the file system serialises the copies into one file, so what the second thread buys is one half's CRC
+running while the other half is copied); where ``os.pwrite`` is missing (Windows) one thread writes both.
+:meth:`Unsynced.sync` then waits for the disk (fsync), which the caller does in a thread while the
+validation pass computes. The halves' CRCs are combined into the file's (:mod:`artlib.models.crc32`). The
+file is overwritten in place (no new file, no freed blocks) and is plain safetensors (no pickle: :func:`read`
+parses it with ``safetensors.torch.load``, from the very bytes whose CRC32 it checked against the one the
+caller kept: safetensors itself has no checksum).
 
 Channels-last 4-D tensors are stored as their NHWC memory (a permuted view, no copy) and listed in the
 metadata, so they come back in the same layout with the same bytes.
@@ -15,8 +17,8 @@ metadata, so they come back in the same layout with the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import functools
 import json
 import os
 import struct
@@ -28,6 +30,7 @@ from pathlib import Path
 import torch
 
 from artlib import atomic
+from artlib.models.crc32 import crc32_combine
 from artlib.errors import CheckpointError, DataError
 
 DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
@@ -99,73 +102,103 @@ def write(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) -> Wri
 
 
 def start_write(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) -> Unsynced:
-    """Write every byte of ``tensors`` to ``path`` (two threads, each a half of the file with its CRC32) but do not
-    wait for the disk: :meth:`Unsynced.sync` makes it durable.
+    """Write every byte of ``tensors`` to ``path`` (two threads where ``os.pwrite`` exists, each a half of the file
+    with its CRC32) but do not wait for the disk: :meth:`Unsynced.sync` makes it durable.
 
     The tensors may change as soon as this returns: their bytes are in the operating system's hands.
     """
     head, parts = _layout(tensors)
-    path = Path(path)
+    path, fd = Path(path), Descriptor(-1)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)  # Windows: no newline mangling
-    except OSError as exc:
-        raise _write_error(path, exc) from None
-    try:
-        crc = _write_halves(fd, head, parts)
+        fd = Descriptor(os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666))  # (Windows)
+        crc = _write_halves(fd.number, head, parts)
         size = len(head) + sum(raw.nbytes for raw in parts)
-        os.ftruncate(fd, size)  # an older, longer file (other settings) must not keep a tail
+        os.ftruncate(fd.number, size)  # an older, longer file (other settings) must not keep a tail
+        return Unsynced(path, fd, size, crc)
     except OSError as exc:  # e.g. a full disk: name the file and what to do (the last record stays valid)
-        os.close(fd)
+        fd.close_quietly()
         raise _write_error(path, exc) from None
     except BaseException:
-        os.close(fd)
+        fd.close_quietly()
         raise
-    return Unsynced(path, fd, size, crc)
 
 
 def _write_halves(fd: int, head: bytes, parts: list[memoryview]) -> int:
-    """Write the tensors' bytes, the second half in a thread of its own (where ``os.pwrite`` exists), then the header
-    (last: a file cut short has none); the CRC32 of the whole file."""
+    """Write the tensors' bytes, the second half in a thread of its own (where ``os.pwrite`` exists: one half's CRC
+    runs while the other half is copied), then the header; the CRC32 of the whole file.
+
+    The header's length field is zeroed first and the header written last, so a write killed midway leaves a file
+    without a valid header even where an older slot's header was (a slot is trusted only by its record's size and
+    CRC32 anyway; after a power cut the order of the blocks on disk is not guaranteed).
+    """
+    atomic.write_at(fd, memoryview(bytes(8)), 0)
     first_half, second_half = _halves(parts, len(head))
     if hasattr(os, "pwrite"):
-        other: list[int | BaseException] = []
-        # The thread writes through a descriptor of its own, which it closes: whatever happens here (even Ctrl-C
-        # while it starts), closing ``fd`` can never leave it writing into another file that reused the number.
-        thread = threading.Thread(target=_write_range_into, args=(os.dup(fd), second_half, other),
-                                  name="artlib-tensorfile")
-        thread.start()
-        try:
-            first = _write_range(fd, first_half)
-        finally:
-            _join_through_interrupts(thread)
-        if isinstance(other[0], BaseException):
-            raise other[0]
-        second = other[0]
+        first, second = _write_in_two_threads(fd, first_half, second_half)
     else:  # (Windows: one thread, positioned writes through lseek)
         first, second = _write_range(fd, first_half), _write_range(fd, second_half)
     atomic.write_at(fd, memoryview(head), 0)
-    second_bytes = sum(raw.nbytes for _, raw in second_half)
     first_bytes = sum(raw.nbytes for _, raw in first_half)
+    second_bytes = sum(raw.nbytes for _, raw in second_half)
     return crc32_combine(crc32_combine(zlib.crc32(head), first, first_bytes), second, second_bytes)
+
+
+def _write_in_two_threads(fd: int, first_half: Range, second_half: Range) -> tuple[int, int]:
+    """Write the first half here and the second in a thread, through a descriptor of its own; the halves' CRC32s."""
+    # The thread's descriptor is handed over once (Descriptor.take): if this thread gives up before the other took it
+    # (Ctrl-C while it starts), it is closed here and the other writes nothing; once taken, only that thread closes
+    # it. So closing ``fd`` can never leave a writer whose descriptor number another file has reused.
+    theirs, other = Descriptor(os.dup(fd)), []
+    thread = threading.Thread(target=_write_range_into, args=(theirs, second_half, other), name="artlib-tensorfile")
+    try:
+        thread.start()
+        first = _write_range(fd, first_half)
+    except BaseException:
+        theirs.close_quietly()
+        raise
+    finally:
+        join_through_interrupts(thread, reraise=True)
+    if not other or isinstance(other[0], BaseException):
+        raise other[0] if other else RuntimeError("the second half's writer did not run")
+    return first, other[0]
+
+
+class Descriptor:
+    """An open file descriptor with one owner at a time: taken or closed once, never twice (threads may race)."""
+
+    def __init__(self, number: int) -> None:
+        """Own ``number`` (-1: none)."""
+        self._number, self._lock = number, threading.Lock()
+
+    @property
+    def number(self) -> int:
+        """The descriptor (-1 once taken or closed)."""
+        return self._number
+
+    def take(self) -> int:
+        """The descriptor, for the caller to close; -1 if it was taken or closed already."""
+        with self._lock:
+            number, self._number = self._number, -1
+        return number
+
+    def close_quietly(self) -> None:
+        """Close it unless taken or closed already; its own error is dropped (one is being reported already)."""
+        number = self.take()
+        if number >= 0:
+            with contextlib.suppress(OSError):
+                os.close(number)
 
 
 class Unsynced:
     """A file :func:`start_write` wrote, still open, whose bytes may not be on the disk yet."""
 
-    def __init__(self, path: Path, fd: int, nbytes: int, crc32: int) -> None:
+    def __init__(self, path: Path, fd: Descriptor, nbytes: int, crc32: int) -> None:
         """The open file ``fd`` at ``path``, with the size and CRC32 of what was written."""
-        self.path, self.nbytes, self.crc32 = path, nbytes, crc32
-        self._fd, self._lock = fd, threading.Lock()
-
-    def _take(self) -> int:
-        """The descriptor, once (-1 after it was synced or closed: never closed twice)."""
-        with self._lock:
-            fd, self._fd = self._fd, -1
-        return fd
+        self.path, self.nbytes, self.crc32, self._fd = path, nbytes, crc32, fd
 
     def sync(self) -> Written:
         """Wait until the file is on the disk (fsync), close it; its size and CRC32."""
-        fd = self._take()
+        fd = self._fd.take()
         if fd < 0:
             raise RuntimeError(f"{self.path}: synced or closed already")
         try:
@@ -179,9 +212,7 @@ class Unsynced:
 
     def close(self) -> None:
         """Give the file up without waiting for the disk (no record may name it); a no-op after :meth:`sync`."""
-        fd = self._take()
-        if fd >= 0:
-            os.close(fd)
+        self._fd.close_quietly()
 
 
 def _write_error(path: Path, exc: OSError) -> DataError:
@@ -198,7 +229,8 @@ Range = list[tuple[int, memoryview]]
 
 def _halves(parts: list[memoryview], start: int) -> tuple[Range, Range]:
     """The tensors' bytes with their file offsets, cut at a tensor boundary into two runs of about equal size."""
-    placed, offset = [], start
+    placed: Range = []
+    offset = start
     for raw in parts:
         placed.append((offset, raw))
         offset += raw.nbytes
@@ -218,62 +250,34 @@ def _write_range(fd: int, placed: Range) -> int:
     return crc
 
 
-def _write_range_into(fd: int, placed: Range, out: list[int | BaseException]) -> None:
-    """:func:`_write_range` in a thread, through its own descriptor ``fd`` (closed here): its CRC32 or its error goes
-    into ``out``."""
+def _write_range_into(theirs: Descriptor, placed: Range, out: list[int | BaseException]) -> None:
+    """:func:`_write_range` in a thread, through the descriptor it takes from ``theirs`` (and closes): its CRC32 or
+    its error (a failed close included: it may report a deferred write error) goes into ``out``."""
+    fd = theirs.take()
+    if fd < 0:  # given up before this thread ran: write nothing
+        return
     try:
         out.append(_write_range(fd, placed))
     except BaseException as exc:  # noqa: BLE001 (re-raised by the thread that started this one)
         out.append(exc)
     finally:
-        os.close(fd)
+        try:
+            os.close(fd)
+        except OSError as exc:
+            out[:] = out if out and isinstance(out[0], BaseException) else [exc]
 
 
-def _join_through_interrupts(thread: threading.Thread) -> None:
-    """Wait for ``thread`` even through Ctrl-C (its file descriptor must outlive it), then pass an interrupt on."""
+def join_through_interrupts(thread: threading.Thread, reraise: bool) -> None:
+    """Wait for ``thread`` even through Ctrl-C (nothing may go on while it still writes); pass an interrupt on after
+    the wait if ``reraise`` (else drop it: the caller is passing another error on)."""
     interrupted: KeyboardInterrupt | None = None
     while thread.is_alive():
         try:
             thread.join()
         except KeyboardInterrupt as exc:
             interrupted = exc
-    if interrupted is not None:
+    if interrupted is not None and reraise:
         raise interrupted
-
-
-def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
-    """The CRC32 of A+B from crc32(A), crc32(B) and len(B), as zlib's crc32_combine (which Python does not expose):
-    appends len(B) zero bytes to crc1 through precomputed GF(2) operators, one per set bit of len(B)."""
-    k = 0
-    while len2:
-        if len2 & 1:
-            crc1 = _times(_zeros_operator(k), crc1)
-        len2 >>= 1
-        k += 1
-    return crc1 ^ crc2
-
-
-def _times(matrix: tuple[int, ...], vector: int) -> int:
-    """A 32×32 GF(2) matrix (its columns as words) times a 32-bit vector."""
-    out, i = 0, 0
-    while vector:
-        if vector & 1:
-            out ^= matrix[i]
-        vector >>= 1
-        i += 1
-    return out
-
-
-@functools.cache
-def _zeros_operator(k: int) -> tuple[int, ...]:
-    """The operator that runs a CRC32 register over 2**k zero bytes (the one-bit operator squared 3 + k times)."""
-    if k > 0:
-        half = _zeros_operator(k - 1)
-        return tuple(_times(half, column) for column in half)
-    matrix = (0xEDB88320, *(1 << n for n in range(31)))  # one zero bit: the reflected polynomial, then a shift
-    for _ in range(3):
-        matrix = tuple(_times(matrix, column) for column in matrix)
-    return matrix
 
 
 def read(path: str | os.PathLike[str], crc32: int, nbytes: int) -> dict[str, torch.Tensor]:

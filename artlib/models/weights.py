@@ -36,7 +36,7 @@ import torch
 from artlib import atomic
 from artlib.errors import CheckpointError, DataError
 from artlib.models.checkpoints import verify_zip
-from artlib.models.networks import create_backbone, meta_resnet50
+from artlib.models.networks import create_backbone, resnet50_shapes
 from artlib.models.registry import DEFAULT_BACKBONE, BackboneSpec, get_backbone
 
 log = logging.getLogger(__name__)
@@ -396,12 +396,12 @@ def load_backbone_file(path: str | os.PathLike[str]) -> OrderedDict[str, torch.T
     """Load a ResNet50 backbone state dict safely (weights_only / safetensors), validated against the architecture."""
     state = _strip_prefixes(read_state_file(path))
     state = OrderedDict((k, v) for k, v in state.items() if not k.startswith("fc."))
-    reference = {k: v for k, v in meta_resnet50().state_dict().items() if not k.startswith("fc.")}  # shapes only
+    reference = {k: shape for k, shape in resnet50_shapes().items() if not k.startswith("fc.")}
     for key in [k for k in reference if k.endswith("num_batches_tracked") and k not in state]:
         state[key] = torch.zeros((), dtype=torch.long)  # older checkpoints (e.g. torchvision's) may lack these
     missing = [k for k in reference if k not in state]
     unexpected = [k for k in state if k not in reference]
-    wrong = [k for k in reference if k in state and tuple(state[k].shape) != tuple(reference[k].shape)]
+    wrong = [k for k in reference if k in state and tuple(state[k].shape) != reference[k]]
     if missing or unexpected or wrong:
         raise CheckpointError(
             f"{path}: not a torchvision ResNet50 backbone: {len(missing)} missing keys (e.g. {missing[:3]}), "

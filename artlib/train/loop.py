@@ -151,10 +151,9 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
         # The epoch's state is written now (validation changes none of it) and reaches the disk while validation
         # runs. After the last epoch the results are written next, and a crash before that replays it from the
         # previous checkpoint: no slot.
-        writer = resume.SlotWriter(checkpoint_path, state.busy_slots(), model, optimizer) \
-            if epoch < config.epochs else None
-        t_val = time.perf_counter()
-        with writer or contextlib.nullcontext():  # on an error or interrupt, the writer is waited for before it passes on
+        with (resume.SlotWriter(checkpoint_path, state.busy_slots(), model, optimizer) if epoch < config.epochs
+              else contextlib.nullcontext()) as writer:  # on an error or interrupt, waited for before it passes on
+            t_val = time.perf_counter()
             row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                    **validation_row(model, source, targets, val_pos, criterion, device, precision, config.batch_size)}
             t_end = time.perf_counter()

@@ -98,9 +98,9 @@ class SlotWriter:
         # checksumming 180 MB stalls both of validation's threads for longer than its own CPU time (1.3-1.6x,
         # measured on 2 cores). What overlaps validation is the wait for the disk, which uses little CPU.
         unsynced = tensorfile.start_write(rundir.checkpoint_slot(checkpoint, self.slot), tensors)
-        self._result: tensorfile.Written | BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(unsynced,), name="artlib-checkpoint", daemon=True)
         try:
+            self._result: tensorfile.Written | BaseException | None = None
+            self._thread = threading.Thread(target=self._run, args=(unsynced,), name="artlib-checkpoint", daemon=True)
             self._thread.start()
         except BaseException:  # e.g. Ctrl-C right here: the file is given up (once, whoever comes first), never leaked
             unsynced.close()
@@ -125,11 +125,7 @@ class SlotWriter:
 
     def join_quietly(self) -> None:
         """Wait for the thread, whatever it ends with, even through further interrupts."""
-        while self._thread.is_alive():
-            try:
-                self._thread.join()
-            except KeyboardInterrupt:
-                continue
+        tensorfile.join_through_interrupts(self._thread, reraise=False)
 
     def wait(self) -> dict[str, int]:
         """Block until the slot is durable; its slot number, size and CRC32 (re-raises the thread's error)."""
