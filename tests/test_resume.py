@@ -98,13 +98,15 @@ def test_a_written_file_is_synced_or_given_up_once(tmp_path: Path) -> None:
 def test_a_full_disk_in_either_half_names_the_file_and_leaves_no_thread_or_open_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
     """The disk fills up while one half of a slot is written, in this thread or in the second half's own: start_write
-    raises a DataError naming the file, and neither a writing thread nor a file descriptor of it is left."""
+    raises a DataError naming the file, and neither a writing thread nor a file descriptor of it is left. The slot
+    held an earlier epoch's state: the rewrite cut short leaves it without a valid header (its length is zero)."""
     g = torch.Generator().manual_seed(2)
     tensors = {f"t{i}": torch.randn(500_000, generator=g) for i in range(4)}  # 8 MB: two tensors in each half
     path, here, pwrite = tmp_path / "slot.safetensors", threading.current_thread(), os.pwrite
+    tensorfile.write(path, {k: v + 1 for k, v in tensors.items()})  # the slot's earlier content, with its header
 
     def full_disk(fd: int, data: memoryview, offset: int) -> int:
-        if (threading.current_thread() is here) == failing.startswith("first"):
+        if offset > 0 and (threading.current_thread() is here) == failing.startswith("first"):  # (not the header)
             raise OSError(errno.ENOSPC, "No space left on device")
         return pwrite(fd, data, offset)
 
@@ -115,6 +117,8 @@ def test_a_full_disk_in_either_half_names_the_file_and_leaves_no_thread_or_open_
     monkeypatch.undo()
     assert not [t for t in threading.enumerate() if t.name == "artlib-tensorfile"]
     assert len(os.listdir("/proc/self/fd")) == open_before
+    with path.open("rb") as fh:
+        assert fh.read(8) == bytes(8)
 
 
 def _model_and_adam() -> tuple[ArtNet, torch.optim.Optimizer]:
