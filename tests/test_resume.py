@@ -20,7 +20,7 @@ import torch
 
 from artlib.errors import CheckpointError, DataError
 from artlib.models import checkpoints, tensorfile
-from artlib.models.crc32 import crc32_combine
+from artlib.models.crc32 import crc32, crc32_combine
 from artlib.models.backbone import ArtNet
 from artlib.train import resume
 from artlib.train.loop import make_adam
@@ -57,6 +57,22 @@ def test_crc32_combine_equals_zlibs_crc32_of_the_joined_bytes() -> None:
         data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
         for cut in sorted({0, n, int(rng.integers(0, n + 1)), n // 2}):
             assert crc32_combine(zlib.crc32(data[:cut]), zlib.crc32(data[cut:]), n - cut) == zlib.crc32(data)
+
+
+def test_the_fast_crc32_equals_zlibs_for_any_bytes_and_starting_value() -> None:
+    """artlib's CRC32 (zlib-ng's where installed) gives zlib.crc32's values: bytes, memoryviews of arrays and of
+    slices, empty input, continued from a previous value (as the slot writer does chunk by chunk)."""
+    rng = np.random.default_rng(2)
+    for n in (0, 1, 15, 16, 63, 64, 65, 4097, 1_000_003):
+        array = rng.integers(0, 256, n, dtype=np.uint8)
+        for start in (0, 1, 0xFFFFFFFF, int(rng.integers(0, 2**32))):
+            assert crc32(array.tobytes(), start) == zlib.crc32(array.tobytes(), start)
+            assert crc32(memoryview(array)[n // 3:], start) == zlib.crc32(array[n // 3:].tobytes(), start)
+    data = rng.integers(0, 256, 5_000_000, dtype=np.uint8).tobytes()
+    chunked = 0
+    for lo in range(0, len(data), 1 << 20):
+        chunked = crc32(memoryview(data)[lo: lo + (1 << 20)], chunked)
+    assert chunked == zlib.crc32(data)
 
 
 @pytest.mark.parametrize("pwrite", ["os.pwrite, two threads", "no os.pwrite (Windows): lseek and write, one thread"])

@@ -411,6 +411,28 @@ def test_a_changed_weights_file_gets_a_new_digest_and_an_unchanged_one_is_not_ha
     assert resolve_weights(str(path), verbose=False).digest == second.digest  # and in a new process
 
 
+def test_models_built_from_a_weights_file_hold_its_values_in_tensors_of_their_own(tmp_path: Path) -> None:
+    """Every model built from one weights file (kept in memory per process) holds exactly the file's values, in
+    tensors of its own: changing one model's weights in place changes neither the next model nor the kept state;
+    convolution weights come in channels-last memory."""
+    path = tmp_path / "w.pth"
+    torch.save(ArtNet.build(2, seed=4).backbone.state_dict(), path)
+    weights = resolve_weights(str(path), verbose=False)
+    reference = torch.load(path, weights_only=True)
+    first = ArtNet.build(2, weights, seed=0)
+    with torch.no_grad():
+        for tensor in first.backbone.state_dict().values():
+            tensor.zero_()
+    second = ArtNet.build(2, weights, seed=0)
+    state = second.backbone.state_dict()
+    assert state.keys() == {k for k in reference if not k.startswith("fc.")}
+    assert all(torch.equal(state[k], reference[k]) for k in state)
+    convs = [k for k, v in state.items() if v.dim() == 4]
+    assert len(convs) == 53 and all(state[k].is_contiguous(memory_format=torch.channels_last) for k in convs)
+    assert sum(p.numel() for p in second.backbone.parameters()) == 23_508_032
+    assert all(p.requires_grad for p in second.backbone.parameters())
+
+
 def test_resident_feature_source_matches_memory_mapped(run_dir: Path) -> None:
     """Gathering batches from a device-resident copy of the cache gives the same inputs as the memmap."""
     from artlib.train.inputs import FeatureSource

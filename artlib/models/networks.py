@@ -29,6 +29,8 @@ def create_backbone(backbone: BackboneSpec, image_size: int | None, state: dict[
                     source: str = "", exact: bool = False) -> nn.Module:
     """The backbone's network without a classifier, with ``state`` loaded (None: random init from torch's RNG).
 
+    resnet50's loaded convolution weights come in channels-last memory, the layout :class:`ArtNet` converts to.
+
     resnet50 is torchvision's; the others are built by timm, which also converts and resizes a pretrained state
     dict (``exact=False``: a ViT's position embedding is resampled to ``image_size``); ``exact=True`` loads a
     state dict of this very network (a carried or saved stage) as it is. A state of another model is refused.
@@ -37,9 +39,9 @@ def create_backbone(backbone: BackboneSpec, image_size: int | None, state: dict[
         if state is None:
             net = torchvision.models.resnet50()
         else:
-            net = copy.deepcopy(_meta_resnet50()).to_empty(device="cpu")  # allocated, not initialised
+            net = copy.deepcopy(_meta_resnet50())
             net.fc = nn.Identity()
-            net.load_state_dict(state, strict=True)
+            net.load_state_dict(_owned_copies(state), strict=True, assign=True)
         net.fc = nn.Identity()
         return net
     import timm
@@ -55,6 +57,18 @@ def create_backbone(backbone: BackboneSpec, image_size: int | None, state: dict[
         raise CheckpointError(f"{where}: not {backbone.title} weights ({type(exc).__name__}: {str(exc)[:300]}). "
                               f"Pass the weights of {backbone.timm_name} (timm) or another backbone.") from None
     return net
+
+
+def _owned_copies(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fresh copies of ``state``'s tensors (4-D ones in channels-last memory), for a network to own.
+
+    Loaded with ``assign=True`` (which checks names and shapes as a copying load does), they become the network's
+    tensors: one allocation and one copy per tensor, where allocating the network, copying in and converting to
+    channels last took two of each. Copies always: the state may be the weights file's cached dict, which training
+    must never change.
+    """
+    return {key: torch.empty_like(tensor, memory_format=torch.channels_last if tensor.dim() == 4
+                                  else torch.contiguous_format).copy_(tensor) for key, tensor in state.items()}
 
 
 def timm_state(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

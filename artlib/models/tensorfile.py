@@ -2,9 +2,9 @@
 
 The resume state of an epoch (trainable weights and Adam's moments, ~180 MB for conv5) is written after
 every epoch. :func:`start_write` hands each tensor's bytes straight from its memory to the file with
-``os.pwrite`` from two threads, each taking half of the file with its own ``zlib.crc32`` (both release the
-GIL; the file system serialises the copies into one file, so what the second thread buys is one half's CRC
-running while the other half is copied); where ``os.pwrite`` is missing (Windows) one thread writes both.
+``os.pwrite`` from two threads, each taking half of the file with its own CRC32 (:func:`artlib.models.crc32.crc32`;
+both release the GIL; the file system serialises the copies into one file, so what the second thread buys is one
+half's CRC running while the other half is copied); where ``os.pwrite`` is missing (Windows) one thread writes both.
 :meth:`Unsynced.sync` then waits for the disk (fsync), which the caller does in a thread while the
 validation pass computes. The halves' CRCs are combined into the file's (:mod:`artlib.models.crc32`). The
 file is overwritten in place (no new file, no freed blocks) and is plain safetensors (no pickle: :func:`read`
@@ -23,13 +23,13 @@ import json
 import os
 import struct
 import threading
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from artlib import atomic
+from artlib.models.crc32 import crc32 as checksum
 from artlib.models.crc32 import crc32_combine
 from artlib.errors import CheckpointError, DataError
 
@@ -140,7 +140,7 @@ def _write_halves(fd: int, head: bytes, parts: list[memoryview]) -> int:
     atomic.write_at(fd, memoryview(head), 0)
     first_bytes = sum(raw.nbytes for _, raw in first_half)
     second_bytes = sum(raw.nbytes for _, raw in second_half)
-    return crc32_combine(crc32_combine(zlib.crc32(head), first, first_bytes), second, second_bytes)
+    return crc32_combine(crc32_combine(checksum(head), first, first_bytes), second, second_bytes)
 
 
 def _write_in_two_threads(fd: int, first_half: Range, second_half: Range) -> tuple[int, int]:
@@ -245,7 +245,7 @@ def _write_range(fd: int, placed: Range) -> int:
     for offset, raw in placed:
         for lo in range(0, raw.nbytes, CHUNK):
             piece = raw[lo: lo + CHUNK]
-            crc = zlib.crc32(piece, crc)
+            crc = checksum(piece, crc)
             atomic.write_at(fd, piece, offset + lo)
     return crc
 
@@ -292,7 +292,7 @@ def read(path: str | os.PathLike[str], crc32: int, nbytes: int) -> dict[str, tor
         raise CheckpointError(f"{path}: missing (the checkpoint refers to it).") from None
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
-    if (zlib.crc32(data), len(data)) != (crc32, nbytes):
+    if (checksum(data), len(data)) != (crc32, nbytes):
         raise CheckpointError(f"{path}: damaged: its bytes changed after they were written (size {len(data):,} for "
                               f"{nbytes:,}, CRC mismatch: disk error, a copy cut short, or an edit).")
     try:

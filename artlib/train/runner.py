@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -271,22 +272,18 @@ def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, 
     """
     t0 = time.perf_counter()
     files = rundir.stage_run(run_dir, stage.name, seed, split_seed, config.backbone)
-    pos = inputs.positions
-    test_loss, probs = evaluate(model, inputs.source, pos["test"], data.fitted, criterion, identity.device,
-                                identity.precision, config.batch_size)
-    predictions = _predictions(stage, data, pos, probs)
-    m, baseline = _test_metrics(stage, data, pos, probs, predictions)
-    atomic.write_csv(files.predictions, predictions)
-    atomic.write_csv(files.history, pd.DataFrame(loop.history))
-    model_meta = checkpoints.make_meta(kind="model", stage=stage.name, task=stage.task, classes=list(stage.classes),
-                                       seed=seed, config_hash=identity.config_hash, image_size=config.image_size,
-                                       mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
-                                       backbone_weights=identity.backbone_label, trained_blocks=list(stage.blocks),
-                                       **({"backbone": config.backbone} if config.backbone != rundir.DEFAULT_BACKBONE
-                                          else {}),
-                                       **({"split_seed": split_seed} if split_seed else {}))
-    sha = checkpoints.save(files.model, {"meta": model_meta, "state_dict": {
-        k: v.detach().cpu() for k, v in model.state_dict().items()}}, digest=True)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artlib-model") as saving:
+        # model.pt is written (and waited for on the disk) while the test pass computes: the weights are final and
+        # the test pass only reads them; metrics.json, which records the file's hash, comes after it is durable
+        saved = saving.submit(_save_model, model, stage, seed, config, identity, files.model, split_seed)
+        pos = inputs.positions
+        test_loss, probs = evaluate(model, inputs.source, pos["test"], data.fitted, criterion, identity.device,
+                                    identity.precision, config.batch_size)
+        predictions = _predictions(stage, data, pos, probs)
+        m, baseline = _test_metrics(stage, data, pos, probs, predictions)
+        atomic.write_csv(files.predictions, predictions)
+        atomic.write_csv(files.history, pd.DataFrame(loop.history))
+        sha = saved.result()
     row = {**_results_row(stage, seed, m, baseline, inputs, loop, config, identity, run_dir, split_seed),
            "threads": threads,
            "era_prior_baseline_accuracy": m["era_prior_baseline_accuracy"],
@@ -298,6 +295,20 @@ def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, 
         "resumed_from_epoch": loop.resumed_from, "layout": layout,
         "timing": {**(timing or {}), "test_seconds": round(time.perf_counter() - t0, 4)}})
     return row
+
+
+def _save_model(model: ArtNet, stage: Stage, seed: int, config: TrainConfig, identity: StageIdentity, path: Path,
+                split_seed: int) -> str:
+    """Write the stage-run's model.pt (its weights and what they are), durably; the file's sha256."""
+    model_meta = checkpoints.make_meta(kind="model", stage=stage.name, task=stage.task, classes=list(stage.classes),
+                                       seed=seed, config_hash=identity.config_hash, image_size=config.image_size,
+                                       mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
+                                       backbone_weights=identity.backbone_label, trained_blocks=list(stage.blocks),
+                                       **({"backbone": config.backbone} if config.backbone != rundir.DEFAULT_BACKBONE
+                                          else {}),
+                                       **({"split_seed": split_seed} if split_seed else {}))
+    return checkpoints.save(path, {"meta": model_meta, "state_dict": {
+        k: v.detach().cpu() for k, v in model.state_dict().items()}}, digest=True)
 
 
 EMOTION9_RESULT_COLUMNS = ("dominant_accuracy", "dominant_share", "dominant_majority_baseline_accuracy",
