@@ -10,6 +10,7 @@ import contextlib
 import errno
 import json
 import os
+import threading
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,14 +19,18 @@ from typing import Any
 import pandas as pd
 
 
+_UMASK_LOCK = threading.Lock()
+
+
 def current_umask() -> int:
     """The process's umask (read without changing it where /proc allows), for the modes of new files."""
     with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"):
                 return int(line.split()[1], 8)
-    mask = os.umask(0o022)  # elsewhere: read it by setting it, then put it back at once
-    os.umask(mask)
+    with _UMASK_LOCK:  # elsewhere: read it by setting it, then put it back at once (one thread at a time)
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
 
 

@@ -433,6 +433,20 @@ def test_models_built_from_a_weights_file_hold_its_values_in_tensors_of_their_ow
     assert all(p.requires_grad for p in second.backbone.parameters())
 
 
+def test_a_half_precision_weights_file_gives_a_float32_model_that_runs(tmp_path: Path) -> None:
+    """Weights saved in float16 are loaded as a copying load would: float32 parameters (BatchNorm's counters stay
+    integers), the file's values rounded once, and the model runs on float32 images."""
+    path = tmp_path / "half.pth"
+    source = ArtNet.build(2, seed=4).backbone.state_dict()
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in source.items()}, path)
+    model = ArtNet.build(2, resolve_weights(str(path), verbose=False), seed=0)
+    state = model.backbone.state_dict()
+    assert {v.dtype for k, v in state.items() if not k.endswith("num_batches_tracked")} == {torch.float32}
+    assert {state[k].dtype for k in state if k.endswith("num_batches_tracked")} == {torch.long}
+    assert all(torch.equal(state[k], source[k].half().float()) for k in state if source[k].is_floating_point())
+    assert model.eval()(torch.rand(2, 3, 32, 32)).shape == (2, 2)
+
+
 def test_resident_feature_source_matches_memory_mapped(run_dir: Path) -> None:
     """Gathering batches from a device-resident copy of the cache gives the same inputs as the memmap."""
     from artlib.train.inputs import FeatureSource

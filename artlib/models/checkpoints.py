@@ -82,7 +82,7 @@ def verify_zip(path: str | os.PathLike[str]) -> None:
     try:
         with zipfile.ZipFile(path) as archive, open(path, "rb") as fh:
             bad = next((info.filename for info in archive.infolist() if not _record_intact(archive, fh, info)), None)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error, zlib.error) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error, NotImplementedError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: damaged ({type(exc).__name__}: {exc}); delete it and rerun the stage "
                               f"(or provide the file again).") from None
     if bad is not None:
@@ -95,10 +95,16 @@ def _record_intact(archive: zipfile.ZipFile, fh: BinaryIO, info: zipfile.ZipInfo
     """Whether a zip record's bytes match its CRC32: a stored record (torch's are) read raw and checked with the fast
     CRC32 (:mod:`artlib.models.crc32`), any other through ``zipfile`` (which checks it while inflating)."""
     if info.compress_type != zipfile.ZIP_STORED:
-        with archive.open(info) as member:
-            while member.read(1 << 24):
-                pass  # zipfile raises BadZipFile on a CRC mismatch at the end
+        try:
+            with archive.open(info) as member:
+                while member.read(1 << 24):
+                    pass  # zipfile raises BadZipFile on a CRC mismatch at the end
+        except (zipfile.BadZipFile, zlib.error):  # changed bytes: a CRC mismatch or a broken deflate stream
+            return False
         return True
+    if info.file_size != info.compress_size:
+        raise zipfile.BadZipFile(f"record {info.filename!r} is stored with {info.compress_size} bytes for "
+                                 f"{info.file_size}")
     fh.seek(info.header_offset)
     header = fh.read(LOCAL_HEADER_BYTES)
     if len(header) != LOCAL_HEADER_BYTES or header[:4] != b"PK\x03\x04":

@@ -41,7 +41,7 @@ def create_backbone(backbone: BackboneSpec, image_size: int | None, state: dict[
         else:
             net = copy.deepcopy(_meta_resnet50())
             net.fc = nn.Identity()
-            net.load_state_dict(_owned_copies(state), strict=True, assign=True)
+            net.load_state_dict(_owned_copies(state, net), strict=True, assign=True)
         net.fc = nn.Identity()
         return net
     import timm
@@ -59,16 +59,20 @@ def create_backbone(backbone: BackboneSpec, image_size: int | None, state: dict[
     return net
 
 
-def _owned_copies(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Fresh copies of ``state``'s tensors (4-D ones in channels-last memory), for a network to own.
+def _owned_copies(state: dict[str, torch.Tensor], net: nn.Module) -> dict[str, torch.Tensor]:
+    """Fresh CPU copies of ``state``'s tensors in the dtypes of ``net``'s entries (4-D ones in channels-last memory),
+    for the network to own.
 
-    Loaded with ``assign=True`` (which checks names and shapes as a copying load does), they become the network's
-    tensors: one allocation and one copy per tensor, where allocating the network, copying in and converting to
-    channels last took two of each. Copies always: the state may be the weights file's cached dict, which training
-    must never change.
+    Loaded with ``assign=True`` (which checks names and shapes as a copying load does, but converts nothing), they
+    become the network's tensors: one allocation and one copy per tensor, where allocating the network, copying in
+    and converting to channels last took two of each. The copy converts as a copying load would (a half-precision
+    or a GPU state gives float32 CPU tensors). Copies always: the state may be the weights file's cached dict,
+    which training must never change.
     """
-    return {key: torch.empty_like(tensor, memory_format=torch.channels_last if tensor.dim() == 4
-                                  else torch.contiguous_format).copy_(tensor) for key, tensor in state.items()}
+    dtypes = {key: value.dtype for key, value in net.state_dict().items()}
+    return {key: tensor.to(device="cpu", dtype=dtypes.get(key, tensor.dtype), copy=True,
+                           memory_format=torch.channels_last if tensor.dim() == 4 else torch.contiguous_format)
+            for key, tensor in state.items()}
 
 
 def timm_state(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

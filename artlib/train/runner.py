@@ -266,7 +266,8 @@ def stage_timing(startup: float, model: float, inputs: StageInputs, loop: LoopRe
 def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, inputs: StageInputs, loop: LoopResult,
                         config: TrainConfig, identity: StageIdentity, criterion: nn.Module, run_dir: Path,
                         threads: int = 0, split_seed: int = 0, timing: dict[str, float] | None = None) -> dict:
-    """Score the best weights on the test split; write predictions, history, model and (last) metrics.json.
+    """Score the best weights on the test split; write predictions, history and model.pt (written while the test
+    pass runs), then, last, metrics.json.
 
     ``timing`` (see :func:`stage_timing`) is recorded in metrics.json with this call's own time (``test_seconds``).
     """
@@ -275,7 +276,9 @@ def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artlib-model") as saving:
         # model.pt is written (and waited for on the disk) while the test pass computes: the weights are final and
         # the test pass only reads them; metrics.json, which records the file's hash, comes after it is durable
-        saved = saving.submit(_save_model, model, stage, seed, config, identity, files.model, split_seed)
+        # the snapshot is taken here: device work stays on this thread (two threads using MPS at once can crash)
+        saved = saving.submit(checkpoints.save, files.model, _model_payload(model, stage, seed, config, identity,
+                                                                             split_seed), digest=True)
         pos = inputs.positions
         test_loss, probs = evaluate(model, inputs.source, pos["test"], data.fitted, criterion, identity.device,
                                     identity.precision, config.batch_size)
@@ -297,9 +300,9 @@ def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, 
     return row
 
 
-def _save_model(model: ArtNet, stage: Stage, seed: int, config: TrainConfig, identity: StageIdentity, path: Path,
-                split_seed: int) -> str:
-    """Write the stage-run's model.pt (its weights and what they are), durably; the file's sha256."""
+def _model_payload(model: ArtNet, stage: Stage, seed: int, config: TrainConfig, identity: StageIdentity,
+                   split_seed: int) -> dict:
+    """What the stage-run's model.pt holds: its weights (on the CPU) and the metadata saying what they are."""
     model_meta = checkpoints.make_meta(kind="model", stage=stage.name, task=stage.task, classes=list(stage.classes),
                                        seed=seed, config_hash=identity.config_hash, image_size=config.image_size,
                                        mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(),
@@ -307,8 +310,7 @@ def _save_model(model: ArtNet, stage: Stage, seed: int, config: TrainConfig, ide
                                        **({"backbone": config.backbone} if config.backbone != rundir.DEFAULT_BACKBONE
                                           else {}),
                                        **({"split_seed": split_seed} if split_seed else {}))
-    return checkpoints.save(path, {"meta": model_meta, "state_dict": {
-        k: v.detach().cpu() for k, v in model.state_dict().items()}}, digest=True)
+    return {"meta": model_meta, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
 
 
 EMOTION9_RESULT_COLUMNS = ("dominant_accuracy", "dominant_share", "dominant_majority_baseline_accuracy",
