@@ -6,7 +6,7 @@
       comparison.csv  verdicts.csv                             (notebook 06)
       stages/<stage>/seed_<n>/                                 (one folder per stage-run, split seed 0)
           config.json  checkpoint.pt  model.pt  metrics.json  predictions.csv  history.csv
-          checkpoint-slot<i>.safetensors                       (while training: the record's weights, i in 0‥2)
+          checkpoint-slot<i>-<j>.safetensors         (while training: the record's weights, slot i in 0‥2, part j in 0‥1)
       stages/<stage>/split_<k>/seed_<n>/                       (the same for split seed k ≥ 1)
       stages/<stage>/<backbone>/[split_<k>/]seed_<n>/          (a backbone other than the study's resnet50)
       cache/        figures/        notebooks/        report/
@@ -129,10 +129,10 @@ def stage_file(run_dir: PathLike, stage: str, seed: int, name: str, split_seed: 
     return getattr(stage_run(run_dir, stage, seed, split_seed, backbone), name.split(".")[0])
 
 
-def checkpoint_slot(checkpoint: Path, slot: int) -> Path:
-    """A checkpoint slot beside the record ``checkpoint``: checkpoint-slot<i>.safetensors (weights and Adam state of
-    one epoch; see artlib.train.resume)."""
-    return checkpoint.with_name(f"{checkpoint.stem}-slot{int(slot)}.safetensors")
+def checkpoint_slot(checkpoint: Path, slot: int, part: int) -> Path:
+    """A file of a checkpoint slot beside the record ``checkpoint``: checkpoint-slot<i>-<j>.safetensors (part j of
+    the weights and Adam state of one epoch; see artlib.train.resume)."""
+    return checkpoint.with_name(f"{checkpoint.stem}-slot{int(slot)}-{int(part)}.safetensors")
 
 
 @dataclass(frozen=True)

@@ -303,7 +303,7 @@ def test_damaged_checkpoint_is_ignored_and_the_stage_restarts(tiny_data: tuple[P
     run_dir = new_run_dir(tiny_data[1], tmp_path / "run")
     folder = stage_dir(run_dir, "emotion_conv5", 0)
     marker = tmp_path / "code-ran"
-    slot = folder / "checkpoint-slot0.safetensors"  # epoch 1's weights and Adam state
+    slot = folder / "checkpoint-slot0-1.safetensors"  # the second half of epoch 1's weights and Adam state
     if damage in ("truncated", "flipped-bytes", "other-stage", "slot-changed", "slot-missing", "earlier-artlib"):
         with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):
             train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False, on_epoch_end=crash_after(1))

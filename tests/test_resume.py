@@ -20,7 +20,7 @@ import torch
 
 from artlib.errors import CheckpointError, DataError
 from artlib.models import checkpoints, tensorfile
-from artlib.models.crc32 import crc32, crc32_combine
+from artlib.models.crc32 import crc32
 from artlib.models.backbone import ArtNet
 from artlib.train import resume
 from artlib.train.loop import make_adam
@@ -49,16 +49,6 @@ def test_a_tensor_file_gives_back_the_same_bytes_dtypes_and_layouts(tmp_path: Pa
         tensorfile.read(path, written.crc32 ^ 1, written.nbytes)
 
 
-def test_crc32_combine_equals_zlibs_crc32_of_the_joined_bytes() -> None:
-    """The hand-written CRC32 combination (zlib's crc32_combine, not exposed by Python) against zlib.crc32 of the
-    whole, for empty, one-byte and multi-megabyte parts cut anywhere."""
-    rng = np.random.default_rng(0)
-    for n in (0, 1, 7, 4096, 3_000_001):
-        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
-        for cut in sorted({0, n, int(rng.integers(0, n + 1)), n // 2}):
-            assert crc32_combine(zlib.crc32(data[:cut]), zlib.crc32(data[cut:]), n - cut) == zlib.crc32(data)
-
-
 def test_the_fast_crc32_equals_zlibs_for_any_bytes_and_starting_value() -> None:
     """artlib's CRC32 (zlib-ng's where installed) gives zlib.crc32's values: bytes, memoryviews of arrays and of
     slices, empty input, continued from a previous value (as the slot writer does chunk by chunk)."""
@@ -75,25 +65,43 @@ def test_the_fast_crc32_equals_zlibs_for_any_bytes_and_starting_value() -> None:
     assert chunked == zlib.crc32(data)
 
 
-@pytest.mark.parametrize("pwrite", ["os.pwrite, two threads", "no os.pwrite (Windows): lseek and write, one thread"])
-def test_a_file_written_in_two_halves_records_the_crc32_of_all_its_bytes(
+@pytest.mark.parametrize("pwrite", ["os.pwrite", "no os.pwrite (Windows): lseek and write"])
+def test_a_state_written_as_parts_records_each_files_crc32_and_gives_every_tensor_back(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pwrite: str) -> None:
-    """start_write writes the halves of a file (from two threads, or one where os.pwrite is missing): the CRC32 it
-    records is zlib's over the file's bytes, which give the tensors back (one tensor alone, several on either side of
-    the cut, one big and one small), also when it rewrites a longer file in place."""
+    """start_write_parts writes the tensors as files of about equal size, each from its own thread: the size and
+    CRC32 it records for each file are zlib's over the file's bytes, and the files together give every tensor back
+    exactly once (one tensor alone, several of either size, one big and one small), also when they overwrite longer
+    files in place."""
     if pwrite.startswith("no"):
         monkeypatch.delattr(os, "pwrite")
     g = torch.Generator().manual_seed(1)
-    path = tmp_path / "t.safetensors"
-    path.write_bytes(b"x" * 50_000_000)  # an older, longer file in the slot's place
+    paths = [tmp_path / "t-0.safetensors", tmp_path / "t-1.safetensors"]
+    for path in paths:
+        path.write_bytes(b"x" * 50_000_000)  # an older, longer file in the part's place
     for tensors in ({"one": torch.randn(300_000, generator=g)},
                     {f"t{i}": torch.randn(int(n), generator=g) for i, n in enumerate((5, 2_000_000, 3, 1_500_000, 9))},
                     {"big": torch.randn(5_000_000, generator=g), "small": torch.zeros(2)}):
-        written = tensorfile.start_write(path, tensors).sync()
-        data = path.read_bytes()
-        assert (written.nbytes, written.crc32) == (len(data), zlib.crc32(data))
-        back = tensorfile.read(path, written.crc32, written.nbytes)
+        written = [file.sync() for file in tensorfile.start_write_parts(paths, tensors)]
+        back: dict[str, torch.Tensor] = {}
+        for path, file in zip(paths, written):
+            data = path.read_bytes()
+            assert (file.path, file.nbytes, file.crc32) == (path, len(data), zlib.crc32(data))
+            part = tensorfile.read(path, file.crc32, file.nbytes)
+            assert not set(part) & set(back)
+            back.update(part)
         assert back.keys() == tensors.keys() and all(torch.equal(v, tensors[k]) for k, v in back.items())
+
+
+def test_the_parts_are_of_about_equal_size_in_the_tensors_order(tmp_path: Path) -> None:
+    """Four tensors of 4 MB each go two to a file, in order; a 10 MB and a 1 MB tensor go one to a file; a lone
+    tensor leaves the second file with none (a valid file all the same)."""
+    paths = [tmp_path / "a.safetensors", tmp_path / "b.safetensors"]
+    cases = [({f"t{i}": torch.full((1_000_000,), float(i)) for i in range(4)}, [["t0", "t1"], ["t2", "t3"]]),
+             ({"big": torch.zeros(2_500_000), "small": torch.ones(250_000)}, [["big"], ["small"]]),
+             ({"alone": torch.zeros(10)}, [["alone"], []])]
+    for tensors, expected in cases:
+        written = [file.sync() for file in tensorfile.start_write_parts(paths, tensors)]
+        assert [sorted(tensorfile.read(f.path, f.crc32, f.nbytes)) for f in written] == expected
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts this process's open files in /proc")
@@ -110,30 +118,33 @@ def test_a_written_file_is_synced_or_given_up_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts this process's open files in /proc")
-@pytest.mark.parametrize("failing", ["first half (this thread)", "second half (its own thread)"])
-def test_a_full_disk_in_either_half_names_the_file_and_leaves_no_thread_or_open_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
-    """The disk fills up while one half of a slot is written, in this thread or in the second half's own: start_write
-    raises a DataError naming the file, and neither a writing thread nor a file descriptor of it is left. The slot
-    held an earlier epoch's state: the rewrite cut short leaves it without a valid header (its length is zero)."""
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_full_disk_in_either_part_names_the_file_and_leaves_no_thread_or_open_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: int) -> None:
+    """The disk fills up while one part of a slot is written (the first, in this thread, or the second, in its own):
+    start_write_parts raises a DataError naming that file, and neither a writing thread nor a file descriptor is
+    left. The part held an earlier epoch's state: the rewrite cut short leaves it without a valid header (its length
+    is zero)."""
     g = torch.Generator().manual_seed(2)
-    tensors = {f"t{i}": torch.randn(500_000, generator=g) for i in range(4)}  # 8 MB: two tensors in each half
-    path, here, pwrite = tmp_path / "slot.safetensors", threading.current_thread(), os.pwrite
-    tensorfile.write(path, {k: v + 1 for k, v in tensors.items()})  # the slot's earlier content, with its header
+    tensors = {f"t{i}": torch.randn(500_000, generator=g) for i in range(4)}  # 8 MB: two tensors in each part
+    paths = [tmp_path / "slot-0.safetensors", tmp_path / "slot-1.safetensors"]
+    for file in tensorfile.start_write_parts(paths, {k: v + 1 for k, v in tensors.items()}):
+        file.sync()  # the slot's earlier content, with its headers
+    pwrite, target = os.pwrite, paths[failing]
 
     def full_disk(fd: int, data: memoryview, offset: int) -> int:
-        if offset > 0 and (threading.current_thread() is here) == failing.startswith("first"):  # (not the header)
+        if offset > 0 and os.readlink(f"/proc/self/fd/{fd}") == str(target):  # (not the header)
             raise OSError(errno.ENOSPC, "No space left on device")
         return pwrite(fd, data, offset)
 
     open_before = len(os.listdir("/proc/self/fd"))
     monkeypatch.setattr(os, "pwrite", full_disk)
-    with pytest.raises(DataError, match=re.escape(f"{path}: could not be written (No space left on device)")):
-        tensorfile.start_write(path, tensors)
+    with pytest.raises(DataError, match=re.escape(f"{target}: could not be written (No space left on device)")):
+        tensorfile.start_write_parts(paths, tensors)
     monkeypatch.undo()
     assert not [t for t in threading.enumerate() if t.name == "artlib-tensorfile"]
     assert len(os.listdir("/proc/self/fd")) == open_before
-    with path.open("rb") as fh:
+    with target.open("rb") as fh:
         assert fh.read(8) == bytes(8)
 
 
@@ -184,3 +195,40 @@ def test_slots_rotate_so_the_records_slots_survive_and_resume_gives_both_states(
     assert used == {0, 1, 2}  # the old best (epoch 1) kept a slot while epochs 2 and 3 took turns in the others
     resume.remove(path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_an_earlier_artlib_wrote_as_one_file_per_slot_still_resumes_and_is_removed(tmp_path: Path) -> None:
+    """artlib 0.2 wrote each slot as one file (checkpoint-slot<i>.safetensors) and recorded its size and CRC32: such
+    a record still resumes to its epoch's weights and Adam state, and removing the checkpoint deletes that file."""
+    path = tmp_path / "checkpoint.pt"
+    model, optimizer = _model_and_adam()
+    _epoch(model, optimizer, 1)
+    weights = resume.trainable_state(model)
+    tensors = {**{f"model.{k}": v for k, v in weights.items()},
+               **{f"optim.{i}.{n}": v for i, s in optimizer.state_dict()["state"].items() for n, v in s.items()}}
+    written = tensorfile.write(tmp_path / "checkpoint-slot0.safetensors", tensors)
+    state = resume.Progress(history=[{"epoch": 1}], best=resume.Best(1, -1.0, weights))
+    state.current = state.best.slot = {"slot": 0, "bytes": written.nbytes, "crc32": written.crc32}
+    resume.save_record(path, META, 1, optimizer, state, stopped=False)
+    fresh, fresh_adam = _model_and_adam()
+    loaded = resume.load(path, META, fresh, fresh_adam, epochs=10)
+    assert loaded.start_epoch == 2 and loaded.best.epoch == 1
+    got = resume.trainable_state(fresh)
+    assert all(torch.equal(got[k], v) for k, v in weights.items())
+    adam = fresh_adam.state_dict()["state"]
+    assert all(torch.equal(adam[i][n], v) for i, s in optimizer.state_dict()["state"].items() for n, v in s.items())
+    resume.remove(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_slots_no_record_will_name_again_are_deleted_and_the_named_ones_kept(tmp_path: Path) -> None:
+    """remove_free_slots deletes both files of every slot outside ``busy`` (where they exist) and keeps the others."""
+    path = tmp_path / "checkpoint.pt"
+    for slot in range(3):
+        for part in range(2):
+            (tmp_path / f"checkpoint-slot{slot}-{part}.safetensors").write_bytes(b"x" * 1000)
+    resume.remove_free_slots(path, {1}).join()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-slot1-0.safetensors",
+                                                          "checkpoint-slot1-1.safetensors"]
+    resume.remove_free_slots(path, {0, 1}).join()  # nothing left to delete: no error
+    assert len(list(tmp_path.iterdir())) == 2

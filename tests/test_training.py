@@ -176,8 +176,8 @@ def _row(run_dir: Path, stage: str, seed: int = 0) -> dict:
 
 def test_resume_after_failure_gives_the_same_result(run_dir: Path, tmp_path: Path, tiny_prepared: Path) -> None:
     """A stage that dies after epoch 1 resumes at epoch 2 and ends exactly as an uninterrupted run."""
-    with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):
-        train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False, on_epoch_end=crash_after(1))
+    with pytest.raises(RuntimeError, match="simulated failure after epoch 5"):
+        train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False, on_epoch_end=crash_after(5))
     folder = stage_dir(run_dir, "emotion_conv5", 0)
     assert (folder / "checkpoint.pt").is_file() and not (folder / "metrics.json").exists()
     train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
@@ -202,12 +202,12 @@ def test_a_best_epoch_older_than_the_last_survives_two_interruptions(run_dir: Pa
     epoch 4, resumed again: the results (test metrics of the best epoch's weights) equal an uninterrupted run's."""
     cfg = TrainConfig(**{**TINY.__dict__, "epochs": 5, "monitor": "val_accuracy"})
     folder = stage_dir(run_dir, "emotion_conv5", 0)
-    with pytest.raises(RuntimeError, match="simulated failure after epoch 3"):
-        train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False, on_epoch_end=crash_after(3))
+    with pytest.raises(RuntimeError, match="simulated failure after epoch 5"):
+        train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False, on_epoch_end=crash_after(5))
     record = checkpoints.load(folder / "checkpoint.pt")
     assert record["best_epoch"] < 3 and record["best_slot"]["slot"] != record["state"]["slot"]  # the case to test
-    with pytest.raises(RuntimeError, match="simulated failure after epoch 4"):
-        train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False, on_epoch_end=crash_after(4))
+    with pytest.raises(RuntimeError, match="simulated failure after epoch 5"):
+        train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False, on_epoch_end=crash_after(5))
     assert checkpoints.load(folder / "checkpoint.pt")["epoch"] == 4
     train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False)
     assert json.loads((folder / "metrics.json").read_text())["resumed_from_epoch"] == 4
@@ -224,7 +224,7 @@ def test_a_failed_slot_write_names_the_file_and_the_last_epoch_still_resumes(
     pwrite = os.pwrite
 
     def full_disk(fd: int, data: memoryview, offset: int) -> int:
-        if os.readlink(f"/proc/self/fd/{fd}").endswith("slot1.safetensors"):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("slot1-1.safetensors"):
             raise OSError(errno.ENOSPC, "No space left on device")
         return pwrite(fd, data, offset)
 
@@ -232,7 +232,7 @@ def test_a_failed_slot_write_names_the_file_and_the_last_epoch_still_resumes(
     folder = stage_dir(run_dir, "emotion_conv5", 0)
     with pytest.raises(GridFailure) as info:
         train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
-    assert f"{folder / 'checkpoint-slot1.safetensors'}: could not be written (No space left on device); the " \
+    assert f"{folder / 'checkpoint-slot1-1.safetensors'}: could not be written (No space left on device); the " \
            f"previous epoch's checkpoint is unchanged. Free some space" in str(info.value)
     assert not [t for t in threading.enumerate() if t.name in ("artlib-checkpoint", "artlib-tensorfile")]
     assert checkpoints.load(folder / "checkpoint.pt")["epoch"] == 1
@@ -277,8 +277,8 @@ def test_same_seed_same_row_and_finished_stage_is_reused(run_dir: Path, capsys: 
     first = _row(run_dir, "emotion_conv4", 5)
     model_file = stage_dir(run_dir, "emotion_conv4", 5) / "model.pt"
     mtime = model_file.stat().st_mtime_ns
-    with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):  # an interrupted --force rerun
-        train_one("emotion_conv4", run_dir, TINY, seed=5, progress=False, force=True, on_epoch_end=crash_after(1))
+    with pytest.raises(RuntimeError, match="simulated failure after epoch 5"):  # an interrupted --force rerun
+        train_one("emotion_conv4", run_dir, TINY, seed=5, progress=False, force=True, on_epoch_end=crash_after(5))
     assert (model_file.parent / "checkpoint.pt").is_file()
     capsys.readouterr()
     train_one("emotion_conv4", run_dir, TINY, seed=5, progress=False)
@@ -368,7 +368,7 @@ def test_auto_works_offline_and_records_what_it_used(run_dir: Path, tmp_path: Pa
     weights = resolve_weights("auto", verbose=False)
     expected = "self-supervised:imgsim-0.1.2" if backbone_weights.self_supervised_path() else "random"
     assert weights.label == expected
-    cfg = TrainConfig(**{**TINY.__dict__, "weights": "auto", "epochs": 1})
+    cfg = TrainConfig(**{**TINY.__dict__, "weights": "auto", "epochs": 5})
     row = train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False)
     assert row["backbone_weights"] == expected
 
@@ -481,10 +481,50 @@ def test_corrupted_model_of_finished_stage_is_retrained(run_dir: Path, capsys: p
 def test_augmentation_trains_from_images_and_is_reproducible(run_dir: Path, tmp_path: Path,
                                                               tiny_prepared: Path) -> None:
     """With augmentation the prefix runs every step (no feature cache); the same seed gives the same row."""
-    cfg = TrainConfig(**{**TINY.__dict__, "augment": True, "epochs": 2})
+    cfg = TrainConfig(**{**TINY.__dict__, "augment": True, "epochs": 5})
     row = train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False)
     assert row["feature_cache"] is False and row["augment"] is True and row["epochs_run"] == 2
     assert not list((run_dir / "cache").glob("features_*.npy"))
     again = new_run_dir(tiny_prepared, tmp_path / "again")
     train_one("emotion_conv5", again, cfg, seed=0, progress=False)
     assert _row(run_dir, "emotion_conv5") == _row(again, "emotion_conv5")
+
+
+def test_during_the_last_epoch_only_the_slots_the_last_record_names_are_on_disk(
+        run_dir: Path, tmp_path: Path, tiny_prepared: Path) -> None:
+    """The last epoch writes no slot, so once the record before it is written the other slots are deleted (while
+    it trains): stopped at the end of the last epoch, the folder holds exactly the files of the slots that record
+    names, and a rerun resumes from it to the uninterrupted result."""
+    folder = stage_dir(run_dir, "emotion_conv5", 0)
+    config = TINY  # 3 epochs: slots written after epochs 1 and 2
+    with pytest.raises(GridFailure, match="simulated failure after epoch 3"):
+        train_one("emotion_conv5", run_dir, config, seed=0, progress=False, on_epoch_end=crash_after(3))
+    for thread in [t for t in threading.enumerate() if t.name == "artlib-slot-removal"]:
+        thread.join()
+    record = checkpoints.load(folder / "checkpoint.pt")
+    named = {record["state"]["slot"], *([record["best_slot"]["slot"]] if record["best_slot"] else [])}
+    assert record["epoch"] == 2 and len(named) == 1  # (epoch 2 is this run's best so far: epoch 1's slot was freed)
+    assert sorted(p.name for p in folder.glob("checkpoint-slot*")) == [
+        f"checkpoint-slot{slot}-{part}.safetensors" for slot in sorted(named) for part in range(2)]
+    train_one("emotion_conv5", run_dir, config, seed=0, progress=False)
+    clean = new_run_dir(tiny_prepared, tmp_path / "clean")
+    train_one("emotion_conv5", clean, config, seed=0, progress=False)
+    assert _row(run_dir, "emotion_conv5") == _row(clean, "emotion_conv5")
+
+
+def test_the_objects_held_before_a_stage_run_are_left_out_of_gc_scans_during_it_only(run_dir: Path) -> None:
+    """While a stage-run trains, the objects that existed before it are frozen (skipped by garbage collections);
+    afterwards none are, and a caller's own freeze is left as it was."""
+    import gc
+
+    counts: list[int] = []
+    train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False,
+              on_epoch_end=lambda epoch, row: counts.append(gc.get_freeze_count()))
+    assert len(counts) == TINY.epochs and min(counts) > 10_000 and gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        train_one("emotion_conv5", run_dir, TINY, seed=1, progress=False)
+        assert gc.get_freeze_count() > frozen // 2  # still frozen (less those freed meanwhile), not unfrozen
+    finally:
+        gc.unfreeze()

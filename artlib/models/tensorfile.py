@@ -1,15 +1,13 @@
 """Tensors in the safetensors format, written in place with a CRC32, for the per-epoch training state.
 
 The resume state of an epoch (trainable weights and Adam's moments, ~180 MB for conv5) is written after
-every epoch. :func:`start_write` hands each tensor's bytes straight from its memory to the file with
-``os.pwrite`` from two threads, each taking half of the file with its own CRC32 (:func:`artlib.models.crc32.crc32`;
-both release the GIL; the file system serialises the copies into one file, so what the second thread buys is one
-half's CRC running while the other half is copied); where ``os.pwrite`` is missing (Windows) one thread writes both.
-:meth:`Unsynced.sync` then waits for the disk (fsync), which the caller does in a thread while the
-validation pass computes. The halves' CRCs are combined into the file's (:mod:`artlib.models.crc32`). The
-file is overwritten in place (no new file, no freed blocks) and is plain safetensors (no pickle: :func:`read`
-parses it with ``safetensors.torch.load``, from the very bytes whose CRC32 it checked against the one the
-caller kept: safetensors itself has no checksum).
+every epoch. :func:`start_write_parts` splits it into files of about equal size and writes each from a thread of
+its own (the file system serialises writes into one file, not into separate ones), handing each tensor's bytes
+straight from its memory to the file with ``os.pwrite`` and computing each file's CRC32 on the way
+(:func:`artlib.models.crc32.crc32`, which releases the GIL). :meth:`Unsynced.sync` then waits for the disk (fsync),
+which the caller does in a thread while the validation pass computes. A file is overwritten in place (no new
+file, no freed blocks) and is plain safetensors (no pickle: :func:`read` parses it with ``safetensors.torch.load``,
+from the very bytes whose CRC32 it checked against the one the caller kept: safetensors itself has no checksum).
 
 Channels-last 4-D tensors are stored as their NHWC memory (a permuted view, no copy) and listed in the
 metadata, so they come back in the same layout with the same bytes.
@@ -20,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import struct
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,6 @@ import torch
 
 from artlib import atomic
 from artlib.models.crc32 import crc32 as checksum
-from artlib.models.crc32 import crc32_combine
 from artlib.errors import CheckpointError, DataError
 
 DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
@@ -102,16 +101,75 @@ def write(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) -> Wri
 
 
 def start_write(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) -> Unsynced:
-    """Write every byte of ``tensors`` to ``path`` (two threads where ``os.pwrite`` exists, each a half of the file
-    with its CRC32) but do not wait for the disk: :meth:`Unsynced.sync` makes it durable.
+    """Write every byte of ``tensors`` to ``path`` in this thread, with its CRC32, but do not wait for the disk:
+    :meth:`Unsynced.sync` makes it durable. The tensors may change as soon as this returns."""
+    return _start_one(Path(path), tensors)
 
-    The tensors may change as soon as this returns: their bytes are in the operating system's hands.
+
+def start_write_parts(paths: Sequence[str | os.PathLike[str]], tensors: dict[str, torch.Tensor]) -> list[Unsynced]:
+    """Write ``tensors`` as ``len(paths)`` files of about equal size (split in order, at tensor boundaries), each
+    in a thread of its own (the first in this one), without waiting for the disk; one :class:`Unsynced` per file.
+
+    Files, not one file written by several threads: the file system serialises the writes into one file, while
+    separate files are copied in parallel (measured: 180 MB as two files in 0.013-0.019 s, as one file written
+    from two threads in 0.030-0.035 s). On any error or interrupt every thread is waited for, every file written
+    so far given up, and the first error passed on. The tensors may change as soon as this returns.
     """
+    check_storable(tensors)
+    groups = _split(tensors, len(paths))
+    outcomes: list[Unsynced | BaseException | None] = [None] * len(paths)
+    threads = [threading.Thread(target=_start_into, args=(Path(paths[k]), groups[k], outcomes, k),
+                                name="artlib-tensorfile") for k in range(1, len(paths))]
+    error: BaseException | None = None
+    try:
+        for thread in threads:
+            thread.start()
+        _start_into(Path(paths[0]), groups[0], outcomes, 0)
+    except BaseException as exc:  # e.g. Ctrl-C, or a thread that cannot start: the others are still waited for
+        error = exc
+    for thread in threads:
+        try:
+            join_through_interrupts(thread, reraise=True)
+        except KeyboardInterrupt as exc:
+            error = error or exc
+    error = error or next((o for o in outcomes if isinstance(o, BaseException)), None)
+    if error is not None or not all(isinstance(o, Unsynced) for o in outcomes):
+        for outcome in outcomes:
+            if isinstance(outcome, Unsynced):
+                outcome.close()
+        raise error or RuntimeError("a part's writer did not run")
+    return [o for o in outcomes if isinstance(o, Unsynced)]
+
+
+def _split(tensors: dict[str, torch.Tensor], k: int) -> list[dict[str, torch.Tensor]]:
+    """The tensors in ``k`` runs of about equal bytes, in order: a tensor goes to the run its middle falls in (one on a
+    boundary, to the earlier run)."""
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    runs: list[dict[str, torch.Tensor]] = [{} for _ in range(k)]
+    done = 0
+    for name, tensor in tensors.items():
+        size = tensor.numel() * tensor.element_size()
+        runs[min(k - 1, max(0, math.ceil((done + size / 2) * k / max(total, 1)) - 1))][name] = tensor
+        done += size
+    return runs
+
+
+def _start_into(path: Path, tensors: dict[str, torch.Tensor], outcomes: list[Unsynced | BaseException | None],
+                k: int) -> None:
+    """:func:`_start_one` for a thread: its file, or its error, goes into ``outcomes[k]``."""
+    try:
+        outcomes[k] = _start_one(path, tensors)
+    except BaseException as exc:  # noqa: BLE001 (passed on by start_write_parts)
+        outcomes[k] = exc
+
+
+def _start_one(path: Path, tensors: dict[str, torch.Tensor]) -> Unsynced:
+    """Write one file of ``tensors`` in this thread (:func:`_write_file`), cut to its size; the open, unsynced file."""
     head, parts = _layout(tensors)
-    path, fd = Path(path), Descriptor(-1)
+    fd = Descriptor(-1)
     try:
         fd = Descriptor(os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666))  # (Windows)
-        crc = _write_halves(fd.number, head, parts)
+        crc = _write_file(fd.number, head, parts)
         size = len(head) + sum(raw.nbytes for raw in parts)
         os.ftruncate(fd.number, size)  # an older, longer file (other settings) must not keep a tail
         return Unsynced(path, fd, size, crc)
@@ -123,44 +181,23 @@ def start_write(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) 
         raise
 
 
-def _write_halves(fd: int, head: bytes, parts: list[memoryview]) -> int:
-    """Write the tensors' bytes, the second half in a thread of its own (where ``os.pwrite`` exists: one half's CRC
-    runs while the other half is copied), then the header; the CRC32 of the whole file.
+def _write_file(fd: int, head: bytes, parts: list[memoryview]) -> int:
+    """Write the tensors' bytes after the header's place, in chunks, then the header; the CRC32 of the whole file.
 
     The header's length field is zeroed first and the header written last, so a write killed midway leaves a file
-    without a valid header even where an older slot's header was (a slot is trusted only by its record's size and
+    without a valid header even where an older file's header was (a slot is trusted only by its record's size and
     CRC32 anyway; after a power cut the order of the blocks on disk is not guaranteed).
     """
     atomic.write_at(fd, memoryview(bytes(8)), 0)
-    first_half, second_half = _halves(parts, len(head))
-    if hasattr(os, "pwrite"):
-        first, second = _write_in_two_threads(fd, first_half, second_half)
-    else:  # (Windows: one thread, positioned writes through lseek)
-        first, second = _write_range(fd, first_half), _write_range(fd, second_half)
+    crc, offset = checksum(head), len(head)
+    for raw in parts:
+        for lo in range(0, raw.nbytes, CHUNK):
+            piece = raw[lo: lo + CHUNK]
+            crc = checksum(piece, crc)
+            atomic.write_at(fd, piece, offset + lo)
+        offset += raw.nbytes
     atomic.write_at(fd, memoryview(head), 0)
-    first_bytes = sum(raw.nbytes for _, raw in first_half)
-    second_bytes = sum(raw.nbytes for _, raw in second_half)
-    return crc32_combine(crc32_combine(checksum(head), first, first_bytes), second, second_bytes)
-
-
-def _write_in_two_threads(fd: int, first_half: Range, second_half: Range) -> tuple[int, int]:
-    """Write the first half here and the second in a thread, through a descriptor of its own; the halves' CRC32s."""
-    # The thread's descriptor is handed over once (Descriptor.take): if this thread gives up before the other took it
-    # (Ctrl-C while it starts), it is closed here and the other writes nothing; once taken, only that thread closes
-    # it. So closing ``fd`` can never leave a writer whose descriptor number another file has reused.
-    theirs, other = Descriptor(os.dup(fd)), []
-    thread = threading.Thread(target=_write_range_into, args=(theirs, second_half, other), name="artlib-tensorfile")
-    try:
-        thread.start()
-        first = _write_range(fd, first_half)
-    except BaseException:
-        theirs.close_quietly()
-        raise
-    finally:
-        join_through_interrupts(thread, reraise=True)
-    if not other or isinstance(other[0], BaseException):
-        raise other[0] if other else RuntimeError("the second half's writer did not run")
-    return first, other[0]
+    return crc
 
 
 class Descriptor:
@@ -221,50 +258,6 @@ def _write_error(path: Path, exc: OSError) -> DataError:
            else "Check that the folder is writable, or choose another run_dir")
     return DataError(f"{path}: could not be written ({exc.strerror or exc}); the previous epoch's checkpoint is "
                      f"unchanged. {fix}, then rerun to resume.")
-
-
-Range = list[tuple[int, memoryview]]
-"""Tensors' bytes with their offsets in the file, in file order."""
-
-
-def _halves(parts: list[memoryview], start: int) -> tuple[Range, Range]:
-    """The tensors' bytes with their file offsets, cut at a tensor boundary into two runs of about equal size."""
-    placed: Range = []
-    offset = start
-    for raw in parts:
-        placed.append((offset, raw))
-        offset += raw.nbytes
-    middle = (start + offset) / 2
-    cut = next((i for i, (o, raw) in enumerate(placed) if o + raw.nbytes / 2 >= middle), len(placed))
-    return placed[:cut], placed[cut:]
-
-
-def _write_range(fd: int, placed: Range) -> int:
-    """Write a run of tensors at their offsets, in chunks; the run's CRC32."""
-    crc = 0
-    for offset, raw in placed:
-        for lo in range(0, raw.nbytes, CHUNK):
-            piece = raw[lo: lo + CHUNK]
-            crc = checksum(piece, crc)
-            atomic.write_at(fd, piece, offset + lo)
-    return crc
-
-
-def _write_range_into(theirs: Descriptor, placed: Range, out: list[int | BaseException]) -> None:
-    """:func:`_write_range` in a thread, through the descriptor it takes from ``theirs`` (and closes): its CRC32 or
-    its error (a failed close included: it may report a deferred write error) goes into ``out``."""
-    fd = theirs.take()
-    if fd < 0:  # given up before this thread ran: write nothing
-        return
-    try:
-        out.append(_write_range(fd, placed))
-    except BaseException as exc:  # noqa: BLE001 (re-raised by the thread that started this one)
-        out.append(exc)
-    finally:
-        try:
-            os.close(fd)
-        except OSError as exc:
-            out[:] = out if out and isinstance(out[0], BaseException) else [exc]
 
 
 def join_through_interrupts(thread: threading.Thread, reraise: bool) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -141,6 +142,7 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
     optimizer = make_adam([p for p in model.parameters() if p.requires_grad], config.lr, config.weight_decay)
     state = resume.load(checkpoint_path, meta, model, optimizer, config.epochs)
     resumed_from = state.start_epoch - 1
+    removal: threading.Thread | None = None  # the deletion of slots no record will name again
     epochs_bar = progress_bar(range(state.start_epoch, config.epochs + 1), desc=meta.get("stage", "training"), unit="epoch",
                       enabled=progress, initial=resumed_from, total=config.epochs)
     for epoch in epochs_bar:
@@ -162,14 +164,12 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
             state.history.append(row)
             state.train_seconds += row["seconds"]
             if state.best.improves(row[config.monitor], MONITORS[config.monitor]):
-                state.best = resume.Best(epoch, row[config.monitor], resume.trainable_state(model))
+                state.best = resume.Best(epoch, row[config.monitor], resume.copy_trainable(model, state.best.state))
             stopped = config.patience is not None and epoch - state.best.epoch >= config.patience
             final = stopped or epoch == config.epochs
             if writer is not None:  # the slot must be durable before the record, the record before the next epoch
-                state.current = writer.wait()
-                state.best.slot = state.current if state.best.epoch == epoch else state.best.slot
-                if not final:
-                    resume.save_record(checkpoint_path, meta, epoch, optimizer, state, stopped)
+                removal = _commit(writer, state, epoch, checkpoint_path, meta, optimizer, stopped, final,
+                                  config.epochs) or removal
         # writing the slot, waiting for the disk, then the record: outside ``seconds``; reaches the next checkpoint's
         # copy of the history (empty in a row resumed from its own)
         row["checkpoint_seconds"] = 0.0 if writer is None else (t_val - t_trained) + time.perf_counter() - t_end
@@ -180,10 +180,24 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
         if final:
             break
     epochs_bar.close()
+    if removal is not None:
+        removal.join()
     if state.best.state is not None:
         model.load_state_dict({**model.state_dict(), **state.best.state})
     return LoopResult(history=state.history, best_epoch=int(state.best.epoch), epochs_run=len(state.history),
                       seconds=state.train_seconds, resumed_from=resumed_from)
+
+
+def _commit(writer: resume.SlotWriter, state: resume.Progress, epoch: int, path: Path, meta: dict[str, Any],
+            optimizer: torch.optim.Optimizer, stopped: bool, final: bool, epochs: int) -> threading.Thread | None:
+    """Wait for the epoch's slot, then, unless the loop ends here, write the record naming it; after the record of
+    the last epoch that writes a slot, start deleting the slots no record will name again (that thread)."""
+    state.current = writer.wait()
+    state.best.slot = state.current if state.best.epoch == epoch else state.best.slot
+    if final:
+        return None
+    resume.save_record(path, meta, epoch, optimizer, state, stopped)
+    return resume.remove_free_slots(path, state.busy_slots()) if epoch + 1 == epochs else None
 
 
 def make_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:

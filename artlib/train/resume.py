@@ -2,12 +2,13 @@
 
 After every epoch but the last, two files make the checkpoint:
 
-* a **slot** (``checkpoint-slot<i>.safetensors``, i in 0‥2): the trainable weights and Adam's state as they
-  are after the epoch's training pass, written right after it (:mod:`artlib.models.tensorfile`: in place, on
-  both cores, with its CRC32); a background thread waits for the disk (fsync) while the validation pass runs.
+* a **slot** (``checkpoint-slot<i>-<j>.safetensors``, slot i in 0‥2, part j in 0‥1): the trainable weights and
+  Adam's state as they are after the epoch's training pass, written right after it as two files of about equal
+  size, one per core (:mod:`artlib.models.tensorfile`: in place, each with its CRC32); a background thread waits
+  for the disk (fsync) while the validation pass runs.
 * the **record** (``checkpoint.pt``, atomic, fsynced, written once the slot is durable): the epoch, history,
   best epoch and score, RNG states, Adam's hyper-parameters, and which slots hold the current and the best
-  epoch's state with their sizes and CRC32s.
+  epoch's state with their files' sizes and CRC32s.
 
 The record names at most two slots; the next epoch writes into the third, so what the last durable record
 points to is never overwritten. A run killed at any moment resumes from the last record, which is complete
@@ -16,6 +17,7 @@ before the next epoch starts, and ends exactly as an uninterrupted run (tests/te
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -33,6 +35,7 @@ from artlib.models.backbone import ArtNet
 
 log = logging.getLogger(__name__)
 SLOTS = 3  # the record names at most two (current and best): one is always free for the next epoch
+PARTS = 2  # files per slot, written in parallel (one file's writes are serialised by the file system)
 
 
 @dataclass
@@ -42,7 +45,7 @@ class Best:
     epoch: int = 0
     score: float | None = None
     state: dict[str, torch.Tensor] | None = None
-    slot: dict[str, int] | None = None
+    slot: dict[str, Any] | None = None
 
     def improves(self, score: float, mode: str) -> bool:
         """Whether ``score`` beats the best one in the monitored direction."""
@@ -57,7 +60,7 @@ class Progress:
     best: Best = field(default_factory=Best)
     start_epoch: int = 1
     train_seconds: float = 0.0
-    current: dict[str, int] | None = None
+    current: dict[str, Any] | None = None
 
     def busy_slots(self) -> set[int]:
         """The slots the last record points to (never overwritten before the next record)."""
@@ -71,11 +74,50 @@ def trainable_state(model: ArtNet, copy: bool = True) -> dict[str, torch.Tensor]
     return {k: v.cpu().clone() for k, v in state.items()} if copy else state
 
 
+def copy_trainable(model: ArtNet, into: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    """A CPU copy of the trainable state, written into ``into``'s tensors where they match (the previous best epoch's,
+    superseded: no new memory to allocate and fault in), else into new ones."""
+    state = trainable_state(model, copy=False)
+    if into is None or into.keys() != state.keys() or any(
+            into[k].shape != v.shape or into[k].dtype != v.dtype or into[k].device.type != "cpu" for k, v in state.items()):
+        return {k: v.cpu().clone() for k, v in state.items()}
+    for key, value in state.items():
+        into[key].copy_(value)
+    return into
+
+
 def remove(checkpoint: Path) -> None:
-    """Delete a stage-run's checkpoint: the record first (without it the slots are never read), then the slots."""
+    """Delete a stage-run's checkpoint: the record first (without it the slots are never read), then the slots
+    (also those an earlier artlib wrote as one file each)."""
     checkpoint.unlink(missing_ok=True)
     for slot in range(SLOTS):
-        rundir.checkpoint_slot(checkpoint, slot).unlink(missing_ok=True)
+        for path in (*(rundir.checkpoint_slot(checkpoint, slot, part) for part in range(PARTS)),
+                     _one_file_slot(checkpoint, slot)):
+            path.unlink(missing_ok=True)
+
+
+def remove_free_slots(checkpoint: Path, busy: set[int]) -> threading.Thread:
+    """Delete the files of the slots the last record does not name, in a background thread (call once no epoch will
+    write a slot again). Freeing a written file's blocks waits for the disk (0.03 s per 180 MB on the README's
+    machine, a fifth of it CPU time): the last epoch's training hides it. A file that cannot be deleted is left
+    to :func:`remove`, which reports it."""
+    paths = [rundir.checkpoint_slot(checkpoint, slot, part) for slot in sorted(set(range(SLOTS)) - busy)
+             for part in range(PARTS)]
+    thread = threading.Thread(target=_unlink_quietly, args=(paths,), name="artlib-slot-removal", daemon=True)
+    thread.start()
+    return thread
+
+
+def _unlink_quietly(paths: list[Path]) -> None:
+    """Delete these files where they exist, leaving any that cannot be deleted."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+
+
+def _one_file_slot(checkpoint: Path, slot: int) -> Path:
+    """Where artlib 0.2 wrote a slot as one file (its records are still resumed)."""
+    return checkpoint.with_name(f"{checkpoint.stem}-slot{int(slot)}.safetensors")
 
 
 class SlotWriter:
@@ -97,20 +139,24 @@ class SlotWriter:
         # Written here, not beside validation: on a machine whose cores validation uses, a thread copying and
         # checksumming 180 MB stalls both of validation's threads for longer than its own CPU time (1.3-1.6x,
         # measured on 2 cores). What overlaps validation is the wait for the disk, which uses little CPU.
-        unsynced = tensorfile.start_write(rundir.checkpoint_slot(checkpoint, self.slot), tensors)
+        paths = [rundir.checkpoint_slot(checkpoint, self.slot, part) for part in range(PARTS)]
+        unsynced = tensorfile.start_write_parts(paths, tensors)
         try:
-            self._result: tensorfile.Written | BaseException | None = None
+            self._result: list[tensorfile.Written] | BaseException | None = None
             self._thread = threading.Thread(target=self._run, args=(unsynced,), name="artlib-checkpoint", daemon=True)
             self._thread.start()
-        except BaseException:  # e.g. Ctrl-C right here: the file is given up (once, whoever comes first), never leaked
-            unsynced.close()
+        except BaseException:  # e.g. Ctrl-C right here: the files are given up (once, whoever comes first)
+            for file in unsynced:
+                file.close()
             raise
 
-    def _run(self, unsynced: tensorfile.Unsynced) -> None:
-        """The thread: wait for the disk, keeping the outcome (or the error) for wait()."""
+    def _run(self, unsynced: list[tensorfile.Unsynced]) -> None:
+        """The thread: wait for the disk, keeping the outcome (or the first error) for wait()."""
         try:
-            self._result = unsynced.sync()
+            self._result = [file.sync() for file in unsynced]
         except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread by wait())
+            for file in unsynced:
+                file.close()  # those not synced yet (a no-op for the others)
             self._result = exc
 
     def __enter__(self) -> SlotWriter:
@@ -127,14 +173,15 @@ class SlotWriter:
         """Wait for the thread, whatever it ends with, even through further interrupts."""
         tensorfile.join_through_interrupts(self._thread, reraise=False)
 
-    def wait(self) -> dict[str, int]:
-        """Block until the slot is durable; its slot number, size and CRC32 (re-raises the thread's error)."""
+    def wait(self) -> dict[str, Any]:
+        """Block until the slot is durable; its number and its files' sizes and CRC32s (re-raises the thread's
+        error)."""
         self._thread.join()
         result = self._result
         if isinstance(result, BaseException):
             raise result
         assert result is not None
-        return {"slot": self.slot, "bytes": result.nbytes, "crc32": result.crc32}
+        return {"slot": self.slot, "parts": [{"bytes": file.nbytes, "crc32": file.crc32} for file in result]}
 
 
 def save_record(path: Path, meta: dict[str, Any], epoch: int, optimizer: torch.optim.Optimizer, state: Progress,
@@ -174,7 +221,7 @@ def _read_states(path: Path, ck: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     if not ck.get("best_slot") and ck["best_epoch"] != ck["epoch"]:
         raise CheckpointError(f"{path}: names no slot for its best epoch {ck['best_epoch']}.")
     slots = {ck["state"]["slot"]: ck["state"], **({ck["best_slot"]["slot"]: ck["best_slot"]} if ck["best_slot"] else {})}
-    read = {i: tensorfile.read(rundir.checkpoint_slot(path, i), s["crc32"], s["bytes"]) for i, s in slots.items()}
+    read = {i: _read_slot(path, s) for i, s in slots.items()}
     tensors = read[ck["state"]["slot"]]
     optim: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
@@ -184,6 +231,17 @@ def _read_states(path: Path, ck: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     current = {"model": _model_part(tensors), "optimizer": {"state": optim, "param_groups": ck["param_groups"]}}
     best = read[ck["best_slot"]["slot"]] if ck["best_slot"] else tensors
     return current, _model_part(best)
+
+
+def _read_slot(checkpoint: Path, slot: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The tensors of a slot the record names, from its files (each checked against its recorded size and CRC32)."""
+    if "parts" not in slot:  # written by artlib 0.2: one file
+        return tensorfile.read(_one_file_slot(checkpoint, slot["slot"]), slot["crc32"], slot["bytes"])
+    tensors: dict[str, torch.Tensor] = {}
+    for part, file in enumerate(slot["parts"]):
+        tensors.update(tensorfile.read(rundir.checkpoint_slot(checkpoint, slot["slot"], part), file["crc32"],
+                                       file["bytes"]))
+    return tensors
 
 
 def _model_part(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
