@@ -232,3 +232,37 @@ def test_the_slots_no_record_will_name_again_are_deleted_and_the_named_ones_kept
                                                           "checkpoint-slot1-1.safetensors"]
     resume.remove_free_slots(path, {0, 1}).join()  # nothing left to delete: no error
     assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_after_the_last_epoch_a_finished_record_names_the_best_slot_alone_and_the_others_go(tmp_path: Path) -> None:
+    """Best epoch 1 of 3: finish writes a record saying training is over, naming only epoch 1's slot, deletes the
+    other slots' files, and that record resumes to no further epoch with epoch 1's weights; where the best epoch
+    has no slot (the last epoch writes none), finish does nothing."""
+    path = tmp_path / "checkpoint.pt"
+    model, optimizer = _model_and_adam()
+    state = resume.Progress(history=[])
+    for epoch in (1, 2, 3):
+        _epoch(model, optimizer, epoch)
+        writer = resume.SlotWriter(path, state.busy_slots(), model, optimizer)
+        if epoch == 1:
+            state.best = resume.Best(1, -1.0, resume.trainable_state(model))
+        state.history.append({"epoch": epoch})
+        state.current = writer.wait()
+        state.best.slot = state.current if epoch == 1 else state.best.slot
+        if epoch < 3:
+            resume.save_record(path, META, epoch, optimizer, state, stopped=False)
+    best_weights, best_slot = state.best.state, state.best.slot["slot"]
+    assert len(list(tmp_path.glob("checkpoint-slot*"))) == 6
+    resume.finish(path, META, optimizer, state).join()
+    record = checkpoints.load(path)
+    assert (record["epoch"], record["stopped"], record["best_epoch"]) == (3, True, 1)
+    assert record["state"] == record["best_slot"] == state.best.slot
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-slot*")) == [
+        f"checkpoint-slot{best_slot}-{part}.safetensors" for part in range(2)]
+    fresh, fresh_adam = _model_and_adam()
+    loaded = resume.load(path, META, fresh, fresh_adam, epochs=3)
+    assert loaded.start_epoch == 4 and loaded.best.epoch == 1 and len(loaded.history) == 3
+    assert all(torch.equal(loaded.best.state[k], v) for k, v in best_weights.items())
+    state.best = resume.Best(3, -3.0, resume.trainable_state(model))  # the last epoch as the best: no slot holds it
+    assert resume.finish(path, META, optimizer, state) is None
+    assert checkpoints.load(path)["best_epoch"] == 1  # the record is unchanged

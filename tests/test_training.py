@@ -176,8 +176,8 @@ def _row(run_dir: Path, stage: str, seed: int = 0) -> dict:
 
 def test_resume_after_failure_gives_the_same_result(run_dir: Path, tmp_path: Path, tiny_prepared: Path) -> None:
     """A stage that dies after epoch 1 resumes at epoch 2 and ends exactly as an uninterrupted run."""
-    with pytest.raises(RuntimeError, match="simulated failure after epoch 5"):
-        train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False, on_epoch_end=crash_after(5))
+    with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):
+        train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False, on_epoch_end=crash_after(1))
     folder = stage_dir(run_dir, "emotion_conv5", 0)
     assert (folder / "checkpoint.pt").is_file() and not (folder / "metrics.json").exists()
     train_one("emotion_conv5", run_dir, TINY, seed=0, progress=False)
@@ -202,12 +202,12 @@ def test_a_best_epoch_older_than_the_last_survives_two_interruptions(run_dir: Pa
     epoch 4, resumed again: the results (test metrics of the best epoch's weights) equal an uninterrupted run's."""
     cfg = TrainConfig(**{**TINY.__dict__, "epochs": 5, "monitor": "val_accuracy"})
     folder = stage_dir(run_dir, "emotion_conv5", 0)
-    with pytest.raises(RuntimeError, match="simulated failure after epoch 5"):
-        train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False, on_epoch_end=crash_after(5))
+    with pytest.raises(RuntimeError, match="simulated failure after epoch 3"):
+        train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False, on_epoch_end=crash_after(3))
     record = checkpoints.load(folder / "checkpoint.pt")
     assert record["best_epoch"] < 3 and record["best_slot"]["slot"] != record["state"]["slot"]  # the case to test
-    with pytest.raises(RuntimeError, match="simulated failure after epoch 5"):
-        train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False, on_epoch_end=crash_after(5))
+    with pytest.raises(RuntimeError, match="simulated failure after epoch 4"):
+        train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False, on_epoch_end=crash_after(4))
     assert checkpoints.load(folder / "checkpoint.pt")["epoch"] == 4
     train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False)
     assert json.loads((folder / "metrics.json").read_text())["resumed_from_epoch"] == 4
@@ -277,8 +277,8 @@ def test_same_seed_same_row_and_finished_stage_is_reused(run_dir: Path, capsys: 
     first = _row(run_dir, "emotion_conv4", 5)
     model_file = stage_dir(run_dir, "emotion_conv4", 5) / "model.pt"
     mtime = model_file.stat().st_mtime_ns
-    with pytest.raises(RuntimeError, match="simulated failure after epoch 5"):  # an interrupted --force rerun
-        train_one("emotion_conv4", run_dir, TINY, seed=5, progress=False, force=True, on_epoch_end=crash_after(5))
+    with pytest.raises(RuntimeError, match="simulated failure after epoch 1"):  # an interrupted --force rerun
+        train_one("emotion_conv4", run_dir, TINY, seed=5, progress=False, force=True, on_epoch_end=crash_after(1))
     assert (model_file.parent / "checkpoint.pt").is_file()
     capsys.readouterr()
     train_one("emotion_conv4", run_dir, TINY, seed=5, progress=False)
@@ -368,7 +368,7 @@ def test_auto_works_offline_and_records_what_it_used(run_dir: Path, tmp_path: Pa
     weights = resolve_weights("auto", verbose=False)
     expected = "self-supervised:imgsim-0.1.2" if backbone_weights.self_supervised_path() else "random"
     assert weights.label == expected
-    cfg = TrainConfig(**{**TINY.__dict__, "weights": "auto", "epochs": 5})
+    cfg = TrainConfig(**{**TINY.__dict__, "weights": "auto", "epochs": 1})
     row = train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False)
     assert row["backbone_weights"] == expected
 
@@ -481,7 +481,7 @@ def test_corrupted_model_of_finished_stage_is_retrained(run_dir: Path, capsys: p
 def test_augmentation_trains_from_images_and_is_reproducible(run_dir: Path, tmp_path: Path,
                                                               tiny_prepared: Path) -> None:
     """With augmentation the prefix runs every step (no feature cache); the same seed gives the same row."""
-    cfg = TrainConfig(**{**TINY.__dict__, "augment": True, "epochs": 5})
+    cfg = TrainConfig(**{**TINY.__dict__, "augment": True, "epochs": 2})
     row = train_one("emotion_conv5", run_dir, cfg, seed=0, progress=False)
     assert row["feature_cache"] is False and row["augment"] is True and row["epochs_run"] == 2
     assert not list((run_dir / "cache").glob("features_*.npy"))
@@ -528,3 +528,38 @@ def test_the_objects_held_before_a_stage_run_are_left_out_of_gc_scans_during_it_
         assert gc.get_freeze_count() > frozen // 2  # still frozen (less those freed meanwhile), not unfrozen
     finally:
         gc.unfreeze()
+
+
+def test_a_crash_after_training_resumes_straight_to_the_results(
+        run_dir: Path, tmp_path: Path, tiny_prepared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test pass fails after training stopped early (patience 1): the record says training is over and names
+    only the best epoch's slot (the others are deleted), and the rerun trains no epoch and gives the uninterrupted
+    run's results and history."""
+    from artlib.train import runner
+
+    config = TrainConfig(**{**TINY.__dict__, "epochs": 6, "patience": 1})
+    folder = stage_dir(run_dir, "emotion_conv5", 0)
+
+    def failing_test_pass(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("simulated failure in the test pass")
+
+    monkeypatch.setattr(runner, "evaluate", failing_test_pass)
+    with pytest.raises(GridFailure, match="simulated failure in the test pass"):
+        train_one("emotion_conv5", run_dir, config, seed=0, progress=False)
+    monkeypatch.undo()
+    for thread in [t for t in threading.enumerate() if t.name == "artlib-slot-removal"]:
+        thread.join()
+    record = checkpoints.load(folder / "checkpoint.pt")
+    assert record["stopped"] and record["best_epoch"] < record["epoch"] < 6
+    assert record["state"] == record["best_slot"]
+    assert sorted(p.name for p in folder.glob("checkpoint-slot*")) == [
+        f"checkpoint-slot{record['best_slot']['slot']}-{part}.safetensors" for part in range(2)]
+    train_one("emotion_conv5", run_dir, config, seed=0, progress=False)
+    assert json.loads((folder / "metrics.json").read_text())["resumed_from_epoch"] == record["epoch"]
+    clean = new_run_dir(tiny_prepared, tmp_path / "clean")
+    train_one("emotion_conv5", clean, config, seed=0, progress=False)
+    assert _row(run_dir, "emotion_conv5") == _row(clean, "emotion_conv5")
+    timings = ["seconds", "val_seconds", "checkpoint_seconds"]
+    pd.testing.assert_frame_equal(pd.read_csv(folder / "history.csv").drop(columns=timings),
+                                  pd.read_csv(stage_dir(clean, "emotion_conv5", 0) / "history.csv").drop(columns=timings))
+    assert not list(folder.glob("checkpoint*"))

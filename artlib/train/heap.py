@@ -2,10 +2,10 @@
 
 Python's full (oldest-generation) collection walks every tracked object of the process: after importing torch,
 pandas and artlib that is about 430,000 objects, 0.09 s on the 2-core machine of the README's figures, and one
-such collection ran inside every measured stage-run (during model building). What a stage-run allocates is still
-collected as usual; only the objects that existed before it are skipped while it trains, then handed back to the
-collector (:func:`gc.unfreeze`), so nothing is kept alive longer than one stage-run. Where the caller has frozen
-objects itself, its freeze is left as it is.
+such collection ran inside the benchmark's stage-run when it was traced (during model building). What a stage-run
+allocates is still collected as usual; only the objects that existed before it are skipped while it trains, then
+handed back to the collector (:func:`gc.unfreeze`), so nothing is kept alive longer than one stage-run. Where the
+caller has frozen objects itself, its freeze is left as it is.
 """
 
 from __future__ import annotations

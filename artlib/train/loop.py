@@ -72,6 +72,7 @@ class LoopResult:
     epochs_run: int
     seconds: float
     resumed_from: int  # 0 when started fresh
+    cleanup: threading.Thread | None = None  # deleting the slots the finished record does not name: join, then remove
 
 
 def evaluate(model: ArtNet, source: Source, positions: np.ndarray, labels: np.ndarray, criterion: nn.Module,
@@ -141,10 +142,10 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
     model.to(device)
     optimizer = make_adam([p for p in model.parameters() if p.requires_grad], config.lr, config.weight_decay)
     state = resume.load(checkpoint_path, meta, model, optimizer, config.epochs)
-    resumed_from = state.start_epoch - 1
+    resumed_from = int(state.history[-1]["epoch"]) if state.history else 0
     removal: threading.Thread | None = None  # the deletion of slots no record will name again
     epochs_bar = progress_bar(range(state.start_epoch, config.epochs + 1), desc=meta.get("stage", "training"), unit="epoch",
-                      enabled=progress, initial=resumed_from, total=config.epochs)
+                      enabled=progress, initial=state.start_epoch - 1, total=config.epochs)
     for epoch in epochs_bar:
         t0 = time.perf_counter()
         train_loss, train_acc = _train_epoch(model, source, targets, epoch_order(train_pos, seed, epoch), epoch,
@@ -182,10 +183,11 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
     epochs_bar.close()
     if removal is not None:
         removal.join()
+    cleanup = resume.finish(checkpoint_path, meta, optimizer, state)
     if state.best.state is not None:
         model.load_state_dict({**model.state_dict(), **state.best.state})
     return LoopResult(history=state.history, best_epoch=int(state.best.epoch), epochs_run=len(state.history),
-                      seconds=state.train_seconds, resumed_from=resumed_from)
+                      seconds=state.train_seconds, resumed_from=resumed_from, cleanup=cleanup)
 
 
 def _commit(writer: resume.SlotWriter, state: resume.Progress, epoch: int, path: Path, meta: dict[str, Any],

@@ -96,6 +96,18 @@ def remove(checkpoint: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+def finish(path: Path, meta: dict[str, Any], optimizer: torch.optim.Optimizer, state: Progress) -> threading.Thread | None:
+    """After the last epoch, where the best epoch's state is in a slot: write a record saying that training is over,
+    naming that slot alone, and delete the other slots in a background thread (returned) while the results are
+    computed. A run killed before its results are written then resumes straight to them, not to the last epoch.
+    Where the best epoch is the last one, which writes no slot, nothing is done (None)."""
+    if state.best.slot is None or not state.history:
+        return None
+    state.current = state.best.slot
+    save_record(path, meta, int(state.history[-1]["epoch"]), optimizer, state, stopped=True)
+    return remove_free_slots(path, state.busy_slots())
+
+
 def remove_free_slots(checkpoint: Path, busy: set[int]) -> threading.Thread:
     """Delete the files of the slots the last record does not name, in a background thread (call once no epoch will
     write a slot again). Freeing a written file's blocks waits for the disk (0.03 s per 180 MB on the README's
@@ -209,7 +221,8 @@ def load(path: Path, meta: dict[str, Any], model: ArtNet, optimizer: torch.optim
     optimizer.load_state_dict(current["optimizer"])
     _set_rng_state(ck["rng"])
     start = epochs + 1 if ck.get("stopped") else int(ck["epoch"]) + 1
-    log.info("resuming from epoch %d of %d (%s)", start - 1, epochs, path)
+    log.info("resuming from epoch %d of %d (%s)%s", int(ck["epoch"]), epochs, path,
+             ": training had ended, to the results" if ck.get("stopped") else "")
     best = Best(ck["best_epoch"], ck["best_score"], best_state, ck.get("best_slot"))
     return Progress(list(ck["history"]), best, start, float(ck.get("train_seconds", 0.0)), ck.get("state"))
 

@@ -391,5 +391,7 @@ def _train(name: str, run_dir: Path, config: TrainConfig, seed: int, force: bool
     timing = stage_timing(t_model - t_start, t_inputs - t_model, inputs, loop)
     row = evaluate_and_record(model, stage, seed, data, inputs, loop, config, identity, criterion, run_dir, threads,
                               split_seed, timing)
+    if loop.cleanup is not None:
+        loop.cleanup.join()
     resume.remove(files.checkpoint)
     return row
