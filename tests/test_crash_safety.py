@@ -285,6 +285,37 @@ def test_a_compressed_zip_record_is_checked_too(tmp_path: Path) -> None:
         verify_zip(path)
 
 
+def test_a_weights_file_is_checked_and_read_the_same_mapped_or_not(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A torch weights file gives the same tensors whether its records are stored (mapped into memory) or deflated by
+    a zip tool (which a mapping would misread: read instead), and where the file cannot be mapped at all its records
+    are still checked: changed bytes are named."""
+    import mmap
+    import zipfile
+
+    from artlib.models.checkpoints import verify_zip
+    from artlib.models.weights import read_state_file
+
+    state = {"a.weight": torch.randn(64, 3, 3, 3, generator=torch.Generator().manual_seed(0)), "a.bias": torch.arange(5.0)}
+    stored, deflated = tmp_path / "stored.pth", tmp_path / "deflated.pth"
+    torch.save(state, stored)
+    with zipfile.ZipFile(stored) as src, zipfile.ZipFile(deflated, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    for path in (stored, deflated):
+        back = read_state_file(path)
+        assert back.keys() == state.keys() and all(torch.equal(back[k], v) for k, v in state.items())
+
+    def no_mapping(*args: object, **kwargs: object) -> mmap.mmap:
+        raise OSError(19, "No such device")  # what a file system without mmap answers
+
+    monkeypatch.setattr(mmap, "mmap", no_mapping)
+    verify_zip(stored)
+    name = _flip_bytes_inside_largest_record(stored)
+    with pytest.raises(CheckpointError, match=f"stored.pth: damaged: the bytes of record '{name}' changed"):
+        verify_zip(stored)
+
+
 def torchvision_resnet50_state() -> dict[str, torch.Tensor]:
     """A randomly initialised torchvision ResNet50 state dict (a stand-in for a downloaded weights file)."""
     import torchvision

@@ -266,3 +266,24 @@ def test_after_the_last_epoch_a_finished_record_names_the_best_slot_alone_and_th
     state.best = resume.Best(3, -3.0, resume.trainable_state(model))  # the last epoch as the best: no slot holds it
     assert resume.finish(path, META, optimizer, state) is None
     assert checkpoints.load(path)["best_epoch"] == 1  # the record is unchanged
+
+
+def test_the_best_epochs_copy_reuses_the_superseded_one_and_never_shares_the_models_memory() -> None:
+    """copy_trainable writes the trainable state into the previous best epoch's tensors (same memory, the new values,
+    the same layout), never into the model's own, so it keeps its values when the model trains on; a previous copy
+    that does not fit (other entries) is replaced by new tensors."""
+    model, optimizer = _model_and_adam()
+    _epoch(model, optimizer, 1)
+    first = resume.copy_trainable(model, None)
+    memory = {k: v.data_ptr() for k, v in first.items()}
+    _epoch(model, optimizer, 2)
+    second = resume.copy_trainable(model, first)
+    now = resume.trainable_state(model)
+    assert {k: v.data_ptr() for k, v in second.items()} == memory
+    assert all(torch.equal(second[k], v) and second[k].stride() == v.stride() for k, v in now.items())
+    live = {v.data_ptr() for v in resume.trainable_state(model, copy=False).values()}
+    assert not live & set(memory.values())
+    _epoch(model, optimizer, 3)
+    assert all(torch.equal(second[k], v) for k, v in now.items())  # epoch 2's values, after epoch 3
+    fresh = resume.copy_trainable(model, {"other": torch.zeros(3)})
+    assert fresh.keys() == now.keys() and all(torch.equal(fresh[k], v) for k, v in resume.trainable_state(model).items())

@@ -8,6 +8,7 @@ silently loading the wrong model. No pickle of arbitrary objects is ever loaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
 import os
@@ -15,7 +16,8 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import torch
 
@@ -81,8 +83,7 @@ def verify_zip(path: str | os.PathLike[str]) -> None:
     if not zipfile.is_zipfile(path):
         return
     try:
-        with zipfile.ZipFile(path) as archive, open(path, "rb") as fh, \
-                mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        with zipfile.ZipFile(path) as archive, open(path, "rb") as fh, _mapped(fh) as data:
             bad = next((info.filename for info in archive.infolist() if not _record_intact(archive, data, info)), None)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error, NotImplementedError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: damaged ({type(exc).__name__}: {exc}); delete it and rerun the stage "
@@ -93,11 +94,32 @@ def verify_zip(path: str | os.PathLike[str]) -> None:
                               f"stage (or provide the file again).")
 
 
-def _record_intact(archive: zipfile.ZipFile, data: mmap.mmap, info: zipfile.ZipInfo) -> bool:
+def stored_only(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a zip file whose records are all stored uncompressed, as torch writes them (what
+    ``torch.load(mmap=True)`` can read: it takes a compressed record's bytes as they are)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return all(info.compress_type == zipfile.ZIP_STORED for info in archive.infolist())
+
+
+@contextlib.contextmanager
+def _mapped(fh: BinaryIO) -> Iterator[mmap.mmap | None]:
+    """The open file mapped read-only, or None where it cannot be (an empty file, a file system without mmap)."""
+    try:
+        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        yield None
+        return
+    with data:
+        yield data
+
+
+def _record_intact(archive: zipfile.ZipFile, data: mmap.mmap | None, info: zipfile.ZipInfo) -> bool:
     """Whether a zip record's bytes match its CRC32: a stored record (torch's are) checked in place in the mapped file
-    with the fast CRC32 (:mod:`artlib.models.crc32`; no copy), any other through ``zipfile`` (which checks it while
-    inflating)."""
-    if info.compress_type != zipfile.ZIP_STORED:
+    with the fast CRC32 (:mod:`artlib.models.crc32`; no copy), any other, or any where the file is not mapped,
+    through ``zipfile`` (which checks the CRC32 as it reads)."""
+    if info.compress_type != zipfile.ZIP_STORED or data is None:
         try:
             with archive.open(info) as member:
                 while member.read(1 << 24):

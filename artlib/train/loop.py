@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -72,7 +71,6 @@ class LoopResult:
     epochs_run: int
     seconds: float
     resumed_from: int  # 0 when started fresh
-    cleanup: threading.Thread | None = None  # deleting the slots the finished record does not name: join, then remove
 
 
 def evaluate(model: ArtNet, source: Source, positions: np.ndarray, labels: np.ndarray, criterion: nn.Module,
@@ -143,7 +141,6 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
     optimizer = make_adam([p for p in model.parameters() if p.requires_grad], config.lr, config.weight_decay)
     state = resume.load(checkpoint_path, meta, model, optimizer, config.epochs)
     resumed_from = int(state.history[-1]["epoch"]) if state.history else 0
-    removal: threading.Thread | None = None  # the deletion of slots no record will name again
     epochs_bar = progress_bar(range(state.start_epoch, config.epochs + 1), desc=meta.get("stage", "training"), unit="epoch",
                       enabled=progress, initial=state.start_epoch - 1, total=config.epochs)
     for epoch in epochs_bar:
@@ -152,8 +149,8 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
                                              criterion, optimizer, device, precision, config.batch_size, progress)
         t_trained = time.perf_counter()
         # The epoch's state is written now (validation changes none of it) and reaches the disk while validation
-        # runs. After the last epoch the results are written next, and a crash before that replays it from the
-        # previous checkpoint: no slot.
+        # runs. The last epoch writes no slot: after it, resume.finish records the best epoch's slot as the end of
+        # training, or, where the last epoch is the best, a crash before the results replays it.
         with (resume.SlotWriter(checkpoint_path, state.busy_slots(), model, optimizer) if epoch < config.epochs
               else contextlib.nullcontext()) as writer:  # on an error or interrupt, waited for before it passes on
             t_val = time.perf_counter()
@@ -169,8 +166,7 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
             stopped = config.patience is not None and epoch - state.best.epoch >= config.patience
             final = stopped or epoch == config.epochs
             if writer is not None:  # the slot must be durable before the record, the record before the next epoch
-                removal = _commit(writer, state, epoch, checkpoint_path, meta, optimizer, stopped, final,
-                                  config.epochs) or removal
+                _commit(writer, state, epoch, checkpoint_path, meta, optimizer, stopped, final, config.epochs)
         # writing the slot, waiting for the disk, then the record: outside ``seconds``; reaches the next checkpoint's
         # copy of the history (empty in a row resumed from its own)
         row["checkpoint_seconds"] = 0.0 if writer is None else (t_val - t_trained) + time.perf_counter() - t_end
@@ -181,25 +177,24 @@ def train_loop(model: ArtNet, source: Source, targets: np.ndarray, train_pos: np
         if final:
             break
     epochs_bar.close()
-    if removal is not None:
-        removal.join()
-    cleanup = resume.finish(checkpoint_path, meta, optimizer, state)
+    resume.finish(checkpoint_path, meta, optimizer, state)  # (the other slots are deleted while the results compute)
     if state.best.state is not None:
         model.load_state_dict({**model.state_dict(), **state.best.state})
     return LoopResult(history=state.history, best_epoch=int(state.best.epoch), epochs_run=len(state.history),
-                      seconds=state.train_seconds, resumed_from=resumed_from, cleanup=cleanup)
+                      seconds=state.train_seconds, resumed_from=resumed_from)
 
 
 def _commit(writer: resume.SlotWriter, state: resume.Progress, epoch: int, path: Path, meta: dict[str, Any],
-            optimizer: torch.optim.Optimizer, stopped: bool, final: bool, epochs: int) -> threading.Thread | None:
+            optimizer: torch.optim.Optimizer, stopped: bool, final: bool, epochs: int) -> None:
     """Wait for the epoch's slot, then, unless the loop ends here, write the record naming it; after the record of
-    the last epoch that writes a slot, start deleting the slots no record will name again (that thread)."""
+    the last epoch that writes a slot, start deleting the slots no record will name again (in the background)."""
     state.current = writer.wait()
     state.best.slot = state.current if state.best.epoch == epoch else state.best.slot
     if final:
-        return None
+        return
     resume.save_record(path, meta, epoch, optimizer, state, stopped)
-    return resume.remove_free_slots(path, state.busy_slots()) if epoch + 1 == epochs else None
+    if epoch + 1 == epochs:
+        resume.remove_free_slots(path, state.busy_slots())
 
 
 def make_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:

@@ -1,6 +1,6 @@
 """Resuming a stage-run: an epoch's state written to a free slot, on disk while validation runs, then a small record.
 
-After every epoch but the last, two files make the checkpoint:
+After every epoch but the last, a slot and the record make the checkpoint:
 
 * a **slot** (``checkpoint-slot<i>-<j>.safetensors``, slot i in 0‥2, part j in 0‥1): the trainable weights and
   Adam's state as they are after the epoch's training pass, written right after it as two files of about equal
@@ -13,6 +13,11 @@ After every epoch but the last, two files make the checkpoint:
 The record names at most two slots; the next epoch writes into the third, so what the last durable record
 points to is never overwritten. A run killed at any moment resumes from the last record, which is complete
 before the next epoch starts, and ends exactly as an uninterrupted run (tests/test_interrupt.py).
+
+Slots no record will name again are deleted in a background thread: after the record before the last epoch (which
+writes no slot), and after the last epoch, when :func:`finish` writes a record saying that training is over and
+naming only the best epoch's slot, so the results can be computed (and a run killed meanwhile resumes straight to
+them) while the other slots go. Whatever reads or removes this checkpoint next waits for such a thread first.
 """
 
 from __future__ import annotations
@@ -89,6 +94,7 @@ def copy_trainable(model: ArtNet, into: dict[str, torch.Tensor] | None) -> dict[
 def remove(checkpoint: Path) -> None:
     """Delete a stage-run's checkpoint: the record first (without it the slots are never read), then the slots
     (also those an earlier artlib wrote as one file each)."""
+    _wait_for_removal(checkpoint)
     checkpoint.unlink(missing_ok=True)
     for slot in range(SLOTS):
         for path in (*(rundir.checkpoint_slot(checkpoint, slot, part) for part in range(PARTS)),
@@ -115,9 +121,25 @@ def remove_free_slots(checkpoint: Path, busy: set[int]) -> threading.Thread:
     to :func:`remove`, which reports it."""
     paths = [rundir.checkpoint_slot(checkpoint, slot, part) for slot in sorted(set(range(SLOTS)) - busy)
              for part in range(PARTS)]
+    _wait_for_removal(checkpoint)
     thread = threading.Thread(target=_unlink_quietly, args=(paths,), name="artlib-slot-removal", daemon=True)
+    with _REMOVING_LOCK:
+        _REMOVING[checkpoint] = thread
     thread.start()
     return thread
+
+
+_REMOVING: dict[Path, threading.Thread] = {}  # per checkpoint, its last background deletion
+_REMOVING_LOCK = threading.Lock()
+
+
+def _wait_for_removal(checkpoint: Path) -> None:
+    """Wait for the background deletion of this checkpoint's slots, if one was started (nothing may write, read or
+    remove its slots meanwhile: e.g. a rerun in the same process right after a failure)."""
+    with _REMOVING_LOCK:
+        thread = _REMOVING.pop(checkpoint, None)
+    if thread is not None and thread.ident is not None:
+        thread.join()
 
 
 def _unlink_quietly(paths: list[Path]) -> None:
@@ -128,7 +150,7 @@ def _unlink_quietly(paths: list[Path]) -> None:
 
 
 def _one_file_slot(checkpoint: Path, slot: int) -> Path:
-    """Where artlib 0.2 wrote a slot as one file (its records are still resumed)."""
+    """Where an earlier artlib wrote a slot as one file (its records are still resumed)."""
     return checkpoint.with_name(f"{checkpoint.stem}-slot{int(slot)}.safetensors")
 
 
@@ -209,6 +231,7 @@ def save_record(path: Path, meta: dict[str, Any], epoch: int, optimizer: torch.o
 
 def load(path: Path, meta: dict[str, Any], model: ArtNet, optimizer: torch.optim.Optimizer, epochs: int) -> Progress:
     """The state of an earlier run of this stage from its checkpoint, or a fresh start (loudly, if damaged)."""
+    _wait_for_removal(path)
     if not path.is_file():
         return Progress(history=[])
     try:
@@ -248,7 +271,7 @@ def _read_states(path: Path, ck: dict[str, Any]) -> tuple[dict[str, Any], dict[s
 
 def _read_slot(checkpoint: Path, slot: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The tensors of a slot the record names, from its files (each checked against its recorded size and CRC32)."""
-    if "parts" not in slot:  # written by artlib 0.2: one file
+    if "parts" not in slot:  # written by an earlier artlib: one file
         return tensorfile.read(_one_file_slot(checkpoint, slot["slot"]), slot["crc32"], slot["bytes"])
     tensors: dict[str, torch.Tensor] = {}
     for part, file in enumerate(slot["parts"]):

@@ -391,7 +391,5 @@ def _train(name: str, run_dir: Path, config: TrainConfig, seed: int, force: bool
     timing = stage_timing(t_model - t_start, t_inputs - t_model, inputs, loop)
     row = evaluate_and_record(model, stage, seed, data, inputs, loop, config, identity, criterion, run_dir, threads,
                               split_seed, timing)
-    if loop.cleanup is not None:
-        loop.cleanup.join()
-    resume.remove(files.checkpoint)
+    resume.remove(files.checkpoint)  # (after any background deletion of its slots)
     return row
