@@ -287,3 +287,27 @@ def test_the_best_epochs_copy_reuses_the_superseded_one_and_never_shares_the_mod
     assert all(torch.equal(second[k], v) for k, v in now.items())  # epoch 2's values, after epoch 3
     fresh = resume.copy_trainable(model, {"other": torch.zeros(3)})
     assert fresh.keys() == now.keys() and all(torch.equal(fresh[k], v) for k, v in resume.trainable_state(model).items())
+
+
+def test_reading_or_removing_a_checkpoint_waits_for_the_deletion_of_its_slots(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A background deletion of slots is waited for by whatever loads or removes that checkpoint next, however its
+    path is spelled (here relative, then absolute): nothing reads or writes slots while they are being deleted."""
+    monkeypatch.chdir(tmp_path)
+    for slot in range(3):
+        for part in range(2):
+            (tmp_path / f"checkpoint-slot{slot}-{part}.safetensors").write_bytes(b"x")
+    unlink, started = Path.unlink, threading.Event()
+
+    def slow_unlink(self: Path, missing_ok: bool = False) -> None:
+        started.set()
+        threading.Event().wait(0.05)  # a disk that takes its time
+        unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", slow_unlink)
+    for wait in (lambda: resume.remove(tmp_path / "checkpoint.pt"),
+                 lambda: resume.load(tmp_path / "checkpoint.pt", META, *_model_and_adam(), epochs=3)):
+        thread = resume.remove_free_slots(Path("checkpoint.pt"), {0})
+        started.wait()
+        wait()
+        assert not thread.is_alive()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import threading
 from dataclasses import dataclass, field
@@ -124,20 +125,25 @@ def remove_free_slots(checkpoint: Path, busy: set[int]) -> threading.Thread:
     _wait_for_removal(checkpoint)
     thread = threading.Thread(target=_unlink_quietly, args=(paths,), name="artlib-slot-removal", daemon=True)
     with _REMOVING_LOCK:
-        _REMOVING[checkpoint] = thread
+        _REMOVING[_key(checkpoint)] = thread
     thread.start()
     return thread
 
 
-_REMOVING: dict[Path, threading.Thread] = {}  # per checkpoint, its last background deletion
+_REMOVING: dict[str, threading.Thread] = {}  # per checkpoint, its last background deletion
 _REMOVING_LOCK = threading.Lock()
+
+
+def _key(checkpoint: Path) -> str:
+    """The checkpoint's absolute path: the same file however the run directory was spelled."""
+    return os.path.abspath(checkpoint)
 
 
 def _wait_for_removal(checkpoint: Path) -> None:
     """Wait for the background deletion of this checkpoint's slots, if one was started (nothing may write, read or
     remove its slots meanwhile: e.g. a rerun in the same process right after a failure)."""
     with _REMOVING_LOCK:
-        thread = _REMOVING.pop(checkpoint, None)
+        thread = _REMOVING.pop(_key(checkpoint), None)
     if thread is not None and thread.ident is not None:
         thread.join()
 
