@@ -285,15 +285,11 @@ def test_a_compressed_zip_record_is_checked_too(tmp_path: Path) -> None:
         verify_zip(path)
 
 
-def test_a_weights_file_is_checked_and_read_the_same_mapped_or_not(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """A torch weights file gives the same tensors whether its records are stored (mapped into memory) or deflated by
-    a zip tool (which a mapping would misread: read instead), and where the file cannot be mapped at all its records
-    are still checked: changed bytes are named."""
-    import mmap
+def test_a_weights_file_gives_the_same_tensors_with_its_records_stored_or_deflated(tmp_path: Path) -> None:
+    """A torch weights file gives the same tensors whether its records are stored, as torch writes them, or deflated
+    by a zip tool (``torch.load(mmap=True)`` would take a deflated record's bytes as they are: not used)."""
     import zipfile
 
-    from artlib.models.checkpoints import verify_zip
     from artlib.models.weights import read_state_file
 
     state = {"a.weight": torch.randn(64, 3, 3, 3, generator=torch.Generator().manual_seed(0)), "a.bias": torch.arange(5.0)}
@@ -305,15 +301,6 @@ def test_a_weights_file_is_checked_and_read_the_same_mapped_or_not(tmp_path: Pat
     for path in (stored, deflated):
         back = read_state_file(path)
         assert back.keys() == state.keys() and all(torch.equal(back[k], v) for k, v in state.items())
-
-    def no_mapping(*args: object, **kwargs: object) -> mmap.mmap:
-        raise OSError(19, "No such device")  # what a file system without mmap answers
-
-    monkeypatch.setattr(mmap, "mmap", no_mapping)
-    verify_zip(stored)
-    name = _flip_bytes_inside_largest_record(stored)
-    with pytest.raises(CheckpointError, match=f"stored.pth: damaged: the bytes of record '{name}' changed"):
-        verify_zip(stored)
 
 
 def torchvision_resnet50_state() -> dict[str, torch.Tensor]:

@@ -294,19 +294,22 @@ def test_reading_or_removing_a_checkpoint_waits_for_the_deletion_of_its_slots(
     """A background deletion of slots is waited for by whatever loads or removes that checkpoint next, however its
     path is spelled (here relative, then absolute): nothing reads or writes slots while they are being deleted."""
     monkeypatch.chdir(tmp_path)
-    for slot in range(3):
-        for part in range(2):
-            (tmp_path / f"checkpoint-slot{slot}-{part}.safetensors").write_bytes(b"x")
-    unlink, started = Path.unlink, threading.Event()
+    model, optimizer = _model_and_adam()
+    unlink = Path.unlink
 
     def slow_unlink(self: Path, missing_ok: bool = False) -> None:
-        started.set()
-        threading.Event().wait(0.05)  # a disk that takes its time
+        if threading.current_thread().name == "artlib-slot-removal":
+            started.set()
+            threading.Event().wait(0.3)  # a disk that takes its time, for the background deletion only
         unlink(self, missing_ok=missing_ok)
 
     monkeypatch.setattr(Path, "unlink", slow_unlink)
     for wait in (lambda: resume.remove(tmp_path / "checkpoint.pt"),
-                 lambda: resume.load(tmp_path / "checkpoint.pt", META, *_model_and_adam(), epochs=3)):
+                 lambda: resume.load(tmp_path / "checkpoint.pt", META, model, optimizer, epochs=3)):
+        for slot in range(3):
+            for part in range(2):
+                (tmp_path / f"checkpoint-slot{slot}-{part}.safetensors").write_bytes(b"x")
+        started = threading.Event()
         thread = resume.remove_free_slots(Path("checkpoint.pt"), {0})
         started.wait()
         wait()

@@ -8,15 +8,12 @@ silently loading the wrong model. No pickle of arbitrary objects is ever loaded.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import mmap
 import os
 import struct
 import zipfile
 import zlib
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import torch
@@ -83,8 +80,8 @@ def verify_zip(path: str | os.PathLike[str]) -> None:
     if not zipfile.is_zipfile(path):
         return
     try:
-        with zipfile.ZipFile(path) as archive, open(path, "rb") as fh, _mapped(fh) as data:
-            bad = next((info.filename for info in archive.infolist() if not _record_intact(archive, data, info)), None)
+        with zipfile.ZipFile(path) as archive, open(path, "rb") as fh:
+            bad = next((info.filename for info in archive.infolist() if not _record_intact(archive, fh, info)), None)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error, NotImplementedError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: damaged ({type(exc).__name__}: {exc}); delete it and rerun the stage "
                               f"(or provide the file again).") from None
@@ -94,32 +91,10 @@ def verify_zip(path: str | os.PathLike[str]) -> None:
                               f"stage (or provide the file again).")
 
 
-def stored_only(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a zip file whose records are all stored uncompressed, as torch writes them (what
-    ``torch.load(mmap=True)`` can read: it takes a compressed record's bytes as they are)."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return all(info.compress_type == zipfile.ZIP_STORED for info in archive.infolist())
-
-
-@contextlib.contextmanager
-def _mapped(fh: BinaryIO) -> Iterator[mmap.mmap | None]:
-    """The open file mapped read-only, or None where it cannot be (an empty file, a file system without mmap)."""
-    try:
-        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):
-        yield None
-        return
-    with data:
-        yield data
-
-
-def _record_intact(archive: zipfile.ZipFile, data: mmap.mmap | None, info: zipfile.ZipInfo) -> bool:
-    """Whether a zip record's bytes match its CRC32: a stored record (torch's are) checked in place in the mapped file
-    with the fast CRC32 (:mod:`artlib.models.crc32`; no copy), any other, or any where the file is not mapped,
-    through ``zipfile`` (which checks the CRC32 as it reads)."""
-    if info.compress_type != zipfile.ZIP_STORED or data is None:
+def _record_intact(archive: zipfile.ZipFile, fh: BinaryIO, info: zipfile.ZipInfo) -> bool:
+    """Whether a zip record's bytes match its CRC32: a stored record (torch's are) read raw and checked with the fast
+    CRC32 (:mod:`artlib.models.crc32`), any other through ``zipfile`` (which checks it while inflating)."""
+    if info.compress_type != zipfile.ZIP_STORED:
         try:
             with archive.open(info) as member:
                 while member.read(1 << 24):
@@ -130,15 +105,20 @@ def _record_intact(archive: zipfile.ZipFile, data: mmap.mmap | None, info: zipfi
     if info.file_size != info.compress_size:
         raise zipfile.BadZipFile(f"record {info.filename!r} is stored with {info.compress_size} bytes for "
                                  f"{info.file_size}")
-    header = data[info.header_offset: info.header_offset + LOCAL_HEADER_BYTES]
+    fh.seek(info.header_offset)
+    header = fh.read(LOCAL_HEADER_BYTES)
     if len(header) != LOCAL_HEADER_BYTES or header[:4] != b"PK\x03\x04":
         raise zipfile.BadZipFile(f"record {info.filename!r} has no local header")
     name_length, extra_length = struct.unpack("<2H", header[26:30])
-    start = info.header_offset + LOCAL_HEADER_BYTES + name_length + extra_length
-    if start + info.compress_size > len(data):
-        raise EOFError(f"record {info.filename!r} is cut short")
-    with memoryview(data) as view, view[start: start + info.compress_size] as record:
-        return crc32(record) == info.CRC
+    fh.seek(info.header_offset + LOCAL_HEADER_BYTES + name_length + extra_length)
+    crc, left, chunk = 0, info.compress_size, bytearray(min(info.compress_size, 1 << 24))
+    while left:
+        view = memoryview(chunk)[: min(left, len(chunk))]
+        got = fh.readinto(view)
+        if not got:
+            raise EOFError(f"record {info.filename!r} is cut short")
+        crc, left = crc32(view[:got], crc), left - got
+    return crc == info.CRC
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -29,14 +29,13 @@ import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
 
 import torch
 
 from artlib import atomic
 from artlib.errors import CheckpointError, DataError
-from artlib.models.checkpoints import stored_only, verify_zip
+from artlib.models.checkpoints import verify_zip
 from artlib.models.networks import create_backbone, resnet50_shapes
 from artlib.models.registry import DEFAULT_BACKBONE, BackboneSpec, get_backbone
 
@@ -66,9 +65,8 @@ class Weights:
     def load_state_dict(self) -> OrderedDict[str, torch.Tensor] | None:
         """The weights file's state dict (resnet50: fc removed, prefixes stripped), or None for random init.
 
-        Kept for the next stage-run of this process while the file is unchanged (size, mtime and the digest checked at
-        resolution): a grid builds the same backbone dozens of times. A torch zip file's tensors are its mapped pages
-        (see :func:`read_state_file`): callers copy them and never write into them.
+        Kept in memory for the next stage-run of this process while the file is unchanged (size, mtime and the
+        digest checked at resolution): a grid builds the same backbone dozens of times.
         """
         if self.source in ("random", "memory"):
             return None
@@ -368,7 +366,7 @@ def read_state_file(path: str | os.PathLike[str]) -> OrderedDict[str, torch.Tens
             state = load_file(str(path))
         else:
             verify_zip(path)
-            state = _torch_load(path)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -380,18 +378,6 @@ def read_state_file(path: str | os.PathLike[str]) -> OrderedDict[str, torch.Tens
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict.")
     return OrderedDict((k, v) for k, v in state.items() if isinstance(v, torch.Tensor))
-
-
-def _torch_load(path: Path) -> Any:
-    """``torch.load`` (weights only, to the CPU) of a file torch wrote: mapped, not read, where it can be (POSIX, every
-    record stored uncompressed), so its tensors are the file's cached pages, copy-on-write, which the network copies
-    once (ResNet50's 100 MB: 0.017 s against 0.07 s to read into memory); read where mapping fails."""
-    if os.name == "posix" and stored_only(path):
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # e.g. a file system that cannot map files: read it instead
-            pass
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _strip_prefixes(state: dict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:

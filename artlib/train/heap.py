@@ -5,9 +5,8 @@ pandas and artlib that is about 430,000 objects, 0.09 s on the 2-core machine of
 such collection ran inside the benchmark's stage-run when it was traced (during model building). What a stage-run
 allocates is still collected as usual; only the objects that existed before it are skipped while it trains, then
 handed back to the collector (:func:`gc.unfreeze`). Freezing keeps unreachable objects too, so the young generations
-are collected first (milliseconds): garbage made shortly before, such as a failed stage-run's model held by its
-traceback, is freed, not kept. Older garbage cycles, if any, wait until the stage-run ends. Where the caller has frozen
-objects itself, its freeze is left as it is.
+are collected first (milliseconds): the process's recent garbage is freed, not frozen; older garbage cycles, if any,
+wait until the stage-run ends. Where the caller has frozen objects itself, its freeze is left as it is.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ def earlier_objects_frozen() -> Iterator[None]:
     if gc.get_freeze_count():  # someone else's freeze: unfreezing would undo theirs
         yield
         return
-    gc.collect(1)  # recent garbage (e.g. a failed stage-run's) is freed, not frozen
+    gc.collect(1)  # recent garbage is freed, not frozen
     gc.freeze()
     try:
         yield

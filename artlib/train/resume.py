@@ -120,13 +120,14 @@ def remove_free_slots(checkpoint: Path, busy: set[int]) -> threading.Thread:
     write a slot again). Freeing a written file's blocks waits for the disk (0.03 s per 180 MB on the README's
     machine, a fifth of it CPU time): the last epoch's training hides it. A file that cannot be deleted is left
     to :func:`remove`, which reports it."""
-    paths = [rundir.checkpoint_slot(checkpoint, slot, part) for slot in sorted(set(range(SLOTS)) - busy)
+    where = Path(_key(checkpoint))  # (absolute: a later change of the working directory cannot redirect the thread)
+    paths = [rundir.checkpoint_slot(where, slot, part) for slot in sorted(set(range(SLOTS)) - busy)
              for part in range(PARTS)]
     _wait_for_removal(checkpoint)
     thread = threading.Thread(target=_unlink_quietly, args=(paths,), name="artlib-slot-removal", daemon=True)
     with _REMOVING_LOCK:
-        _REMOVING[_key(checkpoint)] = thread
-    thread.start()
+        thread.start()
+        _REMOVING[str(where)] = thread
     return thread
 
 
@@ -144,7 +145,7 @@ def _wait_for_removal(checkpoint: Path) -> None:
     remove its slots meanwhile: e.g. a rerun in the same process right after a failure)."""
     with _REMOVING_LOCK:
         thread = _REMOVING.pop(_key(checkpoint), None)
-    if thread is not None and thread.ident is not None:
+    if thread is not None:
         thread.join()
 
 
