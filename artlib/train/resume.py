@@ -29,6 +29,7 @@ import random
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -86,7 +87,7 @@ def copy_trainable(model: ArtNet, into: dict[str, torch.Tensor] | None) -> dict[
     state = trainable_state(model, copy=False)
     if into is None or into.keys() != state.keys() or any(
             into[k].shape != v.shape or into[k].dtype != v.dtype or into[k].device.type != "cpu" for k, v in state.items()):
-        return {k: v.cpu().clone() for k, v in state.items()}
+        return trainable_state(model)
     for key, value in state.items():
         into[key].copy_(value)
     return into
@@ -97,10 +98,8 @@ def remove(checkpoint: Path) -> None:
     (also those an earlier artlib wrote as one file each)."""
     _wait_for_removal(checkpoint)
     checkpoint.unlink(missing_ok=True)
-    for slot in range(SLOTS):
-        for path in (*(rundir.checkpoint_slot(checkpoint, slot, part) for part in range(PARTS)),
-                     _one_file_slot(checkpoint, slot)):
-            path.unlink(missing_ok=True)
+    for path in [*_slot_files(checkpoint, range(SLOTS)), *(_one_file_slot(checkpoint, slot) for slot in range(SLOTS))]:
+        path.unlink(missing_ok=True)
 
 
 def finish(path: Path, meta: dict[str, Any], optimizer: torch.optim.Optimizer, state: Progress) -> threading.Thread | None:
@@ -121,10 +120,9 @@ def remove_free_slots(checkpoint: Path, busy: set[int]) -> threading.Thread:
     machine, a fifth of it CPU time): the last epoch's training hides it. A file that cannot be deleted is left
     to :func:`remove`, which reports it."""
     where = Path(_key(checkpoint))  # (absolute: a later change of the working directory cannot redirect the thread)
-    paths = [rundir.checkpoint_slot(where, slot, part) for slot in sorted(set(range(SLOTS)) - busy)
-             for part in range(PARTS)]
     _wait_for_removal(checkpoint)
-    thread = threading.Thread(target=_unlink_quietly, args=(paths,), name="artlib-slot-removal", daemon=True)
+    thread = threading.Thread(target=_unlink_quietly, args=(_slot_files(where, sorted(set(range(SLOTS)) - busy)),),
+                              name="artlib-slot-removal", daemon=True)
     with _REMOVING_LOCK:
         thread.start()
         _REMOVING[str(where)] = thread
@@ -147,6 +145,11 @@ def _wait_for_removal(checkpoint: Path) -> None:
         thread = _REMOVING.pop(_key(checkpoint), None)
     if thread is not None:
         thread.join()
+
+
+def _slot_files(checkpoint: Path, slots: Iterable[int]) -> list[Path]:
+    """Every file of these slots (both parts of each)."""
+    return [rundir.checkpoint_slot(checkpoint, slot, part) for slot in slots for part in range(PARTS)]
 
 
 def _unlink_quietly(paths: list[Path]) -> None:
@@ -180,8 +183,7 @@ class SlotWriter:
         # Written here, not beside validation: on a machine whose cores validation uses, a thread copying and
         # checksumming 180 MB stalls both of validation's threads for longer than its own CPU time (1.3-1.6x,
         # measured on 2 cores). What overlaps validation is the wait for the disk, which uses little CPU.
-        paths = [rundir.checkpoint_slot(checkpoint, self.slot, part) for part in range(PARTS)]
-        unsynced = tensorfile.start_write_parts(paths, tensors)
+        unsynced = tensorfile.start_write_parts(_slot_files(checkpoint, [self.slot]), tensors)
         try:
             self._result: list[tensorfile.Written] | BaseException | None = None
             self._thread = threading.Thread(target=self._run, args=(unsynced,), name="artlib-checkpoint", daemon=True)
