@@ -168,6 +168,17 @@ def _children_cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def option_for(weights: Any, spec: str) -> str:
+    """The ``weights`` option that gives the rows these resolved weights without asking the network again: where
+    'auto' found no ImageNet file and fell back to imgsim's, a fresh row process would try the download again
+    (0.02 s here, offline; a user with the file in torch's cache never does), so the rows are given what it
+    resolved to (same label, same config hash)."""
+    for prefix, option in (("self-supervised:", "self-supervised"), ("imagenet:", "imagenet"), ("random", "none")):
+        if weights.label.startswith(prefix):
+            return option
+    return spec
+
+
 # ---- one row, in a fresh process ----------------------------------------------------------
 def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[str, Any]:
     """Train the row's stage with ``run_stages`` (one stage and seed), the code users run, configured by public options only."""
@@ -710,6 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     out = resolve_path(args.out)
     device = pick_device(args.device)
     weights = resolve_weights(args.weights, verbose=True)  # once here, not per row (no network retries per row)
+    row_weights = option_for(weights, args.weights)
     auto_precision = pick_precision("auto", device)
     pipelines = [p for p in PIPELINES if p.name in args.pipelines]
     if auto_precision == "fp32":  # the artlib row would nearly repeat +channels_last: run it once, named artlib
@@ -753,7 +765,7 @@ def main(argv: list[str] | None = None) -> int:
         row_dir.mkdir(parents=True)
         return {"pipeline": asdict(pipe), "stage": stage, "row_dir": str(row_dir), "archive": str(root / "archive"),
                 "prepared": str(Path(preps[scale]["manifest"]).parent), "n_images": preps[scale]["manifest_rows"],
-                "device": str(device), "weights": args.weights, "seed": args.seed,
+                "device": str(device), "weights": row_weights, "seed": args.seed,
                 "image_size": args.image_size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                 "decode_threads": args.decode_threads}
 

@@ -56,3 +56,17 @@ def test_repeated_rounds_give_each_stages_median_and_range() -> None:
     assert (summary["epoch_efficiency"], summary["epoch_efficiency_min"], summary["epoch_efficiency_max"]) == \
         (0.93, 0.9, 0.96)
     assert summary["share_outside_epochs_and_cache"] == 0.08
+
+
+@pytest.mark.parametrize(("label", "spec", "option"), [
+    ("self-supervised:imgsim-0.1.2", "auto", "self-supervised"),  # auto fell back (offline): no download per row
+    ("imagenet:IMAGENET1K_V2", "auto", "imagenet"),
+    ("random", "none", "none"),
+    ("file:model.pth", "/data/model.pth", "/data/model.pth"),
+])
+def test_rows_get_the_weights_the_benchmark_resolved_without_asking_the_network_again(label: str, spec: str,
+                                                                                      option: str) -> None:
+    """The rows' weights option resolves to the same weights (same label), never through another download try."""
+    from artlib.models.weights import Weights
+
+    assert tt.option_for(Weights(label=label, source="x"), spec) == option

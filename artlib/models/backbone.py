@@ -245,7 +245,7 @@ class ArtNet(nn.Module):
         for name in BLOCK_ORDER[:end]:
             for key, tensor in _state_of(self, name).items():
                 h.update(key.encode())
-                h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+                h.update(tensor.detach().cpu().contiguous().numpy())  # (its buffer: the same bytes, not copied)
         return h.hexdigest()
 
 
