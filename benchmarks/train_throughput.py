@@ -488,7 +488,7 @@ def annotate(rows: list[dict[str, Any]]) -> None:
 
 
 # ---- limits and efficiency ----------------------------------------------------------------
-LIMIT_KINDS = ("prefix_limit", "train_step_limit", "paired_cache")
+LIMIT_KINDS = ("prefix_limit", "prefix_limit_default_allocator", "train_step_limit", "paired_cache")
 LIMIT_COLUMNS = [("stage", "stage", ""), ("limit", "limit", ""), ("threads", "threads", "d"), ("prec", "precision", ""),
                  ("layout", "layout", ""), ("batch", "batch_size", "d"), ("img/s", "images_per_s", ".1f"),
                  ("ms/batch (median)", "median_ms", ".1f"), ("timed calls", "calls", "d"),
@@ -497,7 +497,9 @@ EFFICIENCY_COLUMNS = [("stage", "stage", ""), ("pipeline", "pipeline", ""), ("sc
                       ("epoch img/s", "epoch_images_per_s", ".1f"), ("step limit", "train_step_limit_images_per_s", ".1f"),
                       ("epoch eff.", "epoch_efficiency", ".0%"), ("cache img/s", "cache_images_per_s", ".1f"),
                       ("feat. cache img/s", "feature_cache_images_per_s", ".1f"),
-                      ("prefix limit", "prefix_limit_images_per_s", ".1f"), ("cache eff.", "cache_efficiency", ".0%"),
+                      ("prefix limit", "prefix_limit_images_per_s", ".1f"),
+                      ("default alloc.", "prefix_default_allocator_images_per_s", ".1f"),
+                      ("alloc. gain", "allocator_gain", ".2f"), ("cache eff.", "cache_efficiency", ".0%"),
                       ("feat. cache eff.", "feature_cache_efficiency", ".0%"),
                       ("paired eff. (cold)", "paired_cache_efficiency", ".0%"),
                       ("", "paired_cache_efficiency_cold", ".0%"), ("other CPU", "other_cpu_share", ".0%")]
@@ -561,15 +563,21 @@ def add_efficiency(rows: list[dict[str, Any]], limits: list[dict[str, Any]]) -> 
             elif lim["limit"] == "paired_cache":
                 r["paired_cache_efficiency"] = lim["efficiency"]
                 r["paired_cache_efficiency_cold"] = lim["efficiency_cold"]
+            elif lim["limit"] == "prefix_forward_default_allocator":
+                r["prefix_default_allocator_images_per_s"] = lim["images_per_s"]
             elif r["cache_images_per_s"] is not None:
                 r["prefix_limit_images_per_s"] = lim["images_per_s"]
                 r["cache_efficiency"] = r["cache_images_per_s"] / lim["images_per_s"]
                 if r["feature_cache_images_per_s"] is not None:
                     r["feature_cache_efficiency"] = r["feature_cache_images_per_s"] / lim["images_per_s"]
+        if r.get("prefix_limit_images_per_s") and r.get("prefix_default_allocator_images_per_s"):
+            # what keeping freed memory (artlib.train.allocator) gives the eager prefix forward, in this run
+            r["allocator_gain"] = r["prefix_limit_images_per_s"] / r["prefix_default_allocator_images_per_s"]
 
 
 ROUND_KEYS = ("wall_seconds", "epoch_images_per_s", "train_step_limit_images_per_s", "epoch_efficiency",
-              "feature_cache_images_per_s", "prefix_limit_images_per_s", "feature_cache_efficiency",
+              "feature_cache_images_per_s", "prefix_limit_images_per_s", "prefix_default_allocator_images_per_s",
+              "allocator_gain", "feature_cache_efficiency",
               "cache_efficiency", "paired_cache_efficiency", "share_checkpoint", "share_outside_epochs_and_cache")
 """What the repeats summary gives the median and range of, per stage."""
 
@@ -594,7 +602,7 @@ ROUND_COLUMNS = [("stage", "stage", ""), ("rounds", "rounds", "d")] + [
     (header, key, fmt) for header, key, fmt in (
         ("wall s", "wall_seconds", ".1f"), ("epoch eff.", "epoch_efficiency", ".0%"),
         ("feat. cache eff.", "feature_cache_efficiency", ".0%"), ("paired eff.", "paired_cache_efficiency", ".0%"),
-        ("prefix limit img/s", "prefix_limit_images_per_s", ".0f"),
+        ("prefix limit img/s", "prefix_limit_images_per_s", ".0f"), ("alloc. gain", "allocator_gain", ".2f"),
         ("cache eff.", "cache_efficiency", ".0%"), ("checkpoints*", "share_checkpoint", ".1%"),
         ("outside epochs+cache", "share_outside_epochs_and_cache", ".1%"))]
 

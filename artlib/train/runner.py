@@ -39,6 +39,7 @@ from artlib.train.losses import SoftTargetKL
 from artlib.train.loop import EpochCallback, LoopResult, evaluate, set_seeds, train_loop
 from artlib.train import resume
 from artlib.train.probe import fit_probe
+from artlib.train.allocator import freed_memory_kept
 from artlib.train.heap import earlier_objects_frozen
 from artlib.train.threads import cpu_share
 
@@ -351,7 +352,8 @@ def train_stage_run(name: str, run_dir: str | Path, config: TrainConfig = TrainC
     torch threads and image-decoding workers (default: this process's share of the cores, see
     :mod:`artlib.train.threads`). ``split_seed``: the manifest's split column it trains and tests on (0: 'split').
     """
-    with cpu_share(threads) as used, earlier_objects_frozen():  # (the process's imports left out of GC scans)
+    # (the process's imports left out of GC scans; freed activations reused, not faulted in afresh every batch)
+    with cpu_share(threads) as used, earlier_objects_frozen(), freed_memory_kept():
         if config.workers is None:  # image decoding follows the same share as torch's threads
             config = replace(config, workers=used)
         return _train(name, Path(run_dir), config, seed, force, progress, data_root, on_epoch_end, used, split_seed)
