@@ -45,6 +45,8 @@ from artlib.paths import display_path, repo_root, resolve_path
 if TYPE_CHECKING:
     import pandas as pd
 
+    from artlib.models.weights import Weights
+
 STAGES = ("emotion_conv5", "emotion_conv45")
 CONTENDED_SHARE = 0.10  # other processes using more than this share of the CPUs marks a row as contended
 
@@ -168,11 +170,11 @@ def _children_cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def option_for(weights: Any, spec: str) -> str:
+def option_for(weights: Weights, spec: str) -> str:
     """The ``weights`` option that gives the rows these resolved weights without asking the network again: where
     'auto' found no ImageNet file and fell back to imgsim's, a fresh row process would try the download again
-    (0.02 s here, offline; a user with the file in torch's cache never does), so the rows are given what it
-    resolved to (same label, same config hash)."""
+    (0.02 s here, offline; a user with the file in torch's cache never does), so the rows and limits are given what
+    it resolved to (the same weights and label; the option itself is part of the config hash)."""
     for prefix, option in (("self-supervised:", "self-supervised"), ("imagenet:", "imagenet"), ("random", "none")):
         if weights.label.startswith(prefix):
             return option
@@ -512,16 +514,17 @@ SHARE_COLUMNS = [("stage", "stage", ""), ("pipeline", "pipeline", ""), ("scale",
                  ("imports s", "import_seconds", ".1f")]
 
 
-def limit_job(kind: str, reference: dict[str, Any], layout: str, args: argparse.Namespace) -> dict[str, Any]:
+def limit_job(kind: str, reference: dict[str, Any], layout: str, args: argparse.Namespace,
+              weights: str) -> dict[str, Any]:
     """A limit's picklable job, with the thread count, precision and batch sizes of the row it is measured against."""
     return {"kind": kind, "stage": reference["stage"], "threads": reference["threads"],
             "precision": reference["precision"], "layout": layout, "image_size": args.image_size,
             "batch_size": args.batch_size, "inference_batch": args.batch_size,  # artlib.train.inputs.inference_batch on CPU
-            "weights": args.weights, "seed": args.seed, "limit_seconds": args.limit_seconds,
+            "weights": weights, "seed": args.seed, "limit_seconds": args.limit_seconds,
             "n_images": reference["n_task"], "tmp_dir": str(resolve_path(args.bench_dir) / "tmp")}
 
 
-def run_limits(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_limits(rows: list[dict[str, Any]], args: argparse.Namespace, weights: str) -> list[dict[str, Any]]:
     """The eager limits of every stage with an artlib row and the paired cache comparison, each in a fresh process
     like the rows (CPU only)."""
     layout = next(p.layout for p in PIPELINES if p.name == "artlib")
@@ -531,8 +534,8 @@ def run_limits(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dic
             print(f"  {reference['stage']}: limits are measured on CPU only (the row ran on {reference['device']})")
             continue
         for kind in LIMIT_KINDS:
-            print(f"  {reference['stage']:15s} {kind:16s} …", end=" ", flush=True)
-            r = run_in_fresh_process(limit_job(kind, reference, layout, args))
+            print(f"  {reference['stage']:15s} {kind:30s} …", end=" ", flush=True)
+            r = run_in_fresh_process(limit_job(kind, reference, layout, args, weights))
             r["median_ms"] = r["median_seconds"] * 1000
             paired = (f"feature cache at {r['efficiency']:.0%} of the prefix forward on the same images (median of "
                       f"{r['calls']} alternating rounds; cold round {r['efficiency_cold']:.0%}), "
@@ -799,7 +802,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_limits and any(r["pipeline"] == "artlib" for r in report["rows"]):
         print("eager limits, each in a fresh process with the artlib row's threads, precision, layout and batch size:",
               flush=True)
-        report["limits"] = run_limits(report["rows"], args)
+        report["limits"] = run_limits(report["rows"], args, row_weights)
     artlib_pipe = next(p for p in PIPELINES if p.name == "artlib")
     for stage in args.stages:
         for s in scales:
@@ -823,7 +826,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in range(2, args.repeats + 1):
             print(f"round {k} of {args.repeats}: the artlib rows, then their limits", flush=True)
             rows = [run(stage, artlib_pipe, 1.0) for stage in args.stages]
-            limits = run_limits(rows, args)
+            limits = run_limits(rows, args, row_weights)
             add_efficiency(rows, limits)
             mark_limit_contention(rows, limits)
             rounds.append(rows)
