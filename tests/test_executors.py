@@ -79,6 +79,21 @@ def test_thread_share_follows_the_other_active_stage_runs() -> None:
     assert threads.active_runs() == 1  # the dead process's entry is ignored
 
 
+def test_the_test_pass_spares_one_core_for_the_model_writer_and_never_goes_to_zero_threads() -> None:
+    """Within the block torch has one thread fewer than before (one stays one); after it, the count it had."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        for count, expected in ((3, 2), (2, 1), (1, 1)):
+            torch.set_num_threads(count)
+            with threads.one_core_spared() as used:
+                assert used == torch.get_num_threads() == expected
+            assert torch.get_num_threads() == count
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.slow
 def test_plan_cache_bytes_are_the_bytes_the_caches_take(tiny_prepared: Path, tmp_path: Path) -> None:
     """The plan's feature-cache bytes (shared caches counted once) equal the .npy files training then writes."""

@@ -41,7 +41,7 @@ from artlib.train import resume
 from artlib.train.probe import fit_probe
 from artlib.train.allocator import freed_memory_kept
 from artlib.train.heap import earlier_objects_frozen
-from artlib.train.threads import cpu_share
+from artlib.train.threads import cpu_share, one_core_spared
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ def evaluate_and_record(model: ArtNet, stage: Stage, seed: int, data: TaskData, 
     """
     t0 = time.perf_counter()
     files = rundir.stage_run(run_dir, stage.name, seed, split_seed, config.backbone)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artlib-model") as saving:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artlib-model") as saving, one_core_spared():
         # model.pt is written (and waited for on the disk) while the test pass computes: the weights are final and
         # the test pass only reads them; metrics.json, which records the file's hash, comes after it is durable
         # the snapshot is taken here: device work stays on this thread (two threads using MPS at once can crash)
