@@ -61,7 +61,8 @@ def test_freed_memory_is_reused_within_the_block_and_handed_back_after_it() -> N
     defaults: well over 5,000); kept, almost none. After the block the 192 MB freed last goes back to the kernel."""
     control, kept = _run("default"), _run("kept")
     pages = 152e6 / kept["page"]
-    assert control["faults"] > 0.15 * pages  # the test can see the difference
+    if control["faults"] < 0.15 * pages:  # e.g. transparent huge pages set to 'always': few faults either way
+        pytest.skip(f"glibc's defaults faulted only {control['faults']:.0f} pages per batch here: nothing to compare")
     assert kept["kept"] is True and kept["nested"] is True
     assert kept["faults"] < 0.01 * pages
     assert kept["rss_inside"] - kept["rss_after"] > 150  # MB handed back

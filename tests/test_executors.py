@@ -79,17 +79,22 @@ def test_thread_share_follows_the_other_active_stage_runs() -> None:
     assert threads.active_runs() == 1  # the dead process's entry is ignored
 
 
-def test_the_test_pass_spares_one_core_for_the_model_writer_and_never_goes_to_zero_threads() -> None:
-    """Within the block torch has one thread fewer than before (one stays one); after it, the count it had."""
+def test_the_test_pass_spares_one_core_for_the_model_writer_where_torch_takes_every_core() -> None:
+    """Within the block torch has one thread fewer where its threads took every core (never none); with fewer threads
+    than cores one is free already and nothing changes; after it, the count it had."""
     import torch
 
-    before = torch.get_num_threads()
+    before, cpus = torch.get_num_threads(), threads.available_cpus()
     try:
-        for count, expected in ((3, 2), (2, 1), (1, 1)):
+        for count, expected in ((cpus + 1, cpus), (cpus, max(1, cpus - 1)), (1, 1)):
             torch.set_num_threads(count)
             with threads.one_core_spared() as used:
                 assert used == torch.get_num_threads() == expected
             assert torch.get_num_threads() == count
+        if cpus > 2:
+            torch.set_num_threads(cpus - 1)
+            with threads.one_core_spared() as used:
+                assert used == cpus - 1
     finally:
         torch.set_num_threads(before)
 

@@ -5,9 +5,9 @@ with a fresh mapping, unmapped when freed, and hands the free top of its heap ba
 trimming threshold (twice the mmap threshold once it has been raised) lies there. A CPU forward pass allocates and
 frees activations of a few to a hundred MB in every batch, so every batch faults in fresh pages the kernel must zero
 first. Measured with eager PyTorch on the README's 2-core machine (bf16, batch 32, the frozen prefix as
-feature-cache building runs it): 1.4–1.7× more images/s with freed memory kept at 112 px; the trainable blocks'
-training steps, whose activations are small, are unchanged. ``benchmarks/train_throughput.py`` measures the prefix
-both ways in every run.
+feature-cache building runs it): 1.2–1.8× more images/s with freed memory kept at 112 px (medians of two runs),
+1.7–2.3× at 224 px; the trainable blocks' training steps, whose activations are small, are unchanged.
+``benchmarks/train_throughput.py`` measures the prefix both ways in every run.
 
 Within :func:`freed_memory_kept` allocations up to 256 MiB (32 MiB where glibc refuses more) come from the
 heap and up to 1 GiB of free memory stays at its top for the next batch. Memory freed in the middle of the heap is
@@ -78,8 +78,8 @@ def freed_memory_kept() -> Iterator[bool]:
 
 
 def _keep(libc: Any) -> bool:
-    """Set glibc to serve large allocations from the heap and keep its free top; whether it took (whatever was set
-    on the way is restored if not)."""
+    """Set glibc to serve large allocations from the heap and keep its free top; whether it took (if not, a threshold
+    set on the way is put where glibc's own adjustment ends, as after a block)."""
     threshold = next((value for value in MMAP_THRESHOLDS if libc.mallopt(M_MMAP_THRESHOLD, value)), None)
     if threshold is not None and libc.mallopt(M_TRIM_THRESHOLD, KEPT_TRIM_THRESHOLD):
         return True
