@@ -99,6 +99,21 @@ def test_the_test_pass_spares_one_core_for_the_model_writer_where_torch_takes_ev
         torch.set_num_threads(before)
 
 
+def test_two_runs_with_every_core_score_the_test_paintings_identically(tiny_prepared: Path, tmp_path: Path) -> None:
+    """With torch's threads on every core the test pass scores on one thread fewer; two such runs of the same
+    stage-run still write byte-identical predictions and equal results rows."""
+    cpus = threads.available_cpus()
+    outputs = []
+    for name in ("a", "b"):
+        run_dir = new_run_dir(tiny_prepared, tmp_path / name)
+        row = run_stages(["emotion_conv5"], run_dir, TINY, seeds=[0], progress=False,
+                         executor=Executor(cpus=cpus)).iloc[-1].to_dict()
+        predictions = rundir.stage_file(run_dir, "emotion_conv5", 0, "predictions.csv").read_bytes()
+        outputs.append(({k: v for k, v in row.items() if k not in ("train_seconds", "cache_seconds")}, predictions))
+    assert outputs[0] == outputs[1]
+    assert int(outputs[0][0]["threads"]) == cpus
+
+
 @pytest.mark.slow
 def test_plan_cache_bytes_are_the_bytes_the_caches_take(tiny_prepared: Path, tmp_path: Path) -> None:
     """The plan's feature-cache bytes (shared caches counted once) equal the .npy files training then writes."""
