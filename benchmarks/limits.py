@@ -7,7 +7,12 @@
 * **prefix forward limit** — the frozen prefix (everything below the first trainable block) on random
   uint8 images of the cached images' shape, ``no_grad``, under artlib's autocast, in the layout cache
   building runs it in (channels_last, how ``ArtNet.build`` makes the model), batch ``inference_batch``.
-  Cache building (decoding the JPEGs, then this) cannot beat it.
+  The feature cache cannot beat it.
+* **decode limit** — decoding the stage's own JPEG files to the cached images' size (``load_square``: Pillow's
+  draft-scale decode, RGB, resize, crop; the arithmetic of the image cache), split evenly over as many worker
+  processes as the image cache uses (already started), the results dropped; nothing else (no pool start, no cache
+  file, no passing of arrays between processes). The image cache cannot beat it; the whole cache building (decoding,
+  then the prefix) cannot beat the two limits' times added.
 
 Both are measured with the C allocator set as artlib's stage-runs set it (``artlib.train.allocator``: freed memory
 kept for reuse), so that what it gives is not counted as artlib beating the limit; the prefix forward is measured
@@ -20,8 +25,12 @@ artlib row recorded, so the only differences from artlib's own numbers are what 
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,12 +39,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from artlib import rundir
+from artlib.data.images import load_square
+from artlib.data.manifest import read_manifest
 from artlib.models.backbone import ArtNet, autocast
 from artlib.models.weights import resolve_weights
 from artlib.stages import get_stage
 from artlib.train.allocator import freed_memory_kept
 from artlib.train.features import build_feature_cache
-from artlib.train.inputs import prefers_channels_last
+from artlib.train.config import TrainConfig
+from artlib.train.inputs import prefers_channels_last, task_data
 from artlib.train.loop import make_adam
 
 Step = Callable[[torch.Tensor, torch.Tensor], Any]
@@ -231,3 +244,60 @@ def _paired_cache(job: dict[str, Any]) -> dict[str, Any]:
             "rounds": rounds, "efficiency": float(np.median([r["efficiency"] for r in rounds])),
             "efficiency_cold": rounds[0]["efficiency"], "images_per_s": n / artlib,
             "median_seconds": artlib / len(tensors)}  # (artlib's own: its median round's mean batch)
+
+
+def stage_image_files(prepared: str | os.PathLike[str], archive: str | os.PathLike[str], stage: str) -> list[str]:
+    """The JPEG files a stage-run of ``stage`` decodes into its image cache: its task's rows of the prepared manifest
+    (``task_data``, as the stage-run selects them, default settings), as paths under ``archive``."""
+    manifest_path = rundir.manifest(prepared)
+    manifest = read_manifest(manifest_path)
+    data = task_data(manifest, get_stage(stage), manifest_path, TrainConfig().min_annotations)
+    paths = manifest["image_path"].to_numpy()[data.rows]
+    return [str(Path(archive) / p) for p in paths]
+
+
+def _decode_share(args: tuple[list[str], int, bool]) -> int:
+    """Worker: decode these files to square arrays as the image cache does, keep nothing; how many were decoded."""
+    paths, size, draft = args
+    for path in paths:
+        load_square(path, size, draft=draft)
+    return len(paths)
+
+
+def _started(_: int) -> int:
+    """Worker: nothing (a call that makes the pool start its processes before the timing)."""
+    return os.getpid()
+
+
+def decode_limit(job: dict[str, Any]) -> dict[str, Any]:
+    """The decoding limit of ``job['stage']``'s image cache (img/s): its files decoded ``rounds`` times (default 3),
+    each time split evenly over ``job['workers']`` started processes (one: in this process), freed memory kept as in a
+    stage-run (the decoding processes inherit the setting); the median round."""
+    with freed_memory_kept():
+        return _decode_limit(job)
+
+
+def _decode_limit(job: dict[str, Any]) -> dict[str, Any]:
+    """decode_limit's measurement, with the allocator as it is."""
+    paths = stage_image_files(job["prepared"], job["archive"], job["stage"])
+    workers, size, draft = max(1, int(job["workers"])), int(job["image_size"]), bool(job.get("draft", True))
+    shares = [(paths[k::workers], size, draft) for k in range(workers)]
+    seconds = []
+    with contextlib.ExitStack() as stack:
+        if workers > 1:  # fork, as the image cache's pool on Linux
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")))
+            for _ in range(100):  # until every process has started (the pool starts them as work arrives)
+                if len(set(pool.map(_started, range(4 * workers)))) == workers:
+                    break
+            decode = lambda: sum(pool.map(_decode_share, shares))  # noqa: E731
+        else:
+            decode = lambda: _decode_share(shares[0])  # noqa: E731
+        for _ in range(int(job.get("rounds", 3))):
+            t0 = time.perf_counter()
+            done = decode()
+            seconds.append(time.perf_counter() - t0)
+            assert done == len(paths), (done, len(paths))
+    median = float(np.median(seconds))
+    return {"limit": "decode", "stage": job["stage"], "threads": workers, "precision": "-", "layout": "-",
+            "batch_size": None, "calls": len(seconds), "rounds_seconds": seconds,
+            "n_images": len(paths), "median_seconds": median, "images_per_s": len(paths) / median}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -161,6 +162,9 @@ def test_broken_files_load_square_raises_image_load_error(tmp_path: Path) -> Non
             load_square(tmp_path / name, 24)
         assert (info.value.reason, info.value.path) == (reason, str(tmp_path / name))
         assert detail in info.value.detail
+        again = pickle.loads(pickle.dumps(info.value))  # as a worker process hands it back
+        assert (type(again), again.path, again.reason, again.detail, str(again)) == \
+            (ImageLoadError, info.value.path, reason, info.value.detail, str(info.value))
 
 
 # --- CSV problems through prepare --------------------------------------------------------------

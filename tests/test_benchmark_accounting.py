@@ -4,6 +4,7 @@ background write causes in the validation pass it overlaps (issue 21's overhead 
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -14,11 +15,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load() -> ModuleType:
-    """benchmarks/train_throughput.py as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("train_throughput", ROOT / "benchmarks" / "train_throughput.py")
+def _load(name: str = "train_throughput") -> ModuleType:
+    """benchmarks/<name>.py as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["train_throughput"] = module  # dataclasses look their module up
+    sys.modules[name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -70,3 +71,50 @@ def test_rows_get_the_weights_the_benchmark_resolved_without_asking_the_network_
     from artlib.models.weights import Weights
 
     assert tt.option_for(Weights(label=label, source="x"), spec) == option
+
+
+def test_cache_building_is_compared_with_the_decode_and_prefix_limits_added() -> None:
+    """400 images: the image cache took 2.0 s where the decode limit took 1.8 s (90%); the feature cache 1.0 s where
+    the prefix limit runs 500 img/s (0.8 s: 80%); the whole cache 3.0 s against 1.8 + 0.8 = 2.6 s of limits (86.7%).
+    Another stage's limits are not used."""
+    row = {"pipeline": "artlib", "stage": "emotion_conv5", "n_task": 400, "n_train": 300, "epochs_run": 10,
+           "training_part_seconds": 10.0, "image_cache_part_seconds": 2.0, "feature_cache_part_seconds": 1.0,
+           "feature_cache": True}
+    limits = [{"stage": "emotion_conv5", "limit": "decode", "median_seconds": 1.8, "images_per_s": 400 / 1.8},
+              {"stage": "emotion_conv5", "limit": "prefix_forward", "images_per_s": 500.0},
+              {"stage": "emotion_conv45", "limit": "decode", "median_seconds": 0.1, "images_per_s": 4000.0}]
+    tt.add_efficiency([row], limits)
+    assert row["image_cache_efficiency"] == pytest.approx(0.9)
+    assert row["feature_cache_efficiency"] == pytest.approx(0.8)
+    assert row["whole_cache_efficiency"] == pytest.approx(2.6 / 3.0)
+    assert row["decode_limit_images_per_s"] == pytest.approx(400 / 1.8)
+
+
+def test_the_decode_limit_decodes_the_files_a_stage_runs_image_cache_decoded(tiny_data: tuple[Path, Path],
+                                                                           run_dir: Path) -> None:
+    """The decode limit's files are exactly the rows the stage-run's image cache filled, and it decodes every one of
+    them in every round, split over its processes."""
+    from dataclasses import replace
+
+    from conftest import TINY, train_one
+
+    from artlib import rundir
+    from artlib.data.manifest import read_manifest
+    from artlib.train.cachefile import CacheFile
+    from artlib.train.imagecache import open_cache
+
+    limits = _load("limits")
+    root, prepared = tiny_data
+    train_one("emotion_conv5", run_dir, replace(TINY, epochs=1), progress=False)
+    (sidecar,) = rundir.cache_dir(run_dir).glob(f"images_{TINY.image_size}px_*.json")
+    manifest = read_manifest(rundir.manifest(run_dir))
+    cache = open_cache(CacheFile(sidecar.with_suffix(".npy"), json.loads(sidecar.read_text())["key"]), len(manifest),
+                       TINY.image_size)
+    assert cache is not None and 0 < int(cache.filled.sum()) < len(manifest)  # the emotion rows, not every row
+    decoded = sorted(str(root / "archive" / p) for p in manifest["image_path"].to_numpy()[cache.filled])
+    assert sorted(limits.stage_image_files(prepared, root / "archive", "emotion_conv5")) == decoded
+    job = {"prepared": str(prepared), "archive": str(root / "archive"), "stage": "emotion_conv5",
+           "image_size": TINY.image_size, "workers": 2, "rounds": 2}
+    out = limits.decode_limit(job)
+    assert (out["n_images"], out["calls"], out["threads"]) == (len(decoded), 2, 2)
+    assert out["images_per_s"] == pytest.approx(len(decoded) / out["median_seconds"])

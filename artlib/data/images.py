@@ -31,6 +31,10 @@ class ImageLoadError(Exception):
         super().__init__(f"{path}: {detail}")
         self.path, self.reason, self.detail = str(path), reason, detail
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        """Rebuilt from its three fields (pickled out of a worker process, e.g. a decoding pool's)."""
+        return type(self), (self.path, self.reason, self.detail)
+
 
 def _pixel_limit() -> int | None:
     """Pillow's current decompression-bomb error threshold (pixels), or None if disabled."""
