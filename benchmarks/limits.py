@@ -14,7 +14,7 @@
   file, no passing of arrays between processes). The image cache cannot beat it; the whole cache building (decoding,
   then the prefix) cannot beat the two limits' times added.
 
-Both are measured with the C allocator set as artlib's stage-runs set it (``artlib.train.allocator``: freed memory
+All are measured with the C allocator set as artlib's stage-runs set it (``artlib.train.allocator``: freed memory
 kept for reuse), so that what it gives is not counted as artlib beating the limit; the prefix forward is measured
 with glibc's defaults too (``prefix_limit_default_allocator``), which shows what that setting gives eager PyTorch.
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -40,7 +41,7 @@ import torch
 from torch import nn
 
 from artlib import rundir
-from artlib.data.images import load_square
+from artlib.data.images import ImageLoadError, load_square
 from artlib.data.manifest import read_manifest
 from artlib.models.backbone import ArtNet, autocast
 from artlib.models.weights import resolve_weights
@@ -256,12 +257,16 @@ def stage_image_files(prepared: str | os.PathLike[str], archive: str | os.PathLi
     return [str(Path(archive) / p) for p in paths]
 
 
-def _decode_share(args: tuple[list[str], int, bool]) -> int:
-    """Worker: decode these files to square arrays as the image cache does, keep nothing; how many were decoded."""
+def _decode_share(args: tuple[list[str], int, bool]) -> tuple[int, int]:
+    """Worker: decode these files to square arrays as the image cache does (a file that cannot be read counts, as the
+    image cache records it and goes on), keep nothing; this process's id and how many files it went through."""
     paths, size, draft = args
     for path in paths:
-        load_square(path, size, draft=draft)
-    return len(paths)
+        try:
+            load_square(path, size, draft=draft)
+        except ImageLoadError:
+            pass
+    return os.getpid(), len(paths)
 
 
 def _started(_: int) -> int:
@@ -269,9 +274,14 @@ def _started(_: int) -> int:
     return os.getpid()
 
 
+CHUNK = 8
+"""Files per task, as the image cache hands them to its processes (``pool.map(..., chunksize=8)``)."""
+
+
 def decode_limit(job: dict[str, Any]) -> dict[str, Any]:
     """The decoding limit of ``job['stage']``'s image cache (img/s): its files decoded ``rounds`` times (default 3),
-    each time split evenly over ``job['workers']`` started processes (one: in this process), freed memory kept as in a
+    handed out 8 at a time to ``job['workers']`` processes started beforehand, as the image cache's pool does (one
+    worker, or fewer than 64 files: in this process, as the image cache decodes them then), freed memory kept as in a
     stage-run (the decoding processes inherit the setting); the median round."""
     with freed_memory_kept():
         return _decode_limit(job)
@@ -280,24 +290,26 @@ def decode_limit(job: dict[str, Any]) -> dict[str, Any]:
 def _decode_limit(job: dict[str, Any]) -> dict[str, Any]:
     """decode_limit's measurement, with the allocator as it is."""
     paths = stage_image_files(job["prepared"], job["archive"], job["stage"])
-    workers, size, draft = max(1, int(job["workers"])), int(job["image_size"]), bool(job.get("draft", True))
-    shares = [(paths[k::workers], size, draft) for k in range(workers)]
-    seconds = []
+    workers, size, draft = int(job["workers"]), int(job["image_size"]), bool(job.get("draft", True))
+    chunks = [(paths[lo: lo + CHUNK], size, draft) for lo in range(0, len(paths), CHUNK)]
+    seconds, pids = [], set()
     with contextlib.ExitStack() as stack:
-        if workers > 1:  # fork, as the image cache's pool on Linux
-            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")))
+        if workers > 1 and len(paths) >= 64:  # the image cache's rule for starting a pool
+            context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=context))
             for _ in range(100):  # until every process has started (the pool starts them as work arrives)
                 if len(set(pool.map(_started, range(4 * workers)))) == workers:
                     break
-            decode = lambda: sum(pool.map(_decode_share, shares))  # noqa: E731
+            decode = lambda: list(pool.map(_decode_share, chunks))  # noqa: E731
         else:
-            decode = lambda: _decode_share(shares[0])  # noqa: E731
+            workers, decode = 1, lambda: [_decode_share(chunk) for chunk in chunks]  # noqa: E731
         for _ in range(int(job.get("rounds", 3))):
             t0 = time.perf_counter()
             done = decode()
             seconds.append(time.perf_counter() - t0)
-            assert done == len(paths), (done, len(paths))
+            pids.update(pid for pid, _ in done)
+            assert sum(n for _, n in done) == len(paths), (done, len(paths))
     median = float(np.median(seconds))
-    return {"limit": "decode", "stage": job["stage"], "threads": workers, "precision": "-", "layout": "-",
-            "batch_size": None, "calls": len(seconds), "rounds_seconds": seconds,
+    return {"limit": "decode", "stage": job["stage"], "threads": workers, "processes_used": len(pids),
+            "precision": "-", "layout": "-", "batch_size": None, "calls": len(seconds), "rounds_seconds": seconds,
             "n_images": len(paths), "median_seconds": median, "images_per_s": len(paths) / median}

@@ -217,7 +217,7 @@ def run_row(job: dict[str, Any], sampler: MemorySampler | None = None) -> dict[s
             "threads": int(row["threads"]), "layout_used": metrics.get("layout"),
             # what the decode limit decodes again: the stage's files, with as many processes as the image cache used
             "prepared": job["prepared"], "archive": job["archive"],
-            "decode_workers": int(job["decode_threads"] or row["threads"]),
+            "decode_workers": int(row["threads"] if job["decode_threads"] is None else job["decode_threads"]),
             "n_task": int(row["n_train"]) + int(row["n_val"]) + int(row["n_test"]) + int(row["skipped_images"]),
             "final_train_loss": float(history["train_loss"].iloc[-1]),
         "pipeline": pipe.name, "stage": job["stage"], "precision": row["precision"], "layout": pipe.layout,
@@ -561,8 +561,8 @@ def add_efficiency(rows: list[dict[str, Any]], limits: list[dict[str, Any]]) -> 
 
     The image cache is compared with the decode limit, the feature cache with the prefix forward limit, and the whole
     cache building (decoding, then the prefix) with what the two limits take for the same images added
-    (``whole_cache_efficiency``: the decode limit's seconds + the task's images at the prefix limit's rate, over the
-    image and feature caches' seconds).
+    (``whole_cache_efficiency``: the row's task images at the decode limit's rate plus at the prefix limit's, over
+    the image and feature caches' seconds). Rates, not seconds: a scaling row has more images than the limits'.
     """
     for r in rows:
         r["epoch_images_per_s"] = r["n_train"] * r["epochs_run"] / max(r["training_part_seconds"], 1e-9)
@@ -586,16 +586,18 @@ def _against_limits(r: dict[str, Any], limits: list[dict[str, Any]]) -> None:
         elif lim["limit"] == "prefix_forward_default_allocator":
             r["prefix_default_allocator_images_per_s"] = lim["images_per_s"]
         elif lim["limit"] == "decode":
-            r["decode_limit_images_per_s"], r["decode_limit_seconds"] = lim["images_per_s"], lim["median_seconds"]
-            if r["image_cache_part_seconds"] > 0:
-                r["image_cache_efficiency"] = lim["median_seconds"] / r["image_cache_part_seconds"]
+            r["decode_limit_images_per_s"] = lim["images_per_s"]
+            if r["image_cache_part_seconds"] > 0:  # rates: a scaling row decodes more files than the limit did
+                r["image_cache_efficiency"] = r["n_task"] / r["image_cache_part_seconds"] / lim["images_per_s"]
         elif lim["limit"] == "prefix_forward":
             r["prefix_limit_images_per_s"] = lim["images_per_s"]
             if r["feature_cache_images_per_s"] is not None:
                 r["feature_cache_efficiency"] = r["feature_cache_images_per_s"] / lim["images_per_s"]
     cache = r["image_cache_part_seconds"] + r["feature_cache_part_seconds"]
-    if r.get("decode_limit_seconds") and r.get("prefix_limit_images_per_s") and r["feature_cache"] and cache > 0:
-        r["whole_cache_efficiency"] = (r["decode_limit_seconds"] + r["n_task"] / r["prefix_limit_images_per_s"]) / cache
+    if r.get("decode_limit_images_per_s") and r.get("prefix_limit_images_per_s") and r["feature_cache"] and cache > 0:
+        # the row's task images (each decoded, then through the prefix) at the two limits' rates, over its seconds
+        limit_seconds = r["n_task"] / r["decode_limit_images_per_s"] + r["n_task"] / r["prefix_limit_images_per_s"]
+        r["whole_cache_efficiency"] = limit_seconds / cache
     if r.get("prefix_limit_images_per_s") and r.get("prefix_default_allocator_images_per_s"):
         # what keeping freed memory (artlib.train.allocator) gives the eager prefix forward, in this run
         r["allocator_gain"] = r["prefix_limit_images_per_s"] / r["prefix_default_allocator_images_per_s"]
@@ -735,7 +737,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="auto", help="backbone weights (artlib.models.backbone.resolve_weights)")
-    p.add_argument("--decode-threads", type=int, default=2, help="threads decoding files in the non-cached rows")
+    p.add_argument("--decode-threads", type=int, default=2,
+                   help="the image cache's decoding processes (and the decode limit's), and the threads decoding "
+                        "files in the non-cached rows")
     p.add_argument("--limit-seconds", type=float, default=5.0,
                    help="time each eager limit for at least this long (after 2 warm-up batches)")
     p.add_argument("--no-limits", action="store_true", help="skip the eager limits (train step, prefix forward)")

@@ -76,24 +76,27 @@ def test_rows_get_the_weights_the_benchmark_resolved_without_asking_the_network_
 def test_cache_building_is_compared_with_the_decode_and_prefix_limits_added() -> None:
     """400 images: the image cache took 2.0 s where the decode limit took 1.8 s (90%); the feature cache 1.0 s where
     the prefix limit runs 500 img/s (0.8 s: 80%); the whole cache 3.0 s against 1.8 + 0.8 = 2.6 s of limits (86.7%).
-    Another stage's limits are not used."""
+    Another stage's limits are not used. A scaling row with twice the images at the same rates gets the same
+    efficiencies (rates are compared, not seconds)."""
     row = {"pipeline": "artlib", "stage": "emotion_conv5", "n_task": 400, "n_train": 300, "epochs_run": 10,
            "training_part_seconds": 10.0, "image_cache_part_seconds": 2.0, "feature_cache_part_seconds": 1.0,
            "feature_cache": True}
     limits = [{"stage": "emotion_conv5", "limit": "decode", "median_seconds": 1.8, "images_per_s": 400 / 1.8},
               {"stage": "emotion_conv5", "limit": "prefix_forward", "images_per_s": 500.0},
               {"stage": "emotion_conv45", "limit": "decode", "median_seconds": 0.1, "images_per_s": 4000.0}]
-    tt.add_efficiency([row], limits)
-    assert row["image_cache_efficiency"] == pytest.approx(0.9)
-    assert row["feature_cache_efficiency"] == pytest.approx(0.8)
-    assert row["whole_cache_efficiency"] == pytest.approx(2.6 / 3.0)
-    assert row["decode_limit_images_per_s"] == pytest.approx(400 / 1.8)
+    scaled = {**row, "n_task": 800, "image_cache_part_seconds": 4.0, "feature_cache_part_seconds": 2.0}
+    tt.add_efficiency([row, scaled], limits)
+    for r in (row, scaled):
+        assert r["image_cache_efficiency"] == pytest.approx(0.9)
+        assert r["feature_cache_efficiency"] == pytest.approx(0.8)
+        assert r["whole_cache_efficiency"] == pytest.approx(2.6 / 3.0)
+        assert r["decode_limit_images_per_s"] == pytest.approx(400 / 1.8)
 
 
 def test_the_decode_limit_decodes_the_files_a_stage_runs_image_cache_decoded(tiny_data: tuple[Path, Path],
                                                                            run_dir: Path) -> None:
     """The decode limit's files are exactly the rows the stage-run's image cache filled, and it decodes every one of
-    them in every round, split over its processes."""
+    them in every round, with two processes where the image cache would start two (64 files or more), else in one."""
     from dataclasses import replace
 
     from conftest import TINY, train_one
@@ -116,5 +119,7 @@ def test_the_decode_limit_decodes_the_files_a_stage_runs_image_cache_decoded(tin
     job = {"prepared": str(prepared), "archive": str(root / "archive"), "stage": "emotion_conv5",
            "image_size": TINY.image_size, "workers": 2, "rounds": 2}
     out = limits.decode_limit(job)
-    assert (out["n_images"], out["calls"], out["threads"]) == (len(decoded), 2, 2)
+    processes = 2 if len(decoded) >= 64 else 1
+    assert (out["n_images"], out["calls"], out["threads"], out["processes_used"]) == (len(decoded), 2, processes,
+                                                                                      processes)
     assert out["images_per_s"] == pytest.approx(len(decoded) / out["median_seconds"])
