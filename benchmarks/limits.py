@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from artlib.models.weights import resolve_weights
 from artlib.stages import get_stage
 from artlib.train.allocator import freed_memory_kept
 from artlib.train.features import build_feature_cache
+from artlib.train.imagecache import build_image_cache
 from artlib.train.config import TrainConfig
 from artlib.train.inputs import prefers_channels_last, task_data
 from artlib.train.loop import make_adam
@@ -247,14 +248,19 @@ def _paired_cache(job: dict[str, Any]) -> dict[str, Any]:
             "median_seconds": artlib / len(tensors)}  # (artlib's own: its median round's mean batch)
 
 
-def stage_image_files(prepared: str | os.PathLike[str], archive: str | os.PathLike[str], stage: str) -> list[str]:
-    """The JPEG files a stage-run of ``stage`` decodes into its image cache: its task's rows of the prepared manifest
-    (``task_data``, as the stage-run selects them, default settings), as paths under ``archive``."""
+def stage_rows(prepared: str | os.PathLike[str], stage: str) -> tuple[list[str], np.ndarray]:
+    """Every image path of the prepared manifest and the rows a stage-run of ``stage`` decodes into its image cache:
+    its task's rows (``task_data``, as the stage-run selects them, default settings)."""
     manifest_path = rundir.manifest(prepared)
     manifest = read_manifest(manifest_path)
     data = task_data(manifest, get_stage(stage), manifest_path, TrainConfig().min_annotations)
-    paths = manifest["image_path"].to_numpy()[data.rows]
-    return [str(Path(archive) / p) for p in paths]
+    return manifest["image_path"].tolist(), np.asarray(data.rows)
+
+
+def stage_image_files(prepared: str | os.PathLike[str], archive: str | os.PathLike[str], stage: str) -> list[str]:
+    """The JPEG files a stage-run of ``stage`` decodes into its image cache (:func:`stage_rows`), under ``archive``."""
+    paths, rows = stage_rows(prepared, stage)
+    return [str(Path(archive) / paths[i]) for i in rows]
 
 
 def _decode_share(args: tuple[list[str], int, bool]) -> tuple[int, int]:
@@ -287,29 +293,91 @@ def decode_limit(job: dict[str, Any]) -> dict[str, Any]:
         return _decode_limit(job)
 
 
-def _decode_limit(job: dict[str, Any]) -> dict[str, Any]:
-    """decode_limit's measurement, with the allocator as it is."""
-    paths = stage_image_files(job["prepared"], job["archive"], job["stage"])
-    workers, size, draft = int(job["workers"]), int(job["image_size"]), bool(job.get("draft", True))
+@contextlib.contextmanager
+def bare_decoder(paths: list[str], size: int, draft: bool, workers: int) -> Iterator[tuple[Callable[[], int], int]]:
+    """A call decoding ``paths`` as the decode limit does (files handed out 8 at a time to ``workers`` processes
+    started now, as the image cache's pool does; one worker, or fewer than 64 files: in this process, as the image
+    cache decodes them then), and the number of processes it uses. Each call returns how many processes took part."""
     chunks = [(paths[lo: lo + CHUNK], size, draft) for lo in range(0, len(paths), CHUNK)]
-    seconds, pids = [], set()
-    with contextlib.ExitStack() as stack:
-        if workers > 1 and len(paths) >= 64:  # the image cache's rule for starting a pool
-            context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
-            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=context))
+
+    def counted(done: list[tuple[int, int]]) -> int:
+        """The processes that took part (every file gone through, else a bug)."""
+        assert sum(n for _, n in done) == len(paths), (done, len(paths))
+        return len({pid for pid, _ in done})
+
+    if workers > 1 and len(paths) >= 64:  # the image cache's rule for starting a pool
+        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
             for _ in range(100):  # until every process has started (the pool starts them as work arrives)
                 if len(set(pool.map(_started, range(4 * workers)))) == workers:
                     break
-            decode = lambda: list(pool.map(_decode_share, chunks))  # noqa: E731
-        else:
-            workers, decode = 1, lambda: [_decode_share(chunk) for chunk in chunks]  # noqa: E731
+            yield (lambda: counted(list(pool.map(_decode_share, chunks)))), workers
+    else:
+        yield (lambda: counted([_decode_share(chunk) for chunk in chunks])), 1
+
+
+def _decode_limit(job: dict[str, Any]) -> dict[str, Any]:
+    """decode_limit's measurement, with the allocator as it is."""
+    paths = stage_image_files(job["prepared"], job["archive"], job["stage"])
+    seconds, used = [], 0
+    with bare_decoder(paths, int(job["image_size"]), bool(job.get("draft", True)), int(job["workers"])) as (decode,
+                                                                                                          workers):
         for _ in range(int(job.get("rounds", 3))):
             t0 = time.perf_counter()
-            done = decode()
+            used = max(used, decode())
             seconds.append(time.perf_counter() - t0)
-            pids.update(pid for pid, _ in done)
-            assert sum(n for _, n in done) == len(paths), (done, len(paths))
     median = float(np.median(seconds))
-    return {"limit": "decode", "stage": job["stage"], "threads": workers, "processes_used": len(pids),
+    return {"limit": "decode", "stage": job["stage"], "threads": workers, "processes_used": used,
             "precision": "-", "layout": "-", "batch_size": None, "calls": len(seconds), "rounds_seconds": seconds,
             "n_images": len(paths), "median_seconds": median, "images_per_s": len(paths) / median}
+
+
+def paired_whole_cache(job: dict[str, Any]) -> dict[str, Any]:
+    """artlib's whole cache building against its two limits, alternating in one process (see ``paired_cache`` for why).
+
+    artlib: the public ``build_image_cache`` (the stage's rows of the prepared manifest, a new cache folder each round:
+    key, pool start, decoding, the memory-mapped file, sidecar) then ``build_feature_cache`` on those images; the
+    limits: the bare decode of the same files (:func:`bare_decoder`, processes started once, before the rounds) then
+    the bare prefix forward over as many random images in the same batches. ``rounds`` (6) turns, artlib first in every
+    other one; each round's efficiency is limit seconds / artlib seconds, the median is reported with the cold round's.
+    Freed memory is kept for both, as in a stage-run.
+    """
+    with freed_memory_kept():
+        return _paired_whole_cache(job)
+
+
+def _paired_whole_cache(job: dict[str, Any]) -> dict[str, Any]:
+    """paired_whole_cache's measurement, with the allocator as it is."""
+    torch.set_num_threads(int(job["threads"]))
+    model = stage_model(job["stage"], job["image_size"], job["weights"], job["seed"]).eval()
+    paths, rows = stage_rows(job["prepared"], job["stage"])
+    size, batch, draft, workers = int(job["image_size"]), int(job["inference_batch"]), bool(job["draft"]), \
+        int(job["workers"])
+    images = np.random.default_rng(job["seed"]).integers(0, 256, (len(rows), size, size, 3), dtype=np.uint8)
+    tensors = [torch.from_numpy(images[lo: lo + batch]) for lo in range(0, len(rows), batch)]
+    forward, cpu, rounds = prefix_forward(model, job["precision"]), torch.device("cpu"), []
+    Path(job["tmp_dir"]).mkdir(parents=True, exist_ok=True)
+    with bare_decoder([str(Path(job["archive"]) / paths[i]) for i in rows], size, draft, workers) as (decode, _):
+        for k in range(int(job.get("rounds", 6))):
+            seconds: dict[str, float] = {}
+            for part in (("artlib", "limit") if k % 2 == 0 else ("limit", "artlib")):
+                with tempfile.TemporaryDirectory(dir=job["tmp_dir"]) as tmp:  # the run directories' disk
+                    t0 = time.perf_counter()
+                    if part == "limit":
+                        decode()
+                        for x in tensors:
+                            forward(x)
+                    else:
+                        cache = build_image_cache(job["archive"], paths, size, tmp, workers=workers, progress=False,
+                                                  draft=draft, rows=rows)
+                        build_feature_cache(model, cache.array, rows, cache.key, tmp, cpu, job["precision"],
+                                            "float16", batch, progress=False)
+                        del cache
+                    seconds[part] = time.perf_counter() - t0
+            rounds.append({**seconds, "efficiency": seconds["limit"] / seconds["artlib"]})
+    artlib = float(np.median([r["artlib"] for r in rounds]))
+    return {"limit": "paired_whole_cache", "stage": job["stage"], "threads": torch.get_num_threads(),
+            "precision": job["precision"], "layout": "channels_last", "batch_size": batch, "calls": len(rounds),
+            "rounds": rounds, "efficiency": float(np.median([r["efficiency"] for r in rounds])),
+            "efficiency_cold": rounds[0]["efficiency"], "images_per_s": len(rows) / artlib,
+            "median_seconds": artlib}

@@ -83,6 +83,7 @@ def test_cache_building_is_compared_with_the_decode_and_prefix_limits_added() ->
            "feature_cache": True}
     limits = [{"stage": "emotion_conv5", "limit": "decode", "median_seconds": 1.8, "images_per_s": 400 / 1.8},
               {"stage": "emotion_conv5", "limit": "prefix_forward", "images_per_s": 500.0},
+              {"stage": "emotion_conv5", "limit": "paired_whole_cache", "efficiency": 0.91, "efficiency_cold": 0.8},
               {"stage": "emotion_conv45", "limit": "decode", "median_seconds": 0.1, "images_per_s": 4000.0}]
     scaled = {**row, "n_task": 800, "image_cache_part_seconds": 4.0, "feature_cache_part_seconds": 2.0}
     tt.add_efficiency([row, scaled], limits)
@@ -91,6 +92,7 @@ def test_cache_building_is_compared_with_the_decode_and_prefix_limits_added() ->
         assert r["feature_cache_efficiency"] == pytest.approx(0.8)
         assert r["whole_cache_efficiency"] == pytest.approx(2.6 / 3.0)
         assert r["decode_limit_images_per_s"] == pytest.approx(400 / 1.8)
+        assert (r["paired_whole_cache_efficiency"], r["paired_whole_cache_efficiency_cold"]) == (0.91, 0.8)
 
 
 def test_the_decode_limit_decodes_the_files_a_stage_runs_image_cache_decoded(tiny_data: tuple[Path, Path],
@@ -123,3 +125,26 @@ def test_the_decode_limit_decodes_the_files_a_stage_runs_image_cache_decoded(tin
     assert (out["n_images"], out["calls"], out["threads"], out["processes_used"]) == (len(decoded), 2, processes,
                                                                                       processes)
     assert out["images_per_s"] == pytest.approx(len(decoded) / out["median_seconds"])
+
+
+def test_the_paired_whole_cache_builds_artlibs_caches_and_times_the_bare_limits_in_turn(
+        tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    """Each round times artlib's image and feature caches for the stage's rows and the bare decode and prefix forward,
+    artlib first in every other round; the efficiency is the median of the rounds' limit / artlib seconds, and every
+    round builds its caches afresh (none is left behind)."""
+    from conftest import TINY
+
+    limits = _load("limits")
+    root, prepared = tiny_data
+    job = {"prepared": str(prepared), "archive": str(root / "archive"), "stage": "emotion_conv5",
+           "image_size": TINY.image_size, "workers": 1, "draft": True, "threads": 1, "precision": "fp32",
+           "inference_batch": 16, "weights": "none", "seed": 0, "tmp_dir": str(tmp_path), "rounds": 3}
+    out = limits.paired_whole_cache(job)
+    assert out["calls"] == 3 and [list(r)[:2] for r in out["rounds"]] == [["artlib", "limit"], ["limit", "artlib"],
+                                                                         ["artlib", "limit"]]
+    ratios = sorted(r["limit"] / r["artlib"] for r in out["rounds"])
+    assert out["efficiency"] == pytest.approx(ratios[1]) and out["efficiency_cold"] == pytest.approx(
+        out["rounds"][0]["limit"] / out["rounds"][0]["artlib"])
+    assert out["images_per_s"] == pytest.approx(len(limits.stage_rows(prepared, "emotion_conv5")[1]) /
+                                                out["median_seconds"])
+    assert list(tmp_path.iterdir()) == []
