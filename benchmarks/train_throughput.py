@@ -549,7 +549,7 @@ def run_limits(rows: list[dict[str, Any]], args: argparse.Namespace, weights: st
             r["median_ms"] = r["median_seconds"] * 1000
             what = {"paired_cache": "feature cache at {:.0%} of the prefix forward",
                     "paired_whole_cache": "whole cache at {:.0%} of the decode and prefix limits"}.get(kind)
-            paired = (f"{what.format(r['efficiency'])} on the same images (median of {r['calls']} alternating "
+            paired = (f"{what.format(r['efficiency'])} for the same images (median of {r['calls']} alternating "
                       f"rounds; cold round {r['efficiency_cold']:.0%}), " if what else "")
             how = (f"{r['threads']} processes, {r['n_images']} files, {r['calls']} rounds" if kind == "decode_limit"
                    else f"{r['threads']} threads, {r['precision']}, {r['layout']}, batch {r['batch_size']}, "
@@ -684,8 +684,8 @@ def efficiency_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
                            "value": r["whole_cache_efficiency"], "passed": r["whole_cache_efficiency"] >= 0.85,
                            "contended": r.get("contended", False)})
         if r.get("paired_whole_cache_efficiency") is not None:
-            checks.append({"target": f"{r['stage']}: cache building >= 85% of its limits (decode and prefix forward) on "
-                                     f"the same images, alternating in one process{of}",
+            checks.append({"target": f"{r['stage']}: cache building >= 85% of its limits (decode and prefix forward) for "
+                                     f"the same files, alternating in one process{of}",
                            "value": r["paired_whole_cache_efficiency"],
                            "passed": r["paired_whole_cache_efficiency"] >= 0.85, "contended": r.get("contended", False)})
         if r.get("paired_cache_efficiency") is not None:
