@@ -26,9 +26,7 @@ artlib row recorded, so the only differences from artlib's own numbers are what 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -48,7 +46,7 @@ from artlib.models.weights import resolve_weights
 from artlib.stages import get_stage
 from artlib.train.allocator import freed_memory_kept
 from artlib.train.features import build_feature_cache
-from artlib.train.imagecache import build_image_cache
+from artlib.train.imagecache import POOL_CHUNK, build_image_cache, pool_context, uses_pool
 from artlib.train.config import TrainConfig
 from artlib.train.inputs import prefers_channels_last, task_data
 from artlib.train.loop import make_adam
@@ -282,10 +280,6 @@ def _started(_: int) -> int:
     return os.getpid()
 
 
-CHUNK = 8
-"""Files per task, as the image cache hands them to its processes (``pool.map(..., chunksize=8)``)."""
-
-
 def decode_limit(job: dict[str, Any]) -> dict[str, Any]:
     """The decoding limit of ``job['stage']``'s image cache (img/s): its files decoded ``rounds`` times (default 3),
     handed out 8 at a time to ``job['workers']`` processes started beforehand, as the image cache's pool does (one
@@ -300,16 +294,15 @@ def bare_decoder(paths: list[str], size: int, draft: bool, workers: int) -> Iter
     """A call decoding ``paths`` as the decode limit does (files handed out 8 at a time to ``workers`` processes
     started now, as the image cache's pool does; one worker, or fewer than 64 files: in this process, as the image
     cache decodes them then), and the number of processes it uses. Each call returns how many processes took part."""
-    chunks = [(paths[lo: lo + CHUNK], size, draft) for lo in range(0, len(paths), CHUNK)]
+    chunks = [(paths[lo: lo + POOL_CHUNK], size, draft) for lo in range(0, len(paths), POOL_CHUNK)]
 
     def counted(done: list[tuple[int, int]]) -> int:
         """The processes that took part (every file gone through, else a bug)."""
         assert sum(n for _, n in done) == len(paths), (done, len(paths))
         return len({pid for pid, _ in done})
 
-    if workers > 1 and len(paths) >= 64:  # the image cache's rule for starting a pool
-        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    if uses_pool(workers, len(paths)):  # the image cache's own rule, pool and chunks
+        with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
             for _ in range(100):  # until every process has started (the pool starts them as work arrives)
                 if len(set(pool.map(_started, range(4 * workers)))) == workers:
                     break

@@ -150,14 +150,23 @@ def build_image_cache(archive: str | os.PathLike[str], image_paths: list[str], s
         return cache
 
 
+POOL_FROM = 64  # images: fewer are decoded in this process (starting processes would cost more than it saves)
+POOL_CHUNK = 8  # images handed to a decoding process at a time
+
+
+def uses_pool(workers: int, images: int) -> bool:
+    """Whether this many images are decoded by a pool of ``workers`` processes (else in this process)."""
+    return workers > 1 and images >= POOL_FROM
+
+
 def _decode_into(out: np.ndarray, jobs: list[tuple[int, str, int, bool]], errors: dict[int, str],
                  workers: int | None, progress: bool, size: int) -> None:
-    """Decode the jobs into ``out`` (worker processes from 64 images on), recording failures in ``errors``."""
+    """Decode the jobs into ``out`` (worker processes where :func:`uses_pool`), recording failures in ``errors``."""
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
     bar = progress_bar(total=len(jobs), desc=f"caching images at {size}px", unit="img", enabled=progress)
-    if n_workers > 1 and len(jobs) >= 64:
-        with ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context()) as pool:
-            for i, arr, err in pool.map(_decode, jobs, chunksize=8):
+    if uses_pool(n_workers, len(jobs)):
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=pool_context()) as pool:
+            for i, arr, err in pool.map(_decode, jobs, chunksize=POOL_CHUNK):
                 _store(out, i, arr, err, errors)
                 bar.update()
     else:
@@ -167,7 +176,7 @@ def _decode_into(out: np.ndarray, jobs: list[tuple[int, str, int, bool]], errors
     bar.close()
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
+def pool_context() -> multiprocessing.context.BaseContext:
     """fork on Linux (as torch's DataLoader does; workers only run Pillow), the platform default elsewhere.
 
     spawn/forkserver would re-import the caller's main module, which breaks unguarded scripts.
