@@ -302,8 +302,28 @@ def _commit() -> str:
     return f"{head}+changes" if head and git("status", "--porcelain", "--untracked-files=no").strip() else head or "?"
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+
+
+def _die_with_parent(parent: int) -> None:
+    """On Linux, end this process when the benchmark that started it ends (killed or not), so no orphaned row keeps
+    running beside, and slows, the next benchmark's rows; elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    except (AttributeError, OSError):
+        return
+    if os.getppid() != parent:  # the parent died before the call took effect
+        os._exit(1)
+
+
 def _child(conn: Any, job: dict[str, Any]) -> None:
     """Process entry: run one row (or one limit) with a memory sampler, send back ('ok', result) or ('error', traceback)."""
+    _die_with_parent(job["parent_pid"])
     sampler = MemorySampler()
     sampler.start()
     try:
@@ -328,7 +348,8 @@ def run_in_fresh_process(job: dict[str, Any]) -> dict[str, Any]:
     busy0, ours0, t0 = _cpu_busy_seconds(), _children_cpu_seconds(), time.perf_counter()
     load0 = os.getloadavg()[0]
     label = f"{job['stage']}/{job['pipeline']['name'] if 'pipeline' in job else job['kind']}"
-    proc = ctx.Process(target=_child, args=(send, job), name=f"bench-{label.replace('/', '-')}")
+    proc = ctx.Process(target=_child, args=(send, {**job, "parent_pid": os.getpid()}),
+                       name=f"bench-{label.replace('/', '-')}")
     proc.start()
     send.close()
     try:

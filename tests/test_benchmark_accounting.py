@@ -164,3 +164,37 @@ def test_the_paired_whole_cache_builds_artlibs_caches_and_times_the_bare_limits_
     assert list(tmp_path.iterdir()) == []
     rows = len(limits.stage_rows(prepared, "emotion_conv5")[1])
     assert len({folder for folder, _, _ in built}) == 3 and all(n == rows and sec > 0 for _, n, sec in built)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_a_row_process_ends_when_the_benchmark_that_started_it_is_killed(tmp_path: Path) -> None:
+    """A killed benchmark leaves no row running beside the next benchmark's rows (which it would slow)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    ready, child_pid = tmp_path / "ready", tmp_path / "child.pid"
+    child = (f"import os, sys, time; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import train_throughput as tt; "
+             f"tt._die_with_parent(int(sys.argv[1])); open({str(child_pid)!r}, 'w').write(str(os.getpid())); "
+             f"open({str(ready)!r}, 'w').close(); time.sleep(120)")
+    parent = subprocess.Popen([sys.executable, "-c", f"import os, subprocess, sys, time; "
+                               f"subprocess.Popen([sys.executable, '-c', {child!r}, str(os.getpid())]); time.sleep(120)"])
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline and parent.poll() is None:
+        time.sleep(0.05)
+    assert ready.exists(), "the row process did not start"
+    pid = int(child_pid.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return  # gone (reaped by init)
+        if Path(f"/proc/{pid}/stat").is_file() and Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return  # dead, waiting to be reaped
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail("the row process outlived the benchmark that started it")

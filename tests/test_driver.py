@@ -133,11 +133,14 @@ def test_shared_storage_check_names_the_node_that_cannot_see_the_run_directory(
 
 
 def test_the_same_checkpoint_payload_gives_the_same_bytes(tmp_path: Path) -> None:
-    """Saving one payload twice (different files, different times) writes identical bytes, so hashes can be compared."""
+    """Saving one payload twice (different files, different times) writes identical bytes, so hashes can be compared;
+    a 36 MB payload, whose write-back starts while it is written, is hashed as written and loads back unchanged."""
     torch.manual_seed(0)
     payload = {"meta": checkpoints.make_meta(kind="model", stage="emotion_conv5", seed=0),
-               "state_dict": {"w": torch.randn(4, 3), "b": torch.zeros(3)}}
+               "state_dict": {"w": torch.randn(4, 3), "b": torch.zeros(3), "big": torch.randn(9_000_000)}}
     first = checkpoints.save(tmp_path / "a" / "model.pt", payload, digest=True)
     second = checkpoints.save(tmp_path / "b" / "other.pt", payload, digest=True)
     assert first == second == checkpoints.file_sha256(tmp_path / "a" / "model.pt")  # hashed while written = on disk
     assert (tmp_path / "a" / "model.pt").read_bytes() == (tmp_path / "b" / "other.pt").read_bytes()
+    back = checkpoints.load(tmp_path / "a" / "model.pt")["state_dict"]
+    assert all(torch.equal(back[k], v) for k, v in payload["state_dict"].items())
