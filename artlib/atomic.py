@@ -41,7 +41,9 @@ SYNC_FILE_RANGE_WRITE = 2  # sync_file_range(2): start writing the range's dirty
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
     """Start writing a just-written byte range to the disk without waiting (Linux ``sync_file_range``), so that the
-    fsync after the file's last bytes waits only for those; elsewhere, or where the call fails, a no-op."""
+    fsync after the file's last bytes waits mostly for those; elsewhere, or where the call fails, a no-op. (The call
+    itself may wait for the disk: for the per-epoch checkpoint slots, 180 MB in 16 MiB chunks from two threads, it
+    doubled the time of the nine slot writes, so they do not use it.)"""
     function = _sync_file_range()
     if function is not None:
         function(fd, offset, length, SYNC_FILE_RANGE_WRITE)  # (its result is ignored: fsync reports any error)

@@ -307,16 +307,24 @@ PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent d
 
 def _die_with_parent(parent: int) -> None:
     """On Linux, end this process when the benchmark that started it ends (killed or not), so no orphaned row keeps
-    running beside, and slows, the next benchmark's rows; elsewhere a no-op."""
+    running beside, and slows, the next benchmark's rows (where the call fails, a warning; elsewhere nothing).
+
+    The signal comes when the *thread* that started this process ends: the benchmark starts rows from its main thread.
+    """
     if not sys.platform.startswith("linux"):
         return
     import ctypes
     import signal
 
     try:
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        prctl.restype = ctypes.c_int
+        failed = prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0
     except (AttributeError, OSError):
-        return
+        failed = True
+    if failed:
+        print("warning: this row's process will outlive the benchmark if it is killed (prctl failed)", flush=True)
     if os.getppid() != parent:  # the parent died before the call took effect
         os._exit(1)
 

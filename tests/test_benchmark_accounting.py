@@ -180,13 +180,15 @@ def test_a_row_process_ends_when_the_benchmark_that_started_it_is_killed(tmp_pat
              f"open({str(ready)!r}, 'w').close(); time.sleep(120)")
     parent = subprocess.Popen([sys.executable, "-c", f"import os, subprocess, sys, time; "
                                f"subprocess.Popen([sys.executable, '-c', {child!r}, str(os.getpid())]); time.sleep(120)"])
-    deadline = time.monotonic() + 60
-    while not ready.exists() and time.monotonic() < deadline and parent.poll() is None:
-        time.sleep(0.05)
-    assert ready.exists(), "the row process did not start"
-    pid = int(child_pid.read_text())
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(0.05)
+        assert ready.exists(), "the row process did not start"
+        pid = int(child_pid.read_text())
+    finally:
+        parent.kill()
+        parent.wait()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -198,3 +200,11 @@ def test_a_row_process_ends_when_the_benchmark_that_started_it_is_killed(tmp_pat
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
     pytest.fail("the row process outlived the benchmark that started it")
+
+
+def test_a_row_process_is_told_which_process_to_die_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_in_fresh_process hands the row its parent's pid (which _child needs before anything else): a job of an
+    unknown kind gets as far as its dispatch, and its error comes back, not a dead process."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # where the spawned process finds the benchmark
+    with pytest.raises(RuntimeError, match="has no attribute 'no_such_kind'"):
+        tt.run_in_fresh_process({"kind": "no_such_kind", "stage": "emotion_conv5"})

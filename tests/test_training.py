@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -412,17 +413,24 @@ def test_a_changed_weights_file_gets_a_new_digest_and_an_unchanged_one_is_not_ha
 
 
 def test_models_built_from_a_weights_file_hold_its_values_in_tensors_of_their_own(tmp_path: Path) -> None:
-    """Every model built from one weights file (kept in memory per process) holds exactly the file's values, in
-    tensors of its own: changing one model's weights in place changes neither the next model nor the kept state;
-    convolution weights come in channels-last memory."""
+    """Every model built from one weights file holds exactly the file's values, in tensors of its own: the first
+    from the file mapped into memory (no longer mapped once it is built), the next ones from the state kept in memory
+    per process; changing one model's weights in place changes neither the next model, nor the kept state, nor the
+    file; convolution weights come in channels-last memory."""
     path = tmp_path / "w.pth"
     torch.save(ArtNet.build(2, seed=4).backbone.state_dict(), path)
+    before = path.read_bytes()
     weights = resolve_weights(str(path), verbose=False)
     reference = torch.load(path, weights_only=True)
-    first = ArtNet.build(2, weights, seed=0)
-    with torch.no_grad():
-        for tensor in first.backbone.state_dict().values():
-            tensor.zero_()
+    models = []
+    for _ in range(3):
+        models.append(ArtNet.build(2, weights, seed=0))
+        if sys.platform.startswith("linux"):
+            assert str(path) not in Path("/proc/self/maps").read_text()
+        with torch.no_grad():
+            for tensor in models[-1].backbone.state_dict().values():
+                tensor.zero_()
+    assert path.read_bytes() == before
     second = ArtNet.build(2, weights, seed=0)
     state = second.backbone.state_dict()
     assert state.keys() == {k for k in reference if not k.startswith("fc.")}

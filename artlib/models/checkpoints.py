@@ -54,7 +54,7 @@ class _HashingWriter:
     written, without reading the file back (torch's zip writer writes sequentially, never seeking).
 
     Every ``KICK_BYTES`` it starts the disk writing what came so far (:func:`artlib.atomic.start_writeback`), so the
-    fsync at the end waits for the last bytes only: 0.13 → 0.10 s for a ResNet50's model.pt on the README's machine.
+    fsync at the end waits mostly for the last bytes: 0.13 → 0.10 s for a ResNet50's model.pt on the README's machine.
     """
 
     KICK_BYTES = 16 << 20
@@ -85,7 +85,7 @@ class _HashingWriter:
 
 def all_records_stored(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a zip file whose records are all stored uncompressed, as torch writes them: only then can
-    ``torch.load(mmap=True)`` map its tensors (a record a zip tool deflated would be taken as its compressed bytes)."""
+    ``torch.load(mmap=True)`` map its tensors (it would take a record a zip tool deflated as its compressed bytes)."""
     try:
         with zipfile.ZipFile(path) as archive:
             return all(info.compress_type == zipfile.ZIP_STORED for info in archive.infolist())
