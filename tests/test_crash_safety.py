@@ -286,9 +286,9 @@ def test_a_compressed_zip_record_is_checked_too(tmp_path: Path) -> None:
 
 
 def test_a_weights_file_gives_the_same_tensors_with_its_records_stored_or_deflated(tmp_path: Path) -> None:
-    """A torch weights file gives the same tensors, read or mapped into memory, whether its records are stored, as
-    torch writes them, or deflated by a zip tool (``torch.load(mmap=True)`` would take a deflated record's bytes as
-    they are: such a file is read), or it is in torch's older, non-zip format (read)."""
+    """A weights file gives the same tensors, read or mapped into memory, whether its records are stored, as torch
+    writes them, or deflated by a zip tool (``torch.load(mmap=True)`` would take a deflated record's bytes as they
+    are: such a file is read), or it is in torch's older, non-zip format (read), or a .safetensors file."""
     import zipfile
 
     from artlib.models.weights import read_state_file
@@ -297,10 +297,13 @@ def test_a_weights_file_gives_the_same_tensors_with_its_records_stored_or_deflat
     stored, deflated, legacy = tmp_path / "stored.pth", tmp_path / "deflated.pth", tmp_path / "legacy.pth"
     torch.save(state, stored)
     torch.save(state, legacy, _use_new_zipfile_serialization=False)
+    from safetensors.torch import save_file
+
+    save_file(state, str(tmp_path / "plain.safetensors"))
     with zipfile.ZipFile(stored) as src, zipfile.ZipFile(deflated, "w", compression=zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             dst.writestr(info.filename, src.read(info))
-    for path in (stored, deflated, legacy):
+    for path in (stored, deflated, legacy, tmp_path / "plain.safetensors"):
         for mapped in (False, True):
             back = read_state_file(path, mapped)
             assert back.keys() == state.keys() and all(torch.equal(back[k], v) for k, v in state.items())

@@ -412,29 +412,45 @@ def test_a_changed_weights_file_gets_a_new_digest_and_an_unchanged_one_is_not_ha
     assert resolve_weights(str(path), verbose=False).digest == second.digest  # and in a new process
 
 
-def test_models_built_from_a_weights_file_hold_its_values_in_tensors_of_their_own(tmp_path: Path) -> None:
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_models_built_from_a_weights_file_hold_its_values_in_tensors_of_their_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str) -> None:
     """Every model built from one weights file holds exactly the file's values, in tensors of its own: the first
-    from the file mapped into memory (no longer mapped once it is built), the next ones from the state kept in memory
-    per process; changing one model's weights in place changes neither the next model, nor the kept state, nor the
-    file; convolution weights come in channels-last memory."""
-    path = tmp_path / "w.pth"
-    torch.save(ArtNet.build(2, seed=4).backbone.state_dict(), path)
+    from the file mapped into memory while it is built (no longer once it is built), the next ones from the state read
+    and kept in memory per process (never mapped); changing one model's weights in place changes neither the next
+    model, nor the kept state, nor the file; convolution weights come in channels-last memory."""
+    from safetensors.torch import save_file
+
+    from artlib.models import backbone as backbone_module
+
+    path = tmp_path / f"w{suffix}"
+    source = {k: v.contiguous() for k, v in ArtNet.build(2, seed=4).backbone.state_dict().items()}
+    torch.save(source, path) if suffix == ".pth" else save_file(source, str(path))
     before = path.read_bytes()
     weights = resolve_weights(str(path), verbose=False)
-    reference = torch.load(path, weights_only=True)
-    models = []
+    linux = sys.platform.startswith("linux")
+    mapped_while_built = []
+    create_backbone = backbone_module.create_backbone
+
+    def watched(*args: object, **kwargs: object) -> torch.nn.Module:
+        """create_backbone, noting whether the weights file is mapped while the network takes its tensors."""
+        mapped_while_built.append(linux and str(path) in Path("/proc/self/maps").read_text())
+        return create_backbone(*args, **kwargs)
+
+    monkeypatch.setattr(backbone_module, "create_backbone", watched)
     for _ in range(3):
-        models.append(ArtNet.build(2, weights, seed=0))
-        if sys.platform.startswith("linux"):
+        model = ArtNet.build(2, weights, seed=0)
+        if linux:
             assert str(path) not in Path("/proc/self/maps").read_text()
         with torch.no_grad():
-            for tensor in models[-1].backbone.state_dict().values():
+            for tensor in model.backbone.state_dict().values():
                 tensor.zero_()
+    assert mapped_while_built == [linux, False, False]
     assert path.read_bytes() == before
     second = ArtNet.build(2, weights, seed=0)
     state = second.backbone.state_dict()
-    assert state.keys() == {k for k in reference if not k.startswith("fc.")}
-    assert all(torch.equal(state[k], reference[k]) for k in state)
+    assert state.keys() == {k for k in source if not k.startswith("fc.")}
+    assert all(torch.equal(state[k], source[k]) for k in state)
     convs = [k for k, v in state.items() if v.dim() == 4]
     assert len(convs) == 53 and all(state[k].is_contiguous(memory_format=torch.channels_last) for k in convs)
     assert sum(p.numel() for p in second.backbone.parameters()) == 23_508_032

@@ -30,6 +30,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -237,7 +238,7 @@ def _from_path(path: Path, spec: str, backbone: BackboneSpec) -> Weights:
                                 f".pth/.pt/.bin/.safetensors state dict"
                                 + ("." if backbone.name == DEFAULT_BACKBONE else " or a Hugging Face cache folder."))
     if backbone.name == DEFAULT_BACKBONE:
-        load_backbone_file(path)  # validate now, not in the middle of training
+        load_backbone_file(path, mapped=True)  # validate now, not in the middle of training (the dict is let go)
         return Weights(label=f"file:{path.name}", source=str(path), digest=_file_digest(path))
     return timm_file_weights(backbone, path, f"file:{path.name}")
 
@@ -356,7 +357,7 @@ def _resolve_timm(spec: str, verbose: bool, backbone: BackboneSpec) -> Weights:
 
 def timm_file_weights(backbone: BackboneSpec, path: Path, label: str) -> Weights:
     """Weights for a timm backbone from a state-dict file, validated by loading them into the architecture now."""
-    create_backbone(backbone, None, read_state_file(path), source=str(path))  # refuses a file of another model
+    create_backbone(backbone, None, read_state_file(path, mapped=True), source=str(path))  # refuses another model's
     cfg = timm_config(backbone)
     return Weights(label=label, source=str(path), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
                    digest=_file_digest(path), backbone=backbone.name)
@@ -375,20 +376,15 @@ def _announce(weights: Weights, verbose: bool, note: str = "") -> Weights:
 def read_state_file(path: str | os.PathLike[str], mapped: bool = False) -> OrderedDict[str, torch.Tensor]:
     """A state dict from a .safetensors file or a torch zip file (``weights_only``), unwrapped from common wrappers.
 
-    ``mapped``: a torch zip file whose records are all stored as they are (as torch writes them) is mapped into
-    memory (``torch.load(mmap=True)``), not read; for a caller that copies the tensors at once and lets the dict go.
-    Its pages are read from the file as they are used, so the file must not change meanwhile: one truncated in
-    place then ends the process with SIGBUS instead of an error.
+    ``mapped``: the file is mapped into memory, not read, where that is possible (a .safetensors file; a torch zip
+    file whose records are all stored as they are, as torch writes them), for a caller that copies the tensors at
+    once and lets the dict go. Its pages are read from the file as they are used, so the file must not change
+    meanwhile: one truncated in place then ends the process with SIGBUS instead of an error. Unmapped, every tensor
+    is in memory of its own once this returns.
     """
     path = Path(path)
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            verify_zip(path)
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mapped and all_records_stored(path))
+        state = _file_contents(path, mapped)
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -400,6 +396,22 @@ def read_state_file(path: str | os.PathLike[str], mapped: bool = False) -> Order
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict.")
     return OrderedDict((k, v) for k, v in state.items() if isinstance(v, torch.Tensor))
+
+
+def _file_contents(path: Path, mapped: bool) -> Any:
+    """What a weights file holds, mapped into memory or read (see :func:`read_state_file`); where the file system
+    cannot map a file, read."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load, load_file
+
+        return load_file(str(path)) if mapped else load(path.read_bytes())  # (load_file maps the file)
+    verify_zip(path)
+    if mapped and all_records_stored(path):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except (OSError, RuntimeError) as exc:  # e.g. a network or FUSE file system that cannot map: read it
+            log.debug("%s: not mapped (%s); reading it", path, exc)
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
 
 
 def _strip_prefixes(state: dict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
