@@ -320,11 +320,12 @@ def _die_with_parent(parent: int) -> None:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
         prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
         prctl.restype = ctypes.c_int
-        failed = prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0
-    except (AttributeError, OSError):
-        failed = True
+        failed = os.strerror(ctypes.get_errno()) if prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) else ""
+    except (AttributeError, OSError) as exc:
+        failed = str(exc)
     if failed:
-        print("warning: this row's process will outlive the benchmark if it is killed (prctl failed)", flush=True)
+        print(f"warning: prctl(PR_SET_PDEATHSIG) failed ({failed}): if the benchmark is killed, this row's process "
+              f"keeps running; end any 'bench-*' processes left before the next run", flush=True)
     if os.getppid() != parent:  # the parent died before the call took effect
         os._exit(1)
 

@@ -132,15 +132,32 @@ def test_shared_storage_check_names_the_node_that_cannot_see_the_run_directory(
     assert list(run_dir.iterdir()) == []
 
 
-def test_the_same_checkpoint_payload_gives_the_same_bytes(tmp_path: Path) -> None:
+def test_the_same_checkpoint_payload_gives_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Saving one payload twice (different files, different times) writes identical bytes, so hashes can be compared;
-    a 36 MB payload, whose write-back starts while it is written, is hashed as written and loads back unchanged."""
+    a 36 MB payload, whose write-back is started each time 16 MiB more were written, from the file's start on, range
+    after range, is hashed as written and loads back unchanged."""
+    from artlib import atomic
+
+    kicked: list[tuple[int, int]] = []
+    start_writeback = atomic.start_writeback
+
+    def recorded(fd: int, offset: int, length: int) -> None:
+        """atomic.start_writeback, noting the range."""
+        kicked.append((offset, length))
+        start_writeback(fd, offset, length)
+
+    monkeypatch.setattr(atomic, "start_writeback", recorded)
     torch.manual_seed(0)
     payload = {"meta": checkpoints.make_meta(kind="model", stage="emotion_conv5", seed=0),
-               "state_dict": {"w": torch.randn(4, 3), "b": torch.zeros(3), "big": torch.randn(9_000_000)}}
+               "state_dict": {"w": torch.randn(4, 3), "b": torch.zeros(3),
+                              **{f"big{i}": torch.randn(2_250_000) for i in range(4)}}}  # 4 × 9 MB
     first = checkpoints.save(tmp_path / "a" / "model.pt", payload, digest=True)
     second = checkpoints.save(tmp_path / "b" / "other.pt", payload, digest=True)
     assert first == second == checkpoints.file_sha256(tmp_path / "a" / "model.pt")  # hashed while written = on disk
     assert (tmp_path / "a" / "model.pt").read_bytes() == (tmp_path / "b" / "other.pt").read_bytes()
+    first_file = kicked[: len(kicked) // 2]
+    assert len(kicked) == 4 and first_file == kicked[len(kicked) // 2:]  # per save: after 2 and after 4 tensors
+    assert first_file[0][0] == 0 and all(length >= 16 << 20 for _, length in first_file)
+    assert first_file[1][0] == sum(first_file[0])  # the next range starts where the last ended
     back = checkpoints.load(tmp_path / "a" / "model.pt")["state_dict"]
     assert all(torch.equal(back[k], v) for k, v in payload["state_dict"].items())

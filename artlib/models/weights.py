@@ -378,9 +378,10 @@ def read_state_file(path: str | os.PathLike[str], mapped: bool = False) -> Order
 
     ``mapped``: the file is mapped into memory, not read, where that is possible (a .safetensors file; a torch zip
     file whose records are all stored as they are, as torch writes them), for a caller that copies the tensors at
-    once and lets the dict go. Its pages are read from the file as they are used, so the file must not change
-    meanwhile: one truncated in place then ends the process with SIGBUS instead of an error. Unmapped, every tensor
-    is in memory of its own once this returns.
+    once and lets the dict go (a process's first build of a network from the file, and the check of weights given as
+    a path). Its pages are read from the file as they are used, so the file must not change meanwhile: one truncated
+    in place then ends the process with SIGBUS instead of an error. Unmapped, every tensor is in memory of its own
+    once this returns.
     """
     path = Path(path)
     try:
@@ -402,9 +403,10 @@ def _file_contents(path: Path, mapped: bool) -> Any:
     """What a weights file holds, mapped into memory or read (see :func:`read_state_file`); where the file system
     cannot map a file, read."""
     if path.suffix == ".safetensors":
-        from safetensors.torch import load, load_file
+        from safetensors.torch import load_file
 
-        return load_file(str(path)) if mapped else load(path.read_bytes())  # (load_file maps the file)
+        state = load_file(str(path))  # (mapped: safetensors maps the file)
+        return state if mapped else {key: value.clone() for key, value in state.items()}  # one copy, mapping let go
     verify_zip(path)
     if mapped and all_records_stored(path):
         try:
