@@ -54,7 +54,8 @@ class _HashingWriter:
     written, without reading the file back (torch's zip writer writes sequentially, never seeking).
 
     Every ``KICK_BYTES`` it starts the disk writing what came so far (:func:`artlib.atomic.start_writeback`), so the
-    fsync at the end waits mostly for the last bytes: 0.13 → 0.10 s for a ResNet50's model.pt on the README's machine.
+    fsync at the end waits mostly for the last bytes: 0.13 → 0.10–0.12 s for a ResNet50's model.pt on the README's
+    machine.
     """
 
     KICK_BYTES = 16 << 20

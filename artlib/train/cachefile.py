@@ -61,9 +61,7 @@ class RowWriter:
         data = memoryview(np.ascontiguousarray(rows).reshape(-1).view(np.uint8))
         offset = self.start + lo * self.row_bytes
         atomic.write_at(self.fd, data, offset)
-        if hasattr(os, "posix_fadvise"):  # start the write-back now (pages still being written are kept)
-            with contextlib.suppress(OSError):  # a hint only
-                os.posix_fadvise(self.fd, offset, data.nbytes, os.POSIX_FADV_DONTNEED)
+        atomic.start_writeback(self.fd, offset, data.nbytes)
 
 
 class CacheFile:
